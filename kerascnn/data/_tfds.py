@@ -1,0 +1,55 @@
+"""TensorFlow Datasets image-classification builders (``"tfds:<name>"``).
+
+Images come out *encoded* (``tfds.decode.SkipDecoding``), so that the training
+pipelines can decode only the crop they need (``decode_and_crop_jpeg``).
+"""
+
+from __future__ import annotations
+
+from kerascnn.data.sources import Source
+
+
+def load(name, split="train", data_dir=None, manual_dir=None, download=True):
+    import tensorflow_datasets as tfds
+
+    if not name:
+        raise ValueError("`spec` must name a tfds builder. Received: spec='tfds:'")
+    download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
+    builder = tfds.builder(name, data_dir=data_dir)
+    if download:
+        builder.download_and_prepare(download_config=download_config)
+    info = builder.info
+    image_key, label_key = info.supervised_keys or ("image", "label")
+    features = info.features
+    if image_key not in features or not isinstance(
+        features[image_key], tfds.features.Image
+    ):
+        raise ValueError(
+            f"tfds:{name} is not an image-classification dataset (no Image feature "
+            f"{image_key!r}). Received: spec='tfds:{name}'"
+        )
+    image_feature = features[image_key]
+    label_feature = features[label_key]
+    class_names = list(getattr(label_feature, "names", None) or [])
+    if not class_names:
+        class_names = [str(i) for i in range(label_feature.num_classes)]
+    ds = builder.as_dataset(
+        split=split,
+        decoders={image_key: tfds.decode.SkipDecoding()},
+        shuffle_files=False,
+    )
+    ds = ds.map(lambda ex: (ex[image_key], ex[label_key]))
+    try:
+        num_examples = info.splits[split].num_examples or None
+    except (KeyError, ValueError, TypeError):
+        num_examples = None
+    channels = image_feature.shape[-1] or 3
+    return Source(
+        dataset=ds,
+        encoded=True,
+        class_names=class_names,
+        num_examples=num_examples,
+        channels=1 if channels == 1 else 3,
+        name=name,
+        info={"split": split, "builder": builder},
+    )

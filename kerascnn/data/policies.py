@@ -1,0 +1,232 @@
+"""The papers' training augmentation, one named policy per paper.
+
+A policy is two functions: ``example`` (per image, in a parallel ``tf.data`` map:
+decode — only the crop when it is known before decoding — and resize to a fixed
+size, uint8 out) and ``batch`` (per fixed-size batch, composed of
+:mod:`kerascnn.data.ops` and compiled with ``tf.function(jit_compile=True)``: random
+fixed-size crop, flip, lighting/colour, mean subtraction).
+
+========== ================================================================ =======
+policy     paper recipe (PAPERS.md)                                          size
+========== ================================================================ =======
+alexnet    shorter side 256, centre 256x256, random crop, flip, PCA lighting  227
+vgg        isotropic rescale S ~ U[256, 512] (or fixed S), random crop, flip,  224
+           PCA lighting
+googlenet  random-sized crop 8-100 % area, aspect [3/4, 4/3], random           224
+           interpolation, photometric distortions, flip
+resnet     shorter side ~ U[256, 480], random crop, flip, PCA lighting         224
+           ("AlexNet's colour augmentation"), mean subtraction
+cifar      4-pixel zero padding, random crop, flip (ResNet §4.2)               32
+========== ================================================================ =======
+
+Departures from the papers: for ``vgg``/``resnet`` the random crop is taken in the
+original image and only that window is decoded and resized (the same distribution
+of crops up to sub-pixel alignment, several times cheaper than resizing the whole
+image); means are subtracted as a mean RGB unless a per-pixel mean is given;
+``googlenet``'s "photometric distortions" (not specified in the paper) follow
+Howard (2013) / TF-slim's ``distort_color`` in one fixed order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+from kerascnn.data import ops
+from kerascnn.data.decode import decode_and_crop, decode_image
+
+__all__ = ["Policy", "get_policy", "list_policies"]
+
+_INTERPOLATIONS = ("bilinear", "area", "bicubic", "nearest")
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """A training augmentation policy (see the module docstring).
+
+    Attributes:
+      name: the policy's name.
+      example: per-image step: ``"none"`` (images already a fixed size),
+        ``"center"`` (shorter side to ``resize``, centre square), ``"scale"``
+        (shorter side ~ U[scale], random crop), ``"inception"`` (random-sized crop).
+      image_size: default output size.
+      resize: ``center``: the shorter side before the random crop.
+      scale: ``scale``: inclusive range of the shorter side S.
+      area, aspect: ``inception``: ranges of crop area fraction and aspect ratio.
+      random_interpolation: ``inception``: pick the resize method per image.
+      pad: zero padding before the random crop (``cifar``).
+      random_crop: a random ``image_size`` crop in the batch step.
+      flip: random horizontal flip.
+      lighting: PCA-lighting sigma (0: off).
+      photometric: Howard-style colour distortions.
+    """
+
+    name: str
+    example: str = "none"
+    image_size: tuple = (224, 224)
+    resize: int = 256
+    scale: tuple = (256, 480)
+    area: tuple = (0.08, 1.0)
+    aspect: tuple = (3 / 4, 4 / 3)
+    random_interpolation: bool = False
+    pad: int = 0
+    random_crop: bool = False
+    flip: bool = True
+    lighting: float = 0.0
+    photometric: bool = False
+
+    def get_config(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # -- per example ---------------------------------------------------------
+    def stage_size(self, image_size, input_shape=None):
+        """Size of the uint8 images that the example step hands to the batch step."""
+        if self.example == "center":
+            return (self.resize, self.resize)
+        if self.example == "none" and input_shape is not None:
+            return tuple(input_shape[:2])
+        return tuple(image_size)
+
+    def example_fn(self, image, seed, *, encoded, channels, image_size):
+        """One image (bytes or uint8 (H, W, C)) -> uint8 ``stage_size`` image."""
+        th, tw = image_size
+        if self.example == "none":
+            image = decode_image(image, channels) if encoded else image
+            return _fit(image, image_size)
+        if self.example == "center":
+            def window(shape):
+                side = tf.reduce_min(shape)
+                return tf.stack([(shape[0] - side) // 2, (shape[1] - side) // 2,
+                                 side, side])
+            out = (self.resize, self.resize)
+        elif self.example == "scale":
+            def window(shape):
+                shape = tf.cast(shape, tf.float32)
+                s = tf.random.stateless_uniform(
+                    [], seed, self.scale[0], self.scale[1] + 1, tf.int32)
+                f = tf.cast(s, tf.float32) / tf.reduce_min(shape)
+                hh = tf.minimum(shape[0], tf.round(th / f))
+                ww = tf.minimum(shape[1], tf.round(tw / f))
+                u = tf.random.stateless_uniform([2], ops.seed_for(seed, 11))
+                y = tf.floor(u[0] * (shape[0] - hh + 1))
+                x = tf.floor(u[1] * (shape[1] - ww + 1))
+                return tf.cast(tf.stack([y, x, hh, ww]), tf.int32)
+            out = image_size
+        elif self.example == "inception":
+            def window(shape):
+                begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+                    tf.concat([shape, [1]], 0),
+                    tf.zeros([1, 0, 4]),
+                    seed=seed,
+                    min_object_covered=0.0,
+                    aspect_ratio_range=self.aspect,
+                    area_range=self.area,
+                    max_attempts=10,
+                    use_image_if_no_bounding_boxes=True,
+                )
+                return tf.concat([begin[:2], size[:2]], 0)
+            out = image_size
+        else:  # pragma: no cover - guarded by get_policy
+            raise ValueError(self.example)
+        if encoded:
+            image = decode_and_crop(image, window, channels)
+        else:
+            w = tf.cast(window(tf.shape(image)[:2]), tf.int32)
+            image = tf.slice(image, [w[0], w[1], 0], [w[2], w[3], -1])
+        return _resize(image, out, self._interpolation(seed))
+
+    def _interpolation(self, seed):
+        if not self.random_interpolation:
+            return None
+        return tf.random.stateless_uniform(
+            [], ops.seed_for(seed, 12), 0, len(_INTERPOLATIONS), tf.int32)
+
+    # -- per batch (compiled) ------------------------------------------------
+    def batch_fn(self, images, seed, *, image_size, mean=None, pca=None):
+        """uint8 ``(B, h0, w0, C)`` -> float32 ``(B, h, w, C)``. XLA-compilable."""
+        x = tf.cast(images, tf.float32)
+        if self.example == "none":
+            x = ops.pad_to(x, image_size)
+        if self.photometric:
+            x = ops.photometric(x, seed)
+        if self.lighting and x.shape[-1] == 3:
+            eigval, eigvec = pca
+            x = ops.pca_lighting(x, eigval, eigvec, self.lighting, seed)
+        x = ops.subtract_mean(x, mean)
+        if self.pad:
+            p = self.pad
+            x = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
+        if tuple(x.shape[1:3]) != tuple(image_size):
+            if self.random_crop:
+                x = ops.random_crop(x, image_size, seed)
+            else:
+                x = ops.center_crop(x, image_size)
+        if self.flip:
+            x = ops.random_flip(x, seed)
+        return x
+
+
+def _fit(image, size):
+    return tf.image.resize_with_crop_or_pad(image, size[0], size[1])
+
+
+def _resize(image, size, method_index=None):
+    size = [int(size[0]), int(size[1])]
+    if method_index is None:
+        out = tf.image.resize(image, size, method="bilinear")
+    else:
+        out = tf.switch_case(method_index, [
+            (lambda m=m: tf.image.resize(image, size, method=m))
+            for m in _INTERPOLATIONS])
+    out = tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
+    return tf.ensure_shape(out, size + [image.shape[-1]])
+
+
+_POLICIES = {
+    "alexnet": dict(example="center", image_size=(227, 227), resize=256,
+                    random_crop=True, lighting=0.1),
+    "vgg": dict(example="scale", image_size=(224, 224), scale=(256, 512),
+                lighting=0.1),
+    "googlenet": dict(example="inception", image_size=(224, 224),
+                      random_interpolation=True, photometric=True),
+    "resnet": dict(example="scale", image_size=(224, 224), scale=(256, 480),
+                   lighting=0.1),
+    "cifar": dict(example="none", image_size=(32, 32), pad=4, random_crop=True),
+}
+
+
+def list_policies():
+    """Names accepted by :func:`get_policy`."""
+    return sorted(_POLICIES)
+
+
+def get_policy(name, **options):
+    """The named paper policy, with fields overridden by ``options``.
+
+    E.g. ``get_policy("vgg", scale=(384, 384))`` for single-scale S = 384, or
+    ``get_policy("alexnet", image_size=(224, 224))`` for the paper's 224 crop.
+    """
+    if isinstance(name, Policy):
+        return dataclasses.replace(name, **options) if options else name
+    if name not in _POLICIES:
+        raise ValueError(
+            f"Unknown policy. Expected one of {list_policies()}. Received: name={name!r}"
+        )
+    fields = {f.name for f in dataclasses.fields(Policy)} - {"name"}
+    for key in options:
+        if key not in fields:
+            raise ValueError(
+                f"Unknown policy option; expected one of {sorted(fields)}. "
+                f"Received: {key}={options[key]!r}"
+            )
+    if "scale" in options and isinstance(options["scale"], int):
+        options["scale"] = (options["scale"], options["scale"])
+    for key in ("image_size", "scale", "area", "aspect"):
+        if key in options:
+            options[key] = tuple(options[key])
+    return Policy(name=name, **{**_POLICIES[name], **options})
