@@ -1,0 +1,313 @@
+"""Run the papers' test protocols over a data source: posteriors averaged over views,
+scales and (fusion) networks; streaming top-1/top-5 error.
+
+Every image's views go through the network as one batch (``(B, V, h, w, C)`` reshaped to
+``(B*V, h, w, C)``), images ``batch_size`` at a time; the network is called with
+``training=False`` only, so neither weights nor batch-norm statistics change. All checks
+(protocol sizes, a dense-capable network) run before the first image is read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerascnn.evaluation.fully_convolutional import has_convertible_head, to_fully_convolutional
+from kerascnn.evaluation.metrics import TopKError
+from kerascnn.evaluation.protocols import PROTOCOLS, Protocol, make_protocol
+from kerascnn.evaluation.report import EvaluationReport, ProtocolResult, paper_result
+
+__all__ = ["Member", "evaluate"]
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclasses.dataclass
+class Member:
+    """One network of an evaluation (several for fusion), with its own preprocessing.
+
+    Attributes:
+        model: a ``keras.Model`` (or any callable ``images -> posteriors`` with
+            ``input_shape``, e.g. a loaded SavedModel wrapper).
+        mean: mean subtracted from the 0-255 pixels: ``(C,)`` or ``(H, W, C)``; None:
+            ImageNet's mean RGB for RGB images, nothing for gray (as
+            ``kerascnn.data.train_dataset``); False: no subtraction.
+        pad: zero pixels added around every decoded image first (28 -> 32 for
+            Fashion-MNIST on the CIFAR nets).
+        crop_size: network input size (default: the model's input size).
+        name: registry name for the paper's figures (default: the model's name).
+        from_logits: whether the model outputs logits (default: guessed from the last
+            layer's activation; softmax is applied to logits).
+    """
+
+    model: object
+    mean: object = None
+    pad: int = 0
+    crop_size: object = None
+    name: str | None = None
+    from_logits: bool | None = None
+
+
+def _as_members(models, mean, pad, crop_size):
+    if isinstance(models, (keras.Model, Member)) or not isinstance(models, Sequence):
+        models = [models]
+    if not models:
+        raise ValueError("`model` must be a model or a non-empty list of models. Received: model=[]")
+    out = []
+    for m in models:
+        if not isinstance(m, Member):
+            m = Member(m, mean=mean, pad=pad, crop_size=crop_size)
+        out.append(m)
+    return out
+
+
+def _input_size(member):
+    if member.crop_size is not None:
+        return member.crop_size
+    shape = getattr(member.model, "input_shape", None)
+    if isinstance(shape, list):
+        shape = shape[0]
+    if shape is None or len(shape) != 4 or shape[1] is None or shape[2] is None:
+        raise ValueError(
+            "The model's input size is not fixed: pass `crop_size`. "
+            f"Received: crop_size=None for a model with input_shape={shape}"
+        )
+    return (int(shape[1]), int(shape[2]))
+
+
+def _channels(member):
+    shape = getattr(member.model, "input_shape", None)
+    if isinstance(shape, list):
+        shape = shape[0]
+    return int(shape[-1]) if shape is not None and shape[-1] is not None else 3
+
+
+def _outputs_logits(model):
+    last = model.layers[-1] if isinstance(model, keras.Model) and model.layers else None
+    activation = getattr(last, "activation", None)
+    if activation is None and last is not None and type(last).__name__ == "Softmax":
+        return False
+    name = getattr(activation, "__name__", "")
+    return name != "softmax"
+
+
+def _family(name):
+    try:
+        from kerascnn.applications import get_model_info
+
+        return get_model_info(name).family
+    except Exception:  # unknown name or the zoo not importable: no paper defaults
+        return None
+
+
+def _flexible(model):
+    """The same layers re-applied to an input of any spatial size."""
+    if not isinstance(model, keras.Model) or not hasattr(model, "inputs") or not model.inputs:
+        return model
+    inputs = keras.Input((None, None, model.inputs[0].shape[-1]), name="image")
+    try:
+        return keras.models.clone_model(
+            model, input_tensors=[inputs] if isinstance(model.input, list) else inputs, clone_function=lambda l: l
+        )
+    except Exception:
+        return model
+
+
+class _Runner:
+    """Per member: the protocol's view functions and the compiled forward passes."""
+
+    def __init__(self, member, protocol_name, options, need_dense):
+        self.member = member
+        self.model = member.model
+        name = member.name or getattr(self.model, "name", None)
+        self.name = name
+        family = _family(name) if name else None
+        crop = _input_size(member)
+        self.channels = _channels(member)
+        from kerascnn.data.pipeline import resolve_mean
+
+        self.mean = resolve_mean(member.mean, self.channels)
+        self.logits = _outputs_logits(self.model) if member.from_logits is None else bool(member.from_logits)
+        min_dense = None
+        self.dense_model = None
+        if need_dense:
+            if has_convertible_head(self.model):
+                self.dense_model = to_fully_convolutional(self.model)
+                min_dense = max(crop)
+            else:
+                self.dense_model = _flexible(self.model)
+        self.protocol = make_protocol(protocol_name, crop_size=crop, family=family, min_dense_size=min_dense, **options)
+        if self.dense_model is not None:
+            self._probe_dense()
+        spec = tf.TensorSpec([None, None, None, None, self.channels], tf.float32)
+        self._crop_step = tf.function(lambda x: self._forward(self.model, x), input_signature=[spec])
+        if self.dense_model is not None:
+            self._dense_step = tf.function(lambda x: self._forward(self.dense_model, x), input_signature=[spec])
+
+    def _probe_dense(self):
+        q = max(self.protocol.crop_size) + 32
+        try:
+            out = self.dense_model(tf.zeros([1, q, q + 8, self.channels]), training=False)
+            ok = out.shape.rank == 2
+        except Exception:  # noqa: BLE001 -- any failure means: not fully convolutional
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"Protocol {self.protocol.name!r} needs a network that runs on whole images: "
+                "an AlexNet/VGG head (layers 'flatten', 'fc6', 'fc7', 'fc8') to convert, or "
+                f"global pooling. Received: model={self.name!r}"
+            )
+
+    def _forward(self, net, x):
+        shape = tf.shape(x)
+        flat = tf.reshape(x, tf.concat([[-1], shape[2:]], 0))
+        y = net(flat, training=False)
+        y = tf.cast(y, tf.float32)
+        if self.logits:
+            y = tf.nn.softmax(y, axis=-1)
+        y = tf.reshape(y, tf.stack([shape[0], shape[1], -1]))
+        return tf.reduce_mean(y, axis=1)
+
+    # -- input pipeline ------------------------------------------------------------
+    def _center(self, x):
+        x = tf.cast(x, tf.float32)
+        if self.mean is None:
+            return x
+        mean = tf.constant(self.mean)
+        if self.mean.ndim == 3 and x.shape[-3:-1] != tuple(self.mean.shape[:2]):
+            mean = tf.reduce_mean(mean, axis=[0, 1])  # per-pixel mean on a different size
+        return x - mean
+
+    def views(self, image):
+        pad = int(self.member.pad)
+        if pad:
+            image = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
+        out = {}
+        if self.protocol.uses_crops:
+            out["crops"] = self._center(self.protocol.crops(image))
+        if self.protocol.uses_dense:
+            out["dense"] = tuple(self._center(v) for v in self.protocol.dense(image))
+        return out
+
+    def posteriors(self, batch):
+        parts = []
+        if "crops" in batch:
+            parts.append(self._crop_step(batch["crops"]))
+        if "dense" in batch:
+            dense = [self._dense_step(v) for v in batch["dense"]]
+            parts.append(tf.add_n(dense) / len(dense))
+        return tf.add_n(parts) / len(parts)
+
+
+def _source_dataset(source, split, channels):
+    """(dataset of (uint8 image, label), num_examples, name, source)."""
+    from kerascnn.data import decode_image, load_source
+
+    if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
+        source = load_source(source, split)
+    if isinstance(source, tf.data.Dataset):
+        return source, None, "dataset"
+    ds = source.dataset
+    if source.encoded:
+        ds = ds.map(lambda x, y: (decode_image(x, channels), y), num_parallel_calls=AUTOTUNE)
+    return ds, source.num_examples, source.name
+
+
+def _fixed_size(ds):
+    return ds.element_spec[0].shape.is_fully_defined()
+
+
+def evaluate(
+    model,
+    source,
+    protocol="center",
+    *,
+    split="test",
+    batch_size=32,
+    mean=None,
+    pad=0,
+    crop_size=None,
+    max_examples=None,
+    verbose=1,
+    **protocol_options,
+) -> EvaluationReport:
+    """Evaluate one network, or several fused, with the papers' test protocols.
+
+    Args:
+        model: a ``keras.Model``, a :class:`Member` (a model with its own preprocessing),
+            or a list of them: their softmax posteriors are averaged (fusion).
+        source: a ``kerascnn.data.Source``, a spec for ``kerascnn.data.load_source``
+            (``"fashion_mnist"``, ``"tfds:imagenet2012"``, a folder, ``"tfrecord:..."``),
+            or a ``tf.data.Dataset`` of ``(uint8 image (H, W, C), label)``.
+        protocol: a name of :data:`PROTOCOLS` or a list of names (one row each).
+        split: split of a ``source`` given as a spec.
+        batch_size: images per step (each gives ``num_views`` network inputs).
+        mean, pad, crop_size: preprocessing of models not given as :class:`Member`.
+        max_examples: evaluate only the first N images.
+        verbose: 0 silent, 1 progress bar and the table.
+        **protocol_options: ``resize``, ``scales``, ``dense_scales``, ``train_scale``,
+            ``square``, ``grid``, ``flip`` (see ``make_protocol``); defaults per family.
+
+    Returns:
+        An :class:`EvaluationReport` (top-1/top-5 error per protocol, the paper's figures).
+    """
+    protocols = [protocol] if isinstance(protocol, str) else list(protocol)
+    for p in protocols:
+        if p not in PROTOCOLS:
+            raise ValueError(f"Unknown protocol. Expected one of {list(PROTOCOLS)}. Received: protocol={p!r}")
+    if int(batch_size) < 1:
+        raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size}")
+    members = _as_members(model, mean, pad, crop_size)
+    # Everything that can be wrong is found here, before any image is read.
+    runners = {p: [_Runner(m, p, protocol_options, p in ("dense", "dense+multicrop")) for m in members] for p in protocols}
+    channels = runners[protocols[0]][0].channels
+    raw, num_examples, source_name = _source_dataset(source, split, channels)
+    if max_examples is not None:
+        raw = raw.take(int(max_examples))
+        num_examples = int(max_examples) if num_examples is None else min(num_examples, int(max_examples))
+
+    results = []
+    for p in protocols:
+        rs = runners[p]
+        per_image = rs[0].protocol.uses_dense and not _fixed_size(raw)
+        step_batch = 1 if per_image else int(batch_size)
+        ds = raw.map(lambda x, y, rs=rs: (tuple(r.views(x) for r in rs), y), num_parallel_calls=AUTOTUNE)
+        ds = ds.batch(step_batch).prefetch(AUTOTUNE)
+        top1, top5 = TopKError(1), TopKError(5)
+        bar = keras.utils.Progbar(num_examples, unit_name="image") if verbose else None
+        if verbose:
+            print(f"{rs[0].protocol.describe()}" + (f", {len(rs)} networks fused" if len(rs) > 1 else ""))
+        seen = 0
+        for batch, labels in ds:
+            probs = [r.posteriors(b) for r, b in zip(rs, batch)]
+            fused = tf.add_n(probs) / len(probs)
+            top1.update_state(labels, fused)
+            top5.update_state(labels, fused)
+            seen += int(labels.shape[0])
+            if bar is not None:
+                bar.update(seen, values=[("top1_err", float(top1.result())), ("top5_err", float(top5.result()))])
+        if seen == 0:
+            raise ValueError(f"The source {source_name!r} gave no images. Received: source={source!r}")
+        names = [r.name for r in rs]
+        paper = paper_result(names[0], p) if len(rs) == 1 else None
+        results.append(
+            ProtocolResult(
+                protocol=p,
+                top1=float(top1.result()),
+                top5=float(top5.result()),
+                examples=seen,
+                views=rs[0].protocol.num_views,
+                settings=rs[0].protocol.describe(),
+                paper_top1=None if paper is None else paper.get("top1"),
+                paper_top5=None if paper is None else paper.get("top5"),
+                paper_dataset=None if paper is None else paper.get("dataset"),
+            )
+        )
+    report = EvaluationReport(models=[r.name for r in runners[protocols[0]]], source=source_name, split=split, results=results)
+    if verbose:
+        print(report.to_text())
+    return report
