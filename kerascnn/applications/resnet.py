@@ -1,0 +1,392 @@
+"""ResNets and plain nets of He, Zhang, Ren, Sun, "Deep Residual Learning for Image
+Recognition", CVPR 2016 (ImageNet §3.4/Table 1 and the CIFAR-10 nets of §4.2).
+
+Variants are data: ``_IMAGENET[depth] = (block, blocks per stage)`` and
+``_CIFAR[depth] = n``; every public builder is one line over :func:`_resnet`.
+
+Faithful to the paper:
+- conv layers without bias, each followed by batch norm; He (Kaiming) normal init,
+  ``std = sqrt(2 / fan_in)`` untruncated (the paper's [13]), also for the fc layer;
+- shortcut options (A) zero-padded identity, (B) projections where the dimensions
+  grow (default for the ImageNet nets), (C) projections everywhere; the CIFAR nets
+  use (A);
+- the bottleneck's stride-2 sits on its first 1×1 conv (``stride_in_1x1=True``,
+  as the paper and keras.applications.ResNet50); ``stride_in_1x1=False`` moves it to
+  the 3×3 (torchvision's "ResNet v1.5");
+- plain nets are the same stacks without shortcuts.
+
+Departures / choices the paper leaves open: strided k×k convs and the stem pool pad
+symmetrically (``ZeroPadding2D`` + valid, as Caffe/PyTorch), BN momentum 0.9 and
+epsilon 1e-5 (torchvision's), ``zero_init_residual=True`` (off by default) zeroes
+the last BN gamma of each residual block (Goyal et al., 2017).
+"""
+
+from __future__ import annotations
+
+import keras
+
+from kerascnn.applications import _common
+from kerascnn.applications.registry import ModelInfo, register_model, results
+from kerascnn.layers import ZeroPadShortcut
+
+SHORTCUTS = ("A", "B", "C")
+
+_IMAGENET = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+_CIFAR = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18}
+
+_BN = dict(axis=-1, momentum=0.9, epsilon=1e-5)
+
+
+def _he_normal():
+    return keras.initializers.VarianceScaling(
+        scale=2.0, mode="fan_in", distribution="untruncated_normal"
+    )
+
+
+def _conv_bn(x, filters, kernel, strides, name, relu=True, zero_gamma=False):
+    """conv (no bias) -> BN [-> ReLU]; strided k>1 convs pad symmetrically."""
+    if strides > 1 and kernel > 1:
+        x = keras.layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
+        padding = "valid"
+    else:
+        padding = "same"
+    x = keras.layers.Conv2D(
+        filters,
+        kernel,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+        kernel_initializer=_he_normal(),
+        name=f"{name}_conv",
+    )(x)
+    x = keras.layers.BatchNormalization(
+        gamma_initializer="zeros" if zero_gamma else "ones", name=f"{name}_bn", **_BN
+    )(x)
+    if relu:
+        x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
+    return x
+
+
+def _shortcut(x, filters, strides, shortcut, name):
+    """The block's shortcut, or None for a plain net."""
+    if shortcut is None:
+        return None
+    grows = strides != 1 or x.shape[-1] != filters
+    if shortcut == "C" or (shortcut == "B" and grows):
+        return _conv_bn(x, filters, 1, strides, f"{name}_0", relu=False)
+    if grows:  # option A
+        return ZeroPadShortcut(filters, strides, name=f"{name}_0_pad")(x)
+    return x
+
+
+def _merge(x, short, name):
+    if short is not None:
+        x = keras.layers.Add(name=f"{name}_add")([short, x])
+    return keras.layers.Activation("relu", name=f"{name}_out")(x)
+
+
+def _basic_block(x, width, strides, shortcut, zero_init, stride_in_1x1, name):
+    short = _shortcut(x, width, strides, shortcut, name)
+    x = _conv_bn(x, width, 3, strides, f"{name}_1")
+    x = _conv_bn(x, width, 3, 1, f"{name}_2", relu=False, zero_gamma=zero_init)
+    return _merge(x, short, name)
+
+
+def _bottleneck_block(x, width, strides, shortcut, zero_init, stride_in_1x1, name):
+    short = _shortcut(x, 4 * width, strides, shortcut, name)
+    s1, s3 = (strides, 1) if stride_in_1x1 else (1, strides)
+    x = _conv_bn(x, width, 1, s1, f"{name}_1")
+    x = _conv_bn(x, width, 3, s3, f"{name}_2")
+    x = _conv_bn(x, 4 * width, 1, 1, f"{name}_3", relu=False, zero_gamma=zero_init)
+    return _merge(x, short, name)
+
+
+_BLOCKS = {"basic": _basic_block, "bottleneck": _bottleneck_block}
+
+
+def _resnet(
+    *,
+    block,
+    stage_blocks,
+    widths,
+    cifar,
+    shortcut,
+    stride_in_1x1,
+    zero_init_residual,
+    include_top,
+    weights,
+    input_tensor,
+    input_shape,
+    pooling,
+    classes,
+    classifier_activation,
+    name,
+):
+    residual = shortcut is not None
+    if residual:
+        _common.check_choice("shortcut", shortcut, SHORTCUTS)
+    elif zero_init_residual:
+        raise ValueError(
+            "A plain net has no residual branch to zero-initialise. "
+            f"Received: zero_init_residual={zero_init_residual!r}"
+        )
+    if not isinstance(stride_in_1x1, bool):
+        raise ValueError(
+            f"`stride_in_1x1` must be True or False. Received: stride_in_1x1={stride_in_1x1!r}"
+        )
+    input_shape = _common.check_common_args(
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        default_size=(32, 32) if cifar else (224, 224),
+        min_size=8 if cifar else 32,
+    )
+    img_input = _common.make_input(input_tensor, input_shape)
+
+    if cifar:
+        x = _conv_bn(img_input, widths[0], 3, 1, "conv1")
+    else:
+        x = _conv_bn(img_input, 64, 7, 2, "conv1")
+        x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
+        x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+
+    block_fn = _BLOCKS[block]
+    for stage, (n, width) in enumerate(zip(stage_blocks, widths)):
+        for i in range(n):
+            strides = 2 if (i == 0 and stage > 0) else 1
+            x = block_fn(
+                x,
+                width,
+                strides,
+                shortcut,
+                zero_init_residual,
+                stride_in_1x1,
+                name=f"conv{stage + 2}_block{i + 1}",
+            )
+
+    if include_top:
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = keras.layers.Dense(
+            classes,
+            activation=classifier_activation,
+            kernel_initializer=_he_normal(),
+            dtype=_common.head_dtype(),
+            name="predictions",
+        )(x)
+    else:
+        x = _common.global_pool(x, pooling)
+    model = keras.Model(_common.model_inputs(input_tensor, img_input), x, name=name)
+    return _common.load_weights(model, weights)
+
+
+def _imagenet(depth, residual, *, name, shortcut="B", stride_in_1x1=True,
+              zero_init_residual=False, **kwargs):
+    block, stage_blocks = _IMAGENET[depth]
+    return _resnet(
+        block=block,
+        stage_blocks=stage_blocks,
+        widths=(64, 128, 256, 512),
+        cifar=False,
+        shortcut=shortcut if residual else None,
+        stride_in_1x1=stride_in_1x1,
+        zero_init_residual=zero_init_residual,
+        name=name,
+        **kwargs,
+    )
+
+
+def _cifar(depth, residual, *, name, shortcut="A", zero_init_residual=False, **kwargs):
+    return _resnet(
+        block="basic",
+        stage_blocks=(_CIFAR[depth],) * 3,
+        widths=(16, 32, 64),
+        cifar=True,
+        shortcut=shortcut if residual else None,
+        stride_in_1x1=True,
+        zero_init_residual=zero_init_residual,
+        name=name,
+        **kwargs,
+    )
+
+
+# Public builders: one line each over the private constructors above.
+# fmt: off
+def ResNet18(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", shortcut="B", zero_init_residual=False, name="resnet18"):  # noqa: E501
+    return _imagenet(18, True, **locals())
+def ResNet34(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", shortcut="B", zero_init_residual=False, name="resnet34"):  # noqa: E501
+    return _imagenet(34, True, **locals())
+def ResNet50(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", shortcut="B", stride_in_1x1=True, zero_init_residual=False, name="resnet50"):  # noqa: E501
+    return _imagenet(50, True, **locals())
+def ResNet101(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", shortcut="B", stride_in_1x1=True, zero_init_residual=False, name="resnet101"):  # noqa: E501
+    return _imagenet(101, True, **locals())
+def ResNet152(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", shortcut="B", stride_in_1x1=True, zero_init_residual=False, name="resnet152"):  # noqa: E501
+    return _imagenet(152, True, **locals())
+def Plain18(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="plain18"):  # noqa: E501
+    return _imagenet(18, False, **locals())
+def Plain34(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="plain34"):  # noqa: E501
+    return _imagenet(34, False, **locals())
+def ResNet20(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", shortcut="A", zero_init_residual=False, name="resnet20"):  # noqa: E501
+    return _cifar(20, True, **locals())
+def ResNet32(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", shortcut="A", zero_init_residual=False, name="resnet32"):  # noqa: E501
+    return _cifar(32, True, **locals())
+def ResNet44(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", shortcut="A", zero_init_residual=False, name="resnet44"):  # noqa: E501
+    return _cifar(44, True, **locals())
+def ResNet56(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", shortcut="A", zero_init_residual=False, name="resnet56"):  # noqa: E501
+    return _cifar(56, True, **locals())
+def ResNet110(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", shortcut="A", zero_init_residual=False, name="resnet110"):  # noqa: E501
+    return _cifar(110, True, **locals())
+def Plain20(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", name="plain20"):  # noqa: E501
+    return _cifar(20, False, **locals())
+def Plain32(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", name="plain32"):  # noqa: E501
+    return _cifar(32, False, **locals())
+def Plain44(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", name="plain44"):  # noqa: E501
+    return _cifar(44, False, **locals())
+def Plain56(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", name="plain56"):  # noqa: E501
+    return _cifar(56, False, **locals())
+def Plain110(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", name="plain110"):  # noqa: E501
+    return _cifar(110, False, **locals())
+# fmt: on
+
+_ARGS_DOC = """
+
+    Args:
+        include_top: include the global average pool and the fc layer
+            (``predictions``).
+        weights: None (random initialisation) or the path of a weights file
+            (``.weights.h5``) to load after building.
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C) with C in {1, 3}; default %(size)s. Any size works:
+            the network ends in global average pooling.
+        pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
+        classes: number of classes (default %(classes)d).
+        classifier_activation: activation of the fc layer; None gives logits.
+%(extra)s        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+"""
+_SHORTCUT_DOC = (
+    '        shortcut: "A" (zero-padded identity), "B" (projection where the\n'
+    '            dimensions grow) or "C" (projection everywhere). Default %s.\n'
+)
+_ZERO_DOC = (
+    "        zero_init_residual: zero-initialise the last BN gamma of every block.\n"
+)
+_STRIDE_DOC = (
+    "        stride_in_1x1: True (the paper, keras.applications): the stride-2 of\n"
+    "            a down-sampling bottleneck is on its first 1x1 conv; False: on the\n"
+    "            3x3 (torchvision's v1.5).\n"
+)
+
+
+def _document(fn, title, size, classes, extra):
+    fn.__doc__ = title + _ARGS_DOC % dict(size=size, classes=classes, extra=extra)
+
+
+for _depth in _IMAGENET:
+    _document(
+        globals()[f"ResNet{_depth}"],
+        f"ResNet-{_depth} (He et al., 2016, Table 1), ImageNet, 224x224x3 default.",
+        "(224, 224, 3)",
+        1000,
+        _SHORTCUT_DOC % '"B"' + (_STRIDE_DOC if _depth >= 50 else "") + _ZERO_DOC,
+    )
+for _depth in (18, 34):
+    _document(
+        globals()[f"Plain{_depth}"],
+        f"plain-{_depth} (He et al., 2016, §4.1): ResNet-{_depth} without shortcuts.",
+        "(224, 224, 3)",
+        1000,
+        "",
+    )
+for _depth, _n in _CIFAR.items():
+    _document(
+        globals()[f"ResNet{_depth}"],
+        f"ResNet-{_depth} for CIFAR-10 (He et al., 2016, §4.2): 6n+2 layers, n={_n},\n"
+        "    16-32-64 filters, option-A shortcuts.",
+        "(32, 32, 3)",
+        10,
+        _SHORTCUT_DOC % '"A"' + _ZERO_DOC,
+    )
+    _document(
+        globals()[f"Plain{_depth}"],
+        f"plain-{_depth} for CIFAR-10 (He et al., 2016, §4.2): ResNet-{_depth} "
+        "without shortcuts.",
+        "(32, 32, 3)",
+        10,
+        "",
+    )
+
+
+# -- registry ---------------------------------------------------------------------
+# params: PAPERS.md (torchvision's counts) for the ImageNet ResNets; the plain and
+# CIFAR nets have no exact count in the paper (CIFAR: 0.27M ... 1.7M), the tests
+# derive them independently. macs: the analytic counter at the default input.
+_VAL12 = "ILSVRC-2012 val"
+_IMAGENET_TABLE = {
+    # name: (params, macs, paper_results)
+    "resnet18": (11_689_512, 1_814_073_344,
+                 results("10crop", 27.88, None, _VAL12, "Table 2 (option A shortcuts)")),
+    "resnet34": (21_797_672, 3_663_761_408,
+                 results("10crop", 24.52, 7.46, _VAL12, "Table 3, 34 B")),
+    "resnet50": (25_557_032, 3_857_973_248, results("10crop", 22.85, 6.71, _VAL12, "Table 3")),
+    "resnet101": (44_549_160, 7_570_194_432, results("10crop", 21.75, 6.05, _VAL12, "Table 3")),
+    "resnet152": (60_192_808, 11_282_415_616, {
+        **results("10crop", 21.43, 5.71, _VAL12, "Table 3"),
+        **results("dense", 19.38, 4.49, _VAL12,
+                  "Table 4, single model, fully-convolutional multi-scale"),
+    }),
+    "plain18": (11_515_688, 1_794_805_760, results("10crop", 27.94, None, _VAL12, "Table 2")),
+    "plain34": (21_623_848, 3_644_493_824, results("10crop", 28.54, None, _VAL12, "Table 2")),
+}
+_CIFAR_TABLE = {
+    # depth: (params, macs, paper test error)
+    20: (269_722, 40_551_040, 8.75),
+    32: (464_154, 68_862_592, 7.51),
+    44: (658_586, 97_174_144, 7.17),
+    56: (853_018, 125_485_696, 6.97),
+    110: (1_727_962, 252_887_680, 6.43),
+}
+
+for _name, (_params, _macs, _results) in _IMAGENET_TABLE.items():
+    _plain = _name.startswith("plain")
+    _depth = int(_name.removeprefix("plain").removeprefix("resnet"))
+    register_model(ModelInfo(
+        name=_name,
+        builder=globals()[f"{'Plain' if _plain else 'ResNet'}{_depth}"],
+        family="plain" if _plain else "resnet",
+        input_shape=(224, 224, 3),
+        classes=1000,
+        params=_params,
+        macs=_macs,
+        paper_results=_results,
+        recipe=f"{_name}_imagenet",
+        description=(f"plain-{_depth} (ResNet-{_depth} without shortcuts)" if _plain
+                     else f"ResNet-{_depth}, shortcut B"),
+    ))
+for _depth, (_params, _macs, _err) in _CIFAR_TABLE.items():
+    for _plain in (False, True):
+        _name = f"{'plain' if _plain else 'resnet'}{_depth}"
+        register_model(ModelInfo(
+            name=_name,
+            builder=globals()[f"{'Plain' if _plain else 'ResNet'}{_depth}"],
+            family="plain_cifar" if _plain else "resnet_cifar",
+            input_shape=(32, 32, 3),
+            classes=10,
+            params=_params,
+            macs=_macs,
+            paper_results={} if _plain else results("test", _err, None, "CIFAR-10 test",
+                                                    "Table 6"),
+            recipe=f"{_name}_cifar10",
+            description=(f"CIFAR plain-{_depth}" if _plain
+                         else f"CIFAR ResNet-{_depth}, shortcut A"),
+        ))
