@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import encode, smooth_image
+
+from kerascnn.data import decode_image
+from kerascnn.data.decode import decode_and_crop, image_shape
+
+
+def _pil_rgb(data):
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "gray_jpeg", "cmyk_jpeg", "png", "rgba_png",
+                                  "la_png", "palette_png", "png16", "gif", "bmp"])
+def test_decode_matches_pillow(kind, rng):
+    rgb = smooth_image(rng, 21, 30)
+    data = {
+        "jpeg": lambda: encode(rgb, "JPEG", quality=95, subsampling=0),
+        "gray_jpeg": lambda: encode(rgb[..., 0], "JPEG", quality=95),
+        "cmyk_jpeg": lambda: encode(rgb, "JPEG", mode="CMYK", quality=95, subsampling=0),
+        "png": lambda: encode(rgb, "PNG"),
+        "rgba_png": lambda: encode(np.dstack([rgb, rgb[..., :1]]), "PNG"),
+        "la_png": lambda: encode(rgb[..., 0], "PNG", mode="LA"),
+        "palette_png": lambda: encode(rgb, "PNG", mode="P"),
+        "png16": lambda: encode(rgb[..., 0].astype(np.uint16) * 257, "PNG"),
+        "gif": lambda: encode(rgb, "GIF", mode="P"),
+        "bmp": lambda: encode(rgb, "BMP"),
+    }[kind]()
+    out = decode_image(tf.constant(data)).numpy()
+    assert out.dtype == np.uint8 and out.shape == (21, 30, 3)
+    if kind == "png16":  # 16-bit -> 8-bit: v*257 -> v, replicated to RGB
+        expected = np.repeat(rgb[..., :1], 3, -1)
+    else:
+        expected = _pil_rgb(data)
+    # TF decodes with the fast integer IDCT, Pillow with the accurate one.
+    diff = np.abs(out.astype(int) - expected.astype(int))
+    if "jpeg" in kind:
+        assert diff.max() <= 10 and diff.mean() < 2.5
+    else:
+        assert diff.max() == 0
+
+
+def test_png_named_jpg_and_gray_output(rng, tmp_path):
+    rgb = smooth_image(rng, 12, 9)
+    path = tmp_path / "x.jpg"
+    path.write_bytes(encode(rgb, "PNG"))
+    out = decode_image(tf.io.read_file(str(path))).numpy()
+    np.testing.assert_array_equal(out, rgb)
+    gray = decode_image(tf.io.read_file(str(path)), channels=1).numpy()
+    luma = np.round(rgb.astype(np.float64) @ [0.2989, 0.587, 0.114])
+    assert gray.shape == (12, 9, 1)
+    assert np.abs(gray[..., 0].astype(int) - luma).max() <= 1
+
+
+def test_decode_is_graph_safe_in_a_saved_function(rng, tmp_path):
+    data = encode(smooth_image(rng, 8, 8), "PNG")
+    module = tf.Module()
+    module.f = tf.function(lambda s: tf.shape(decode_image(s)),
+                           input_signature=[tf.TensorSpec([], tf.string)])
+    tf.saved_model.save(module, str(tmp_path / "m"))
+    loaded = tf.saved_model.load(str(tmp_path / "m"))
+    assert loaded.f(tf.constant(data)).numpy().tolist() == [8, 8, 3]
+
+
+def test_bad_channels_raise():
+    with pytest.raises(ValueError, match="channels=4"):
+        decode_image(tf.constant(b""), channels=4)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_decode_and_crop_equals_crop_of_decode(fmt, rng):
+    data = tf.constant(encode(smooth_image(rng, 40, 50), fmt, quality=95))
+    full = decode_image(data).numpy()
+    assert image_shape(data).numpy().tolist() == [40, 50]
+    seen = []
+    crop = decode_and_crop(
+        data, lambda shape: (seen.append(1), tf.stack([3, 5, 20, shape[1] - 10]))[1]
+    ).numpy()
+    assert crop.shape == (20, 40, 3)
+    assert np.abs(crop.astype(int) - full[3:23, 5:45].astype(int)).max() <= 2

@@ -1,0 +1,187 @@
+import gzip
+import logging
+import struct
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import encode, smooth_image
+
+from kerascnn.data import decode_image, load_source
+from kerascnn.data import _fashion_mnist
+
+
+# -- Fashion-MNIST ------------------------------------------------------------
+def _write_idx(path, array):
+    header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(
+        f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_from_idx_dir(tmp_path, monkeypatch, rng):
+    images = rng.integers(0, 256, (7, 28, 28), dtype=np.uint8)
+    labels = np.array([0, 9, 3, 3, 1, 2, 8], np.uint8)
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", labels)
+    monkeypatch.setenv("KERASCNN_FASHION_MNIST_DIR", str(tmp_path))
+    src = load_source("fashion_mnist", split="test")
+    assert (src.num_examples, src.channels, src.num_classes) == (7, 1, 10)
+    assert src.class_names[9] == "Ankle boot" and not src.encoded
+    got = list(src.dataset.as_numpy_iterator())
+    np.testing.assert_array_equal(np.stack([x for x, _ in got])[..., 0], images)
+    np.testing.assert_array_equal([y for _, y in got], labels)
+
+
+def test_fashion_mnist_debian_files():
+    if _fashion_mnist.load_arrays("test", _fashion_mnist.DEBIAN_DIR) is None:
+        pytest.skip("dataset-fashion-mnist is not installed")
+    src = load_source("fashion_mnist", split="test",
+                      data_dir=_fashion_mnist.DEBIAN_DIR)
+    assert src.images.shape == (10000, 28, 28, 1) and src.images.dtype == np.uint8
+    # the test split is balanced: 1,000 images per class
+    np.testing.assert_array_equal(np.bincount(src.labels), [1000] * 10)
+
+
+def test_fashion_mnist_missing_names_the_package(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERASCNN_FASHION_MNIST_DIR", str(tmp_path))
+    monkeypatch.setattr(_fashion_mnist, "DEBIAN_DIR", str(tmp_path / "nope"))
+    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        load_source("fashion_mnist", split="train", download=False)
+    with pytest.raises(ValueError, match="data_dir"):
+        load_source("fashion_mnist", data_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="split='validation'"):
+        load_source("fashion_mnist", split="validation")
+
+
+# -- image folders ------------------------------------------------------------
+def test_image_folder(image_folder):
+    src = load_source(str(image_folder))
+    assert src.class_names == ["cat", "dog", "eel"] and src.encoded
+    items = list(src.dataset.as_numpy_iterator())
+    assert len(items) == src.num_examples == 12
+    assert sorted({int(y) for _, y in items}) == [0, 1, 2]
+    assert decode_image(items[0][0]).shape[-1] == 3
+
+
+def test_image_folder_split_subdir(image_folder, tmp_path):
+    (tmp_path / "ds").mkdir()
+    image_folder.rename(tmp_path / "ds" / "train")
+    assert load_source(str(tmp_path / "ds"), split="train").num_examples == 12
+
+
+def test_bad_files_skipped_with_warnings(image_folder, rng, caplog):
+    rgb = smooth_image(rng, 30, 40)
+    cat = image_folder / "cat"
+    good_jpeg = encode(rgb, "JPEG")
+    bad = {
+        "zero.jpg": b"",
+        "text.jpg": b"this is not an image at all",
+        "truncated.jpg": good_jpeg[: len(good_jpeg) // 2],
+        "truncated.png": encode(rgb, "PNG")[:200],
+    }
+    good = {
+        "png_named.jpg": encode(rgb, "PNG"),
+        "gray.png": encode(rgb[..., 0], "PNG"),
+        "cmyk.jpg": encode(rgb, "JPEG", mode="CMYK"),
+        "rgba.png": encode(np.dstack([rgb, rgb[..., :1]]), "PNG"),
+        "g16.png": encode(rgb[..., 0].astype(np.uint16) * 257, "PNG"),
+        "large.jpg": encode(smooth_image(rng, 2400, 3000), "JPEG", quality=60),
+    }
+    for name, data in {**bad, **good}.items():
+        (cat / name).write_bytes(data)
+    (cat / "notes.txt").write_text("ignored: not an image extension")
+    with caplog.at_level(logging.WARNING, logger="kerascnn.data"):
+        src = load_source(str(image_folder))
+    for name in bad:
+        assert any(name in r.getMessage() for r in caplog.records), name
+    assert any("skipped 4 bad image file(s)" in r.getMessage() for r in caplog.records)
+    assert src.num_examples == 12 + len(good)
+    shapes = [decode_image(x).shape for x, _ in src.dataset]
+    assert all(s[-1] == 3 for s in shapes) and (2400, 3000, 3) in shapes
+
+
+def test_validate_decode_catches_corrupt_middle(image_folder, rng, caplog):
+    data = bytearray(encode(smooth_image(rng, 64, 64), "PNG"))
+    data[60:200] = b"\x00" * 140  # header and IEND intact, IDAT broken
+    (image_folder / "dog" / "corrupt.png").write_bytes(bytes(data))
+    assert load_source(str(image_folder)).num_examples == 13  # header check passes
+    with caplog.at_level(logging.WARNING, logger="kerascnn.data"):
+        src = load_source(str(image_folder), validate="decode")
+    assert src.num_examples == 12
+    assert any("corrupt.png" in r.getMessage() for r in caplog.records)
+
+
+def test_folder_errors(tmp_path, image_folder):
+    with pytest.raises(ValueError, match="no such path"):
+        load_source(str(tmp_path / "missing"))
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "a.jpg").write_bytes(b"")
+    with pytest.raises(ValueError, match="No class sub-folders"):
+        load_source(str(tmp_path / "flat"))
+    (image_folder / "fox").mkdir()
+    with pytest.raises(ValueError, match=r"no image files.*\['fox'\]"):
+        load_source(str(image_folder))
+    (image_folder / "fox" / "x.jpg").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"no usable image left: \['fox'\]"):
+        load_source(str(image_folder))
+
+
+# -- TFRecord -----------------------------------------------------------------
+def _write_shards(tmp_path, rng, labels_per_shard):
+    for s, labels in enumerate(labels_per_shard):
+        with tf.io.TFRecordWriter(str(tmp_path / f"train-{s:05d}-of-00002")) as w:
+            for label in labels:
+                ex = tf.train.Example(features=tf.train.Features(feature={
+                    "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(
+                        value=[encode(smooth_image(rng, 20, 24), "JPEG")])),
+                    "image/class/label": tf.train.Feature(
+                        int64_list=tf.train.Int64List(value=[label])),
+                }))
+                w.write(ex.SerializeToString())
+    return str(tmp_path / "train-*")
+
+
+def test_tfrecord_one_based_labels(tmp_path, rng):
+    pattern = _write_shards(tmp_path, rng, [[1, 2, 3], [3, 2]])
+    with pytest.raises(ValueError, match="label_offset=-1"):
+        load_source("tfrecord:" + pattern, num_classes=3)
+    src = load_source("tfrecord:" + pattern, num_classes=3, label_offset=-1)
+    labels = sorted(int(y) for _, y in src.dataset)
+    assert labels == [0, 1, 1, 2, 2] and src.num_classes == 3
+    x, _ = next(iter(src.dataset))
+    assert decode_image(x).shape == (20, 24, 3)
+
+
+def test_tfrecord_errors(tmp_path, rng):
+    with pytest.raises(ValueError, match="No TFRecord files"):
+        load_source("tfrecord:" + str(tmp_path / "none-*"))
+    pattern = _write_shards(tmp_path, rng, [[0, 5]])
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\)"):
+        load_source("tfrecord:" + pattern, num_classes=3)
+
+
+# -- tfds -----------------------------------------------------------------------
+@pytest.mark.parametrize("name,classes,channels", [("imagenet2012", 1000, 3),
+                                                   ("cifar10", 10, 3),
+                                                   ("fashion_mnist", 10, 1)])
+def test_tfds_mock(name, classes, channels, tmp_path):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=4,
+                                policy=tfds.testing.MockPolicy.USE_CODE):
+        src = load_source("tfds:" + name, split="train", data_dir=str(tmp_path))
+        assert src.encoded and src.num_classes == classes and src.channels == channels
+        for x, y in src.dataset.take(2):
+            image = decode_image(x, channels)
+            assert image.dtype == tf.uint8 and image.shape[-1] == channels
+            assert 0 <= int(y) < classes
+    if name == "imagenet2012":
+        assert src.class_names[0] == "n01440764"  # the WordNet id of class 0 (tench)
+
+
+def test_bad_spec():
+    with pytest.raises(ValueError, match="spec=3"):
+        load_source(3)
+    with pytest.raises(ValueError, match="Received: spec='tfds:'"):
+        load_source("tfds:")
