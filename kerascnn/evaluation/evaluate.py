@@ -87,7 +87,9 @@ def _channels(member):
 
 
 def _outputs_logits(model):
-    last = model.layers[-1] if isinstance(model, keras.Model) and model.layers else None
+    if not isinstance(model, keras.Model):
+        return False  # a wrapped SavedModel signature returns probabilities
+    last = model.layers[-1] if model.layers else None
     activation = getattr(last, "activation", None)
     if activation is None and last is not None and type(last).__name__ == "Softmax":
         return False

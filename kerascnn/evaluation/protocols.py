@@ -36,6 +36,7 @@ RESNET_DENSE_SCALES = (224, 256, 384, 480, 640)
 VGG_SCALES = views.VGG_SCALES
 GOOGLENET_SCALES = views.GOOGLENET_SCALES
 PAPER_RESIZE = 256
+CIFAR_FAMILIES = ("resnet_cifar", "plain_cifar")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,7 +173,7 @@ def make_protocol(
             the paper defaults (AlexNet: 10 crops of the centre square; ResNet: dense
             scales {224, ..., 640}).
         resize: shorter side for ``center``/``10crop``; ``"default"``: 256 (scaled for
-            other crop sizes), ``None``: no resize.
+            other crop sizes; none for the CIFAR families), ``None``: no resize.
         scales: shorter sides for ``144crop``/``multicrop`` (default: the paper's).
         dense_scales: Q for ``dense``/``dense+multicrop`` (default: the paper's).
         train_scale: VGG's training scale S (int or ``(lo, hi)``), sets the default Q.
@@ -187,7 +188,8 @@ def make_protocol(
     crop = views._pair(crop_size)
     c = max(crop)
     if resize == "default":
-        resize = _scaled((PAPER_RESIZE,), c)[0] if c not in (224, 227) else PAPER_RESIZE
+        # CIFAR nets are tested on the whole 32x32 image (He et al. 2016, §4.2).
+        resize = None if family in CIFAR_FAMILIES else _scaled((PAPER_RESIZE,), c)[0]
     if resize is not None:
         resize = int(resize)
         if resize < min(crop):

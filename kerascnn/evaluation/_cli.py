@@ -1,0 +1,122 @@
+"""``kerascnn evaluate``: the papers' test protocols from the command line.
+
+    kerascnn evaluate --model runs/resnet20/model.keras --source fashion_mnist --pad 2 \\
+        --protocol center,10crop --out reports/resnet20
+    kerascnn evaluate --models a.keras b.keras --source tfds:imagenet2012 --split validation \\
+        --protocol 10crop          # fusion: softmax posteriors averaged over the networks
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+
+from kerascnn.evaluation.protocols import PROTOCOLS
+
+
+def _ints(text):
+    return tuple(int(v) for v in str(text).replace(" ", "").split(",") if v)
+
+
+def _protocols(text):
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [p for p in names if p not in PROTOCOLS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown protocol {bad or text!r}; choose from {', '.join(PROTOCOLS)}")
+    return names
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "evaluate",
+        help="top-1/top-5 error with the papers' test protocols (10crop, 144crop, dense, fusion)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--model", help=".keras file, .weights.h5 / TF checkpoint (with --arch), or SavedModel folder")
+    group.add_argument("--models", nargs="+", help="several networks: their softmax posteriors are averaged (fusion)")
+    p.add_argument("--arch", help="registry name (architecture for weights files; the paper's figures)")
+    p.add_argument("--classes", type=int, help="number of classes of the --arch model (weights files)")
+    p.add_argument("--source", default="fashion_mnist", help="fashion_mnist | tfds:<name> | <folder> | tfrecord:<glob>")
+    p.add_argument("--split", default="test")
+    p.add_argument("--data-dir", help="data directory of the source")
+    p.add_argument("--protocol", type=_protocols, default=["center"], help=f"comma-separated: {','.join(PROTOCOLS)}")
+    p.add_argument("--batch-size", type=int, default=32, help="images per step (default 32)")
+    p.add_argument("--crop-size", type=int, help="network input size (default: the model's)")
+    p.add_argument("--resize", help="shorter side before center/10crop; 'none' for no resize (default: paper's 256, scaled)")
+    p.add_argument("--scales", type=_ints, help="scales of 144crop/multicrop, e.g. 256,384,512")
+    p.add_argument("--dense-scales", type=_ints, help="scales Q of dense, e.g. 224,256,384,480,640")
+    p.add_argument("--train-scale", type=_ints, help="VGG's training scale S (256) or range (256,512): sets Q")
+    p.add_argument("--mean", default=None, help="'imagenet', 'none', R,G,B, or a .npy file (default: as training)")
+    p.add_argument("--pad", default="auto", help="zero pixels around each image (default auto: up to the input size)")
+    p.add_argument("--limit", type=int, help="evaluate the first N images only")
+    p.add_argument("--out", help="report path stem: writes <out>.json and <out>.md (default reports/<model>_<source>_<split>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+    return p
+
+
+def _mean(text):
+    if text is None:
+        return None
+    if text.lower() == "none":
+        return False
+    if text.lower() == "imagenet":
+        from kerascnn.data.stats import IMAGENET_MEAN_RGB
+
+        return np.asarray(IMAGENET_MEAN_RGB, np.float32)
+    if text.endswith(".npy"):
+        return np.load(text)
+    return np.asarray([float(v) for v in text.split(",")], np.float32)
+
+
+def run(args) -> int:
+    from kerascnn.data import load_source
+    from kerascnn.evaluation.evaluate import Member, _input_size, evaluate
+    from kerascnn.evaluation.loading import SavedModelNet, load_for_evaluation
+
+    paths = [args.model] if args.model else list(args.models)
+    options = {}
+    if args.resize is not None:
+        options["resize"] = None if args.resize.lower() == "none" else int(args.resize)
+    for key in ("scales", "dense_scales"):
+        if getattr(args, key):
+            options[key] = getattr(args, key)
+    if args.train_scale:
+        options["train_scale"] = args.train_scale[0] if len(args.train_scale) == 1 else args.train_scale
+    source = load_source(args.source, args.split, data_dir=args.data_dir)
+    members = []
+    for path in paths:
+        model = load_for_evaluation(path, arch=args.arch, classes=args.classes)
+        saved = isinstance(model, SavedModelNet)
+        member = Member(model, mean=False if saved else _mean(args.mean), crop_size=args.crop_size, name=args.arch or None)
+        if args.pad == "auto":
+            member.pad = 0
+            if source.images is not None:
+                crop = _input_size(member)
+                member.pad = max(0, (min(crop) - min(source.images.shape[1:3])) // 2)
+        else:
+            member.pad = int(args.pad)
+        members.append(member)
+    report = evaluate(
+        members if len(members) > 1 else members[0],
+        source,
+        args.protocol,
+        split=args.split,
+        batch_size=args.batch_size,
+        max_examples=args.limit,
+        verbose=0 if args.quiet else 1,
+        **options,
+    )
+    if args.quiet:
+        print(report.to_text())
+    out = args.out
+    if out is None:
+        stem = "+".join(str(m) for m in report.models).replace(os.sep, "_")
+        out = os.path.join("reports", f"{stem}_{source.name}_{args.split}".replace(":", "_"))
+    json_path, md_path = report.save(out)
+    print(f"wrote {json_path} and {md_path}")
+    return 0
