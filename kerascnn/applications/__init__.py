@@ -17,6 +17,7 @@ The registry: ``get_model(name, **kwargs)``, ``list_models()``,
 """
 
 from kerascnn.applications._macs import count_macs
+from kerascnn.applications.alexnet import AlexNet
 from kerascnn.applications.registry import (
     ModelInfo,
     get_model,
@@ -43,8 +44,17 @@ from kerascnn.applications.resnet import (
     ResNet110,
     ResNet152,
 )
+from kerascnn.applications.vgg import VGG, VGG11, VGG11LRN, VGG13, VGG16, VGG16C, VGG19
 
 __all__ = [
+    "AlexNet",
+    "VGG",
+    "VGG11",
+    "VGG11LRN",
+    "VGG13",
+    "VGG16",
+    "VGG16C",
+    "VGG19",
     "ModelInfo",
     "Plain18",
     "Plain20",

@@ -1,0 +1,181 @@
+"""VGG: Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale
+Image Recognition", ICLR 2015 (Table 1, configurations A to E).
+
+One table of configurations, one constructor: an int is a 3×3 stride-1 "same" conv
+with ReLU, ``("1x1", n)`` a 1×1 conv (config C), ``"LRN"`` a local response
+normalisation with AlexNet's parameters (config A-LRN), ``"M"`` a 2×2 stride-2 max
+pool. Head: ``flatten fc6 (4096, ReLU) drop6 (0.5) fc7 (4096, ReLU) drop7 fc8``.
+Init: weights N(0, 1e-2), zero biases (the paper's init for net A; the paper then
+initialises the deeper nets from a trained A, which is a training-recipe matter:
+``kerascnn train --init-from``).
+
+Layer names: ``block{b}_conv{i}``, ``block1_lrn``, ``block{b}_pool``, then
+``flatten fc6 drop6 fc7 drop7 fc8`` (what the dense evaluation converts).
+"""
+
+from __future__ import annotations
+
+import keras
+
+from kerascnn.applications import _common
+from kerascnn.applications.alexnet import fc_head
+from kerascnn.applications.registry import ModelInfo, register_model, results
+from kerascnn.layers import LocalResponseNormalization
+
+DEFAULT_SIZE = (224, 224)
+MIN_SIZE = 32  # five 2×2/2 pools
+
+_C1 = "1x1"
+CONFIGS = {
+    "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "A-LRN": [64, "LRN", "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "B": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "C": [64, 64, "M", 128, 128, "M", 256, 256, (_C1, 256), "M",
+          512, 512, (_C1, 512), "M", 512, 512, (_C1, 512), "M"],
+    "D": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
+          512, 512, 512, "M", 512, 512, 512, "M"],
+    "E": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+          512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+}
+_DEFAULT_NAMES = {"A": "vgg11", "A-LRN": "vgg11_lrn", "B": "vgg13", "C": "vgg16c",
+                  "D": "vgg16", "E": "vgg19"}
+
+
+def _init():
+    return keras.initializers.RandomNormal(mean=0.0, stddev=0.01)
+
+
+def VGG(
+    config="D",
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+):
+    """A VGG net of configuration ``config`` (Simonyan & Zisserman, 2015, Table 1).
+
+    Args:
+        config: "A", "A-LRN", "B", "C", "D" or "E".
+        include_top: include ``flatten fc6 drop6 fc7 drop7 fc8``; fc6 is sized for
+            the 7×7×512 map of a 224×224 input, so ``include_top=True`` needs
+            exactly that size (for other sizes, use include_top=False or the
+            fully-convolutional conversion of ``kerascnn.evaluation``).
+        weights: None (random init) or the path of a weights file to load.
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C), C in {1, 3}; default (224, 224, 3); at least
+            32×32 with ``include_top=False``.
+        pooling: with ``include_top=False``: None (the last pool's map), "avg", "max".
+        classes: number of classes.
+        classifier_activation: activation of fc8 (None gives logits).
+        name: model name (default ``vgg11``, ``vgg11_lrn``, ``vgg13``, ``vgg16c``,
+            ``vgg16``, ``vgg19``).
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    _common.check_choice("config", config, tuple(CONFIGS))
+    input_shape = _common.check_common_args(
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        default_size=DEFAULT_SIZE,
+        min_size=MIN_SIZE,
+        exact_size_with_top=True,
+        top_reason=" (fc6 is sized for the 7x7x512 map of the last pool)",
+    )
+    img_input = _common.make_input(input_tensor, input_shape)
+    x = img_input
+    block, conv = 1, 0
+    for item in CONFIGS[config]:
+        if item == "M":
+            x = keras.layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
+            block, conv = block + 1, 0
+        elif item == "LRN":
+            x = LocalResponseNormalization(name=f"block{block}_lrn")(x)
+        else:
+            kernel, filters = (1, item[1]) if isinstance(item, tuple) else (3, item)
+            conv += 1
+            x = keras.layers.Conv2D(
+                filters,
+                kernel,
+                padding="same",
+                activation="relu",
+                kernel_initializer=_init(),
+                bias_initializer="zeros",
+                name=f"block{block}_conv{conv}",
+            )(x)
+    if include_top:
+        x = fc_head(x, classes, classifier_activation, width=4096, dropout=0.5, fc_bias=0.0)
+    else:
+        x = _common.global_pool(x, pooling)
+    model = keras.Model(
+        _common.model_inputs(input_tensor, img_input), x, name=name or _DEFAULT_NAMES[config]
+    )
+    return _common.load_weights(model, weights)
+
+
+# Public builders: one line each over VGG().
+# fmt: off
+def VGG11(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="vgg11"):  # noqa: E501
+    return VGG("A", **locals())
+def VGG11LRN(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="vgg11_lrn"):  # noqa: E501
+    return VGG("A-LRN", **locals())
+def VGG13(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="vgg13"):  # noqa: E501
+    return VGG("B", **locals())
+def VGG16C(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="vgg16c"):  # noqa: E501
+    return VGG("C", **locals())
+def VGG16(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="vgg16"):  # noqa: E501
+    return VGG("D", **locals())
+def VGG19(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="vgg19"):  # noqa: E501
+    return VGG("E", **locals())
+# fmt: on
+
+_PUBLIC = {"A": VGG11, "A-LRN": VGG11LRN, "B": VGG13, "C": VGG16C, "D": VGG16, "E": VGG19}
+for _config, _fn in _PUBLIC.items():
+    _fn.__doc__ = (
+        f"VGG configuration {_config} (Simonyan & Zisserman, 2015): "
+        f"``VGG(config={_config!r}, ...)``; see :func:`VGG` for the arguments."
+    )
+
+# -- registry -----------------------------------------------------------------
+_VAL = "ILSVRC-2012 val"
+_T3 = "Table 3: dense, single scale, train S=256, test Q=256"
+_T5 = "Table 5: train S in [256, 512], test Q in {256, 384, 512}"
+_TABLE = {
+    # config: (params (PAPERS.md), macs, paper_results)
+    "A": (132_863_336, 7_609_090_048, results("dense", 29.6, 10.4, _VAL, _T3)),
+    "A-LRN": (132_863_336, 7_609_090_048, results("dense", 29.7, 10.5, _VAL, _T3)),
+    "B": (133_047_848, 11_308_466_176, results("dense", 28.7, 9.9, _VAL, _T3)),
+    "C": (133_638_952, 11_770_888_192, results("dense", 28.1, 9.4, _VAL, _T3)),
+    "D": (138_357_544, 15_470_264_320, {
+        **results("dense", 24.8, 7.5, _VAL, _T5),
+        **results("multicrop", 24.6, 7.5, _VAL, _T5),
+        **results("dense+multicrop", 24.4, 7.2, _VAL, _T5),
+    }),
+    "E": (143_667_240, 19_632_062_464, {
+        **results("dense", 24.8, 7.5, _VAL, _T5),
+        **results("multicrop", 24.6, 7.4, _VAL, _T5),
+        **results("dense+multicrop", 24.4, 7.1, _VAL, _T5),
+    }),
+}
+for _config, (_params, _macs, _results) in _TABLE.items():
+    _name = _DEFAULT_NAMES[_config]
+    register_model(ModelInfo(
+        name=_name,
+        builder=_PUBLIC[_config],
+        family="vgg",
+        input_shape=(*DEFAULT_SIZE, 3),
+        classes=1000,
+        params=_params,
+        macs=_macs,
+        paper_results=_results,
+        recipe=f"vgg_{_config.lower().replace('-', '_')}_imagenet",
+        description=f"VGG configuration {_config}",
+    ))
