@@ -18,6 +18,7 @@ The registry: ``get_model(name, **kwargs)``, ``list_models()``,
 
 from kerascnn.applications._macs import count_macs
 from kerascnn.applications.alexnet import AlexNet
+from kerascnn.applications.googlenet import GoogLeNet
 from kerascnn.applications.registry import (
     ModelInfo,
     get_model,
@@ -48,6 +49,7 @@ from kerascnn.applications.vgg import VGG, VGG11, VGG11LRN, VGG13, VGG16, VGG16C
 
 __all__ = [
     "AlexNet",
+    "GoogLeNet",
     "VGG",
     "VGG11",
     "VGG11LRN",

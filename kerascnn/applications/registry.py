@@ -90,12 +90,13 @@ def register_model(info: ModelInfo) -> ModelInfo:
 
 
 def list_models(family: str | None = None) -> list[str]:
-    """Registered names, in registration order (optionally one family)."""
+    """Registered names, grouped by family in ``FAMILIES`` order (optionally one)."""
     if family is not None and family not in FAMILIES:
         raise ValueError(
             f"`family` must be one of {FAMILIES}. Received: family={family!r}"
         )
-    return [n for n, i in _REGISTRY.items() if family is None or i.family == family]
+    names = [n for n, i in _REGISTRY.items() if family is None or i.family == family]
+    return sorted(names, key=lambda n: FAMILIES.index(_REGISTRY[n].family))
 
 
 def get_model_info(name: str) -> ModelInfo:
