@@ -1,0 +1,67 @@
+"""``kerascnn models``: the table of the zoo (no model is built)."""
+
+from __future__ import annotations
+
+
+def _error(value):
+    return "-" if value is None else f"{value:g}"
+
+
+def format_results(paper_results) -> str:
+    """``"10crop 22.85/6.71"`` per protocol (top-1/top-5 error, %)."""
+    if not paper_results:
+        return "-"
+    return ", ".join(
+        f"{protocol} {_error(r['top1'])}/{_error(r['top5'])}"
+        for protocol, r in paper_results.items()
+    )
+
+
+def format_table(infos) -> str:
+    header = ("name", "input", "params", "GMACs", "paper err top-1/top-5 (protocol)", "recipe")
+    rows = [header]
+    for info in infos:
+        rows.append((
+            info.name,
+            "x".join(map(str, info.input_shape)),
+            f"{info.params / 1e6:.2f}M",
+            f"{info.macs / 1e9:.2f}",
+            format_results(info.paper_results),
+            info.recipe,
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _run(args) -> int:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
+    from kerascnn.applications import get_model_info, list_models
+
+    infos = [get_model_info(n) for n in list_models(args.family)]
+    print(format_table(infos))
+    print(
+        "\nparams: trainable weights at the default input and classes; GMACs: "
+        "multiply-adds of conv/fc layers per image; errors in % as the paper "
+        "reports them (see `get_model_info(name).paper_results`)."
+    )
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "models",
+        help="list the networks of the zoo",
+        description="List the networks: input, parameters, multiply-adds, the "
+        "paper's reported error and protocol, and the training recipe.",
+    )
+    parser.add_argument(
+        "--family",
+        choices=("alexnet", "vgg", "googlenet", "resnet", "plain", "resnet_cifar",
+                 "plain_cifar"),
+        help="only this family",
+    )
+    parser.set_defaults(func=_run)
