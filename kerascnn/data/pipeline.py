@@ -24,7 +24,13 @@ from kerascnn.data import ops, stats
 from kerascnn.data.decode import decode_image
 from kerascnn.data.policies import Policy, get_policy
 
-__all__ = ["train_dataset", "eval_preprocess", "eval_dataset", "resolve_mean"]
+__all__ = [
+    "train_dataset",
+    "eval_preprocess",
+    "eval_dataset",
+    "resolve_mean",
+    "compiled_batch_fn",
+]
 
 logger = logging.getLogger("kerascnn.data")
 AUTOTUNE = tf.data.AUTOTUNE
@@ -79,6 +85,22 @@ def _shard(ds, input_context):
 def _base_dataset(source, input_context):
     """``(image, label)`` with folder files shuffled as paths (cheap) when known."""
     return _shard(source.dataset, input_context)
+
+
+def compiled_batch_fn(policy, *, image_size, mean=None, pca=None):
+    """The policy's batch step as one ``tf.function(jit_compile=True)``:
+    ``(uint8 (B, h0, w0, C), seed int64 [2]) -> float32 (B, h, w, C)``."""
+    policy = get_policy(policy) if isinstance(policy, str) else policy
+    image_size = _size(image_size)
+    if pca is None:
+        pca = (stats.IMAGENET_PCA_EIGVAL, stats.IMAGENET_PCA_EIGVEC)
+
+    @tf.function(jit_compile=True)
+    def augment(images, seed):
+        return policy.batch_fn(images, seed, image_size=image_size, mean=mean,
+                               pca=pca)
+
+    return augment
 
 
 def train_dataset(source, policy, *, batch_size, seed, image_size=None, mean=None,
@@ -138,10 +160,8 @@ def train_dataset(source, policy, *, batch_size, seed, image_size=None, mean=Non
     seed = int(seed)
     batch_mean = None if extra_layers else mean
 
-    @tf.function(jit_compile=True)
-    def augment(images, batch_seed):
-        return policy.batch_fn(images, batch_seed, image_size=image_size,
-                               mean=batch_mean, pca=pca)
+    augment = compiled_batch_fn(policy, image_size=image_size, mean=batch_mean,
+                                pca=pca)
 
     randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     fixed = source.images is not None and policy.example == "none"

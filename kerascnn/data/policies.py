@@ -181,7 +181,7 @@ def _resize(image, size, method_index=None):
         out = tf.image.resize(image, size, method="bilinear")
     else:
         out = tf.switch_case(method_index, [
-            (lambda m=m: tf.image.resize(image, size, method=m))
+            (lambda m=m: tf.cast(tf.image.resize(image, size, method=m), tf.float32))
             for m in _INTERPOLATIONS])
     out = tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
     return tf.ensure_shape(out, size + [image.shape[-1]])

@@ -1,0 +1,97 @@
+"""Batch ops against numpy, and every policy's batch step compiled by XLA."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerascnn.data import list_policies, ops, stats
+from kerascnn.data.pipeline import compiled_batch_fn
+from kerascnn.data.policies import get_policy
+
+SEED = tf.constant([3, 4], tf.int64)
+
+
+def _ids(b, h, w):
+    return np.arange(b * h * w, dtype=np.float32).reshape(b, h, w, 1)
+
+
+def test_random_crop_takes_windows_of_each_image():
+    x = _ids(64, 9, 11)
+    out = tf.function(lambda x: ops.random_crop(x, (4, 5), SEED),
+                      jit_compile=True)(x).numpy()
+    assert out.shape == (64, 4, 5, 1)
+    offsets = set()
+    for i in range(64):
+        oy, ox = np.argwhere(x[i, ..., 0] == out[i, 0, 0, 0])[0]
+        np.testing.assert_array_equal(out[i], x[i, oy:oy + 4, ox:ox + 5])
+        offsets.add((oy, ox))
+    assert len(offsets) > 10  # each image draws its own offset
+    assert max(o[0] for o in offsets) <= 5 and max(o[1] for o in offsets) <= 6
+
+
+def test_random_flip_mirrors_about_half():
+    x = _ids(200, 3, 4)
+    out = ops.random_flip(x, SEED).numpy()
+    flipped = np.array([np.array_equal(o, i[:, ::-1]) for o, i in zip(out, x)])
+    kept = np.array([np.array_equal(o, i) for o, i in zip(out, x)])
+    assert (flipped ^ kept).all()
+    assert 60 < flipped.sum() < 140
+
+
+def test_pca_lighting_matches_alexnet_formula():
+    eigval = np.asarray(stats.IMAGENET_PCA_EIGVAL, np.float32)
+    eigvec = np.asarray(stats.IMAGENET_PCA_EIGVEC, np.float32)
+    x = np.full((4000, 2, 3, 3), 100.0, np.float32)
+    out = ops.pca_lighting(x, eigval, eigvec, 0.1, SEED).numpy()
+    shift = out[:, 0, 0, :] - 100.0
+    np.testing.assert_allclose(out - 100.0, np.broadcast_to(shift[:, None, None],
+                                                            out.shape), atol=1e-4)
+    # shift = P (alpha * lambda): recover alpha with the (near-orthonormal) P
+    alpha = np.linalg.solve(eigvec, shift.T).T / eigval
+    np.testing.assert_allclose(alpha.std(0), 0.1, rtol=0.08)
+    np.testing.assert_allclose(alpha.mean(0), 0.0, atol=0.01)
+
+
+def test_photometric_varies_per_image_and_stays_in_range():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (16, 8, 8, 3)).astype(np.float32)
+    x[1] = x[0]
+    out = tf.function(lambda x: ops.photometric(x, SEED), jit_compile=True)(x).numpy()
+    assert out.min() >= 0 and out.max() <= 255 and np.isfinite(out).all()
+    assert not np.allclose(out[0], out[1])  # same image, different draws
+
+
+def test_subtract_mean_rgb_and_per_pixel_padding():
+    x = np.ones((2, 6, 6, 1), np.float32) * 10
+    np.testing.assert_allclose(ops.subtract_mean(x, [4.0]).numpy(), 6.0)
+    mean = np.arange(16, dtype=np.float32).reshape(4, 4, 1)
+    out = ops.subtract_mean(x, mean).numpy()
+    expected = np.pad(mean, [(1, 1), (1, 1), (0, 0)])  # centred zero padding
+    np.testing.assert_allclose(out, 10 - expected[None].repeat(2, 0))
+
+
+@pytest.mark.parametrize("name", list_policies())
+def test_every_policy_batch_step_compiles_with_xla(name):
+    policy = get_policy(name)
+    size = policy.image_size
+    stage = policy.stage_size(size)
+    if policy.pad:
+        stage = size
+    fn = compiled_batch_fn(policy, image_size=size)
+    images = tf.zeros((2, *stage, 3), tf.uint8)
+    hlo = fn.experimental_get_compiler_ir(images, SEED)(stage="hlo")
+    assert "HloModule" in hlo
+    out = fn(images, SEED)
+    assert out.shape == (2, *size, 3) and out.dtype == tf.float32
+
+
+def test_get_policy_errors_and_overrides():
+    assert list_policies() == ["alexnet", "cifar", "googlenet", "resnet", "vgg"]
+    assert get_policy("vgg", scale=384).scale == (384, 384)
+    assert get_policy("alexnet", image_size=[224, 224]).image_size == (224, 224)
+    p = get_policy("resnet")
+    assert type(p).from_config(p.get_config()) == p
+    with pytest.raises(ValueError, match="name='lenet'"):
+        get_policy("lenet")
+    with pytest.raises(ValueError, match="sigma=1"):
+        get_policy("alexnet", sigma=1)

@@ -1,0 +1,176 @@
+"""train_dataset / eval_dataset / eval_preprocess on real (generated) data."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerascnn.data import (eval_dataset, eval_preprocess, from_arrays, get_policy,
+                           load_source, train_dataset)
+
+# Small versions of the paper policies (same code paths, tiny images).
+SMALL = {
+    "alexnet": dict(policy=get_policy("alexnet", resize=32), image_size=(28, 28)),
+    "vgg": dict(policy=get_policy("vgg", scale=(24, 40)), image_size=(20, 20)),
+    "googlenet": dict(policy=get_policy("googlenet"), image_size=(24, 24)),
+    "resnet": dict(policy=get_policy("resnet", scale=(24, 48)), image_size=(20, 20)),
+    "cifar": dict(policy=get_policy("cifar"), image_size=(32, 32)),
+}
+
+
+def _first(ds):
+    return [t.numpy() for t in next(iter(ds))]
+
+
+def _id_source(n=24, size=(6, 6)):
+    """Image i is filled with the value i, so a batch says which images it holds."""
+    images = np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None, None],
+                             (n, *size, 1)).copy()
+    return from_arrays(images, np.arange(n) % 3, ["a", "b", "c"], name="ids")
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_policies_on_an_image_folder(name, image_folder):
+    src = load_source(str(image_folder))
+    kw = SMALL[name]
+    ds = train_dataset(src, kw["policy"], batch_size=4, seed=7,
+                       image_size=kw["image_size"])
+    batches = [[t.numpy() for t in b] for b in ds]
+    assert len(batches) == 3  # 12 images, drop_remainder
+    x, y = batches[0]
+    assert x.shape == (4, *kw["image_size"], 3) and x.dtype == np.float32
+    assert y.dtype == np.int64 and np.isfinite(x).all()
+    labels = np.concatenate([b[1] for b in batches])
+    assert sorted(labels.tolist()) == sorted([0, 1, 2] * 4)  # each image once
+    # ImageNet mean subtracted: values are centred, not 0..255
+    assert -130 < x.mean() < 130 and x.min() < 0
+    again = _first(train_dataset(src, kw["policy"], batch_size=4, seed=7,
+                                 image_size=kw["image_size"]))
+    np.testing.assert_array_equal(again[0], x)  # same seed, same batches
+    epoch2 = _first(ds)
+    assert not np.array_equal(epoch2[0], x)  # each epoch differs
+
+
+def test_fashion_mnist_cifar_recipe_exact(rng):
+    images = rng.integers(0, 256, (10, 28, 28, 1), dtype=np.uint8)
+    src = from_arrays(images, np.arange(10) % 10, [str(i) for i in range(10)])
+    mean = rng.uniform(0, 255, (32, 32, 1)).astype(np.float32)
+    policy = get_policy("cifar", pad=0, flip=False)  # deterministic part only
+    x, y = _first(train_dataset(src, policy, batch_size=10, seed=0,
+                                image_size=(32, 32), mean=mean))
+    padded = np.pad(images, [(0, 0), (2, 2), (2, 2), (0, 0)]).astype(np.float32)
+    np.testing.assert_allclose(x, padded[y] - mean)
+
+
+def test_cifar_random_crop_of_padded_image(rng):
+    images = rng.integers(1, 256, (8, 32, 32, 3), dtype=np.uint8)
+    src = from_arrays(images, np.zeros(8), ["a"])
+    x, y = _first(train_dataset(src, get_policy("cifar", flip=False), batch_size=8,
+                                seed=1, mean=False))
+    x = x.astype(np.uint8)
+    padded = [np.pad(im, [(4, 4), (4, 4), (0, 0)]) for im in images]
+    offsets = set()
+    for out in x:
+        hits = [(i, oy, ox) for i, p in enumerate(padded) for oy in range(9)
+                for ox in range(9) if np.array_equal(p[oy:oy + 32, ox:ox + 32], out)]
+        assert hits, "every output is a 32x32 window of a zero-padded input"
+        offsets.add(hits[0][1:])
+    assert len(offsets) > 1
+
+
+def test_sharding_by_input_context_is_disjoint():
+    src = _id_source(24)
+    seen = []
+    for pid in range(2):
+        ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pid,
+                                         num_replicas_in_sync=2)
+        ds = train_dataset(src, get_policy("cifar", pad=0, flip=False), batch_size=4,
+                           seed=3, image_size=(6, 6), mean=False, input_context=ctx)
+        ids = {int(v) for x, _ in ds for v in x.numpy()[:, 0, 0, 0]}
+        seen.append(ids)
+        assert all(x.shape[0] == 2 for x, _ in ds)  # per-replica batch
+    assert not seen[0] & seen[1] and len(seen[0] | seen[1]) == 24
+
+
+def test_repeat_and_epochs_cover_everything():
+    src = _id_source(12)
+    ds = train_dataset(src, get_policy("cifar", pad=0, flip=False), batch_size=4,
+                       seed=0, image_size=(6, 6), mean=False)
+    for _ in range(2):
+        ids = sorted(int(v) for x, _ in ds for v in x.numpy()[:, 0, 0, 0])
+        assert ids == list(range(12))
+    rep = train_dataset(src, "cifar", batch_size=4, seed=0, image_size=(6, 6),
+                        repeat=True)
+    assert len(list(rep.take(7))) == 7
+
+
+def test_extra_layers_run_before_mean_subtraction(image_folder):
+    src = load_source(str(image_folder))
+    ds = train_dataset(src, SMALL["resnet"]["policy"], batch_size=4, seed=0,
+                       image_size=(20, 20), mean=[1.0, 2.0, 3.0],
+                       extra_layers=[keras.layers.Rescaling(0.0)])
+    x, _ = _first(ds)
+    np.testing.assert_allclose(x, np.broadcast_to([-1.0, -2.0, -3.0], x.shape))
+
+
+def test_cache_of_decoded_tfds_images(tmp_path):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=8,
+                                policy=tfds.testing.MockPolicy.USE_CODE):
+        src = load_source("tfds:cifar10", data_dir=str(tmp_path))
+        ds = train_dataset(src, "cifar", batch_size=4, seed=0, cache=True)
+        first = [x.numpy() for x, _ in ds]
+        second = [x.numpy() for x, _ in ds]
+    assert len(first) == 2 and first[0].shape == (4, 32, 32, 3)
+    assert not np.array_equal(first[0], second[0])
+
+
+def test_train_dataset_argument_errors(image_folder):
+    src = load_source(str(image_folder))
+    with pytest.raises(ValueError, match="batch_size=0"):
+        train_dataset(src, "resnet", batch_size=0, seed=0)
+    with pytest.raises(ValueError, match="name='nope'"):
+        train_dataset(src, "nope", batch_size=2, seed=0)
+    with pytest.raises(ValueError, match="seed=None"):
+        train_dataset(src, "resnet", batch_size=2, seed=None)
+    with pytest.raises(ValueError, match=r"mean with shape=\(2,\)"):
+        train_dataset(src, "resnet", batch_size=2, seed=0, mean=[1.0, 2.0])
+
+
+def test_eval_preprocess_center_crop_matches_numpy(rng):
+    img = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    mean = np.array([10.0, 20.0, 30.0], np.float32)
+    out = eval_preprocess(img, image_size=(24, 32), resize=40, mean=mean).numpy()
+    np.testing.assert_allclose(out, img[8:32, 14:46].astype(np.float32) - mean)
+    # shorter side 40 -> 20: the whole image halves, then the centre crop
+    small = eval_preprocess(img, image_size=(20, 20), resize=20, mean=False).numpy()
+    assert small.shape == (20, 20, 3)
+    half = img.astype(np.float32).reshape(20, 2, 30, 2, 3).mean((1, 3))
+    assert np.abs(small - half[:, 5:25]).mean() < 12
+    gray = rng.integers(0, 256, (28, 28, 1), dtype=np.uint8)
+    padded = eval_preprocess(gray, image_size=(32, 32), pad=2).numpy()
+    np.testing.assert_array_equal(padded, np.pad(gray, [(2, 2), (2, 2), (0, 0)]))
+    with pytest.raises(ValueError, match="resize=-1"):
+        eval_preprocess(img, image_size=8, resize=-1)
+
+
+def test_eval_dataset_order_views_and_gray_padding():
+    src = _id_source(10, size=(28, 28))
+    ds = eval_dataset(src, batch_size=4, image_size=(32, 32), mean=False)
+    batches = [(x.numpy(), y.numpy()) for x, y in ds]
+    assert [len(y) for _, y in batches] == [4, 4, 2]  # every example, in order
+    ids = np.concatenate([x[:, 16, 16, 0] for x, _ in batches])
+    np.testing.assert_array_equal(ids, np.arange(10))
+    assert batches[0][0][0, 0, 0, 0] == 0 and batches[0][0].shape[1:] == (32, 32, 1)
+    views = eval_dataset(src, batch_size=4, image_size=(28, 28),
+                         view=lambda x: tf.stack([x, x[:, :, ::-1]], 1))
+    x, y = next(iter(views))
+    assert x.shape == (4, 2, 28, 28, 1) and x.dtype == tf.uint8
+
+
+def test_eval_dataset_on_encoded_folder(image_folder):
+    src = load_source(str(image_folder))
+    xs = [x for x, _ in eval_dataset(src, batch_size=5, image_size=32, resize=36)]
+    assert [x.shape[0] for x in xs] == [5, 5, 2]
+    assert xs[0].shape[1:] == (32, 32, 3) and xs[0].dtype == tf.float32
