@@ -1,0 +1,165 @@
+"""End to end: the protocols on a small net trained briefly on the offline default data
+(Fashion-MNIST from Debian's dataset-fashion-mnist, padded 28 -> 32)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerascnn.data import from_arrays, load_source
+from kerascnn.evaluation import PROTOCOLS, Member, evaluate, top_k_error
+
+MEAN = 73.0  # roughly Fashion-MNIST's mean pixel; any constant works for the checks
+SMALL = dict(resize=36, scales=(32, 36, 40, 44), dense_scales=(32, 40, 48))
+
+
+def small_cnn(seed=0, name="small_cnn"):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((32, 32, 1))
+    x = keras.layers.Conv2D(16, 3, padding="same", use_bias=False)(inputs)
+    x = keras.layers.BatchNormalization(momentum=0.9)(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Conv2D(32, 3, padding="same", use_bias=False)(x)
+    x = keras.layers.BatchNormalization(momentum=0.9)(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(10, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def small_fc_net():
+    """An AlexNet/VGG-style head (flatten -> fc6 -> fc7 -> fc8) on 32x32 inputs."""
+    inputs = keras.Input((32, 32, 1))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+    x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(16, activation="relu", name="fc6")(x)
+    x = keras.layers.Dropout(0.5, name="drop6")(x)
+    x = keras.layers.Dense(16, activation="relu", name="fc7")(x)
+    x = keras.layers.Dropout(0.5, name="drop7")(x)
+    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax", name="fc8")(x), name="small_fc")
+
+
+def _pad(images):
+    return np.pad(images, [(0, 0), (2, 2), (2, 2), (0, 0)])
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    train = load_source("fashion_mnist", "train")
+    test = load_source("fashion_mnist", "test")
+    return train, test
+
+
+@pytest.fixture(scope="module")
+def trained(fashion):
+    """small_cnn after one epoch on 6000 images, with flips and 4-pixel shifts."""
+    train, _ = fashion
+    rng = np.random.RandomState(0)
+    x = _pad(train.images[:6000]).astype(np.float32)
+    y = train.labels[:6000]
+    flip = rng.rand(len(x)) < 0.5
+    x[flip] = x[flip, :, ::-1]
+    padded = np.pad(x, [(0, 0), (4, 4), (4, 4), (0, 0)])
+    dy, dx = rng.randint(0, 9, (2, len(x)))
+    x = np.stack([p[a : a + 32, b : b + 32] for p, a, b in zip(padded, dy, dx)])
+    model = small_cnn()
+    model.compile(keras.optimizers.SGD(0.05, momentum=0.9), "sparse_categorical_crossentropy")
+    model.fit(x - MEAN, y, batch_size=64, epochs=1, verbose=0)
+    return model
+
+
+def _source(test, n):
+    return from_arrays(test.images[:n], test.labels[:n], test.class_names, name="fmnist_head")
+
+
+def test_every_protocol_runs_and_reports_sane_errors(trained, fashion):
+    _, test = fashion
+    weights_before = [w.numpy().copy() for w in trained.weights]  # BN moving stats included
+    report = evaluate(trained, _source(test, 48), list(PROTOCOLS), mean=[MEAN], pad=2, batch_size=16, verbose=0, **SMALL)
+    assert [r.protocol for r in report.results] == list(PROTOCOLS)
+    for r in report.results:
+        assert r.examples == 48
+        assert np.isfinite(r.top1) and 0.0 <= r.top5 <= r.top1 <= 100.0, r
+        assert r.top1 < 60.0, r  # trained: far better than chance (90 %)
+    assert report["144crop"].views == 144 and report["multicrop"].views == 4 * 25 * 2
+    for w, before in zip(trained.weights, weights_before):
+        np.testing.assert_array_equal(w.numpy(), before)
+    text = report.to_text()
+    assert "dense+multicrop" in text and "144crop" in text
+
+
+def test_ten_crop_no_worse_than_center(trained, fashion):
+    _, test = fashion
+    report = evaluate(trained, _source(test, 600), ["center", "10crop"], mean=[MEAN], pad=2, resize=36, batch_size=100, verbose=0)
+    center, ten = report["center"].top1, report["10crop"].top1
+    # Noise: the standard error of a 600-image error rate near 20 % is ~1.6 points.
+    assert ten <= center + 3.0, (center, ten)
+
+
+def test_center_and_dense_match_a_numpy_reference(trained, fashion):
+    _, test = fashion
+    n = 64
+    probs = trained.predict(_pad(test.images[:n]).astype(np.float32) - MEAN, verbose=0)
+    want = top_k_error(test.labels[:n], probs, 1), top_k_error(test.labels[:n], probs, 5)
+    source = _source(test, n)
+    center = evaluate(trained, source, "center", mean=[MEAN], pad=2, resize=None, verbose=0)["center"]
+    dense = evaluate(trained, source, "dense", mean=[MEAN], pad=2, dense_scales=(32,), flip=False, verbose=0)["dense"]
+    for r in (center, dense):
+        assert (r.top1, r.top5) == pytest.approx(want, abs=1e-6)
+
+
+def test_fusion_averages_posteriors_of_networks_with_their_own_preprocessing(trained, fashion):
+    _, test = fashion
+    n = 64
+    other = small_cnn(seed=5, name="other")  # untrained, fed without mean subtraction
+    x = _pad(test.images[:n]).astype(np.float32)
+    fused = 0.5 * (trained.predict(x - MEAN, verbose=0) + other.predict(x, verbose=0))
+    want = top_k_error(test.labels[:n], fused, 1), top_k_error(test.labels[:n], fused, 5)
+    members = [Member(trained, mean=[MEAN], pad=2), Member(other, mean=False, pad=2)]
+    report = evaluate(members, _source(test, n), "center", resize=None, batch_size=20, verbose=0)
+    assert (report["center"].top1, report["center"].top5) == pytest.approx(want, abs=1e-6)
+    assert report.models == ["small_cnn", "other"]
+
+
+def test_dense_through_the_fully_convolutional_head(fashion):
+    _, test = fashion
+    model = small_fc_net()
+    n = 32
+    probs = model.predict(_pad(test.images[:n]).astype(np.float32), verbose=0)
+    source = _source(test, n)
+    dense = evaluate(model, source, "dense", mean=False, pad=2, dense_scales=(32,), flip=False, verbose=0)["dense"]
+    assert dense.top1 == pytest.approx(top_k_error(test.labels[:n], probs, 1), abs=1e-6)
+    both = evaluate(model, source, "dense+multicrop", mean=False, pad=2, verbose=0, **SMALL)["dense+multicrop"]
+    assert 0.0 <= both.top5 <= both.top1 <= 100.0
+
+
+def _untouchable_source():
+    """A source whose images must never be read."""
+    read = []
+
+    def gen():
+        read.append(True)
+        yield np.zeros((28, 28, 1), np.uint8), np.int64(0)
+
+    ds = tf.data.Dataset.from_generator(
+        gen, output_signature=(tf.TensorSpec((28, 28, 1), tf.uint8), tf.TensorSpec((), tf.int64))
+    )
+    return ds, read
+
+
+def test_bad_protocols_fail_before_any_image_is_read():
+    ds, read = _untouchable_source()
+    with pytest.raises(ValueError, match="scales"):
+        evaluate(small_cnn(), ds, "multicrop", scales=(24, 32), verbose=0)
+    with pytest.raises(ValueError, match="protocol"):
+        evaluate(small_cnn(), ds, "12crop", verbose=0)
+    flat = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")], name="flat")
+    with pytest.raises(ValueError, match="whole images"):
+        evaluate(flat, ds, ["center", "dense"], dense_scales=(32, 40), verbose=0)
+    with pytest.raises(ValueError, match="dense_scales"):
+        evaluate(small_fc_net(), ds, "dense", dense_scales=(24, 32), verbose=0)
+    assert read == []
