@@ -1,0 +1,349 @@
+"""Training recipes: one TOML file per paper experiment, parsed strictly.
+
+A recipe (``pipelines/<name>.toml``) has the sections ``[model]``, ``[data]``,
+``[optimizer]``, ``[schedule]`` and ``[training]``, each parsed into the dataclass of
+the same name below. Parsing is strict, in the spirit of tensorflow/models'
+``official.core`` configs: an unknown key, a value of the wrong type or a missing
+required value raises :class:`RecipeError` naming the key and the file.
+
+Command-line overrides use dotted keys (``--set optimizer.learning_rate=0.05``);
+the value is read as a TOML value (``3``, ``0.1``, ``true``, ``[256, 512]``,
+``"text"``), falling back to a plain string.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from typing import Any
+
+__all__ = [
+    "DataConfig",
+    "ModelConfig",
+    "OptimizerConfig",
+    "Recipe",
+    "RecipeError",
+    "ScheduleConfig",
+    "TrainingConfig",
+    "apply_overrides",
+    "default_recipe_path",
+    "find_recipe",
+    "list_recipes",
+    "load_recipe",
+    "parse_recipe",
+]
+
+_MISSING = dataclasses.MISSING
+
+
+class RecipeError(ValueError):
+    """A recipe file (or override) that does not parse."""
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """``[model]``: which network to build.
+
+    name: a ``kerascnn.applications`` registry name (``resnet20``, ``vgg11``, ...).
+    options: keyword arguments for the builder (``shortcut = "A"``, ``groups = 2``,
+      ``aux_logits = true``); ``classes`` and ``input_shape`` come from the data.
+    """
+
+    name: str
+    options: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """``[data]``: where the images come from and how they are augmented.
+
+    source: a ``kerascnn.data.load_source`` spec (``fashion_mnist``,
+      ``tfds:cifar10``, ``tfds:imagenet2012``, an image folder,
+      ``tfrecord:<glob>``).
+    train_split / validation_split / test_split: split names; an empty
+      ``validation_split`` with ``validation_from_train > 0`` holds out the last
+      ``validation_from_train`` training examples (in-memory sources) instead.
+    policy / policy_options: ``kerascnn.data.get_policy(policy, **policy_options)``.
+    image_size: network input side; eval_resize: shorter side before the centre crop
+      at evaluation (0: none); eval_pad: zero padding at evaluation (e.g. 2 pixels to
+      take Fashion-MNIST's 28x28 to 32x32).
+    mean: ``"per_pixel"`` (computed from the training split at start, the ResNet
+      CIFAR recipe), ``"rgb"`` (computed mean RGB), ``"imagenet"`` (the published
+      ImageNet mean RGB, no pass over the data) or ``"none"``.
+    pca: ``"imagenet"`` (published eigen-decomposition), ``"compute"`` or ``"none"``.
+    """
+
+    source: str
+    policy: str
+    image_size: int
+    train_split: str = "train"
+    validation_split: str = "validation"
+    test_split: str = ""
+    validation_from_train: int = 0
+    data_dir: str = ""
+    manual_dir: str = ""
+    policy_options: dict = dataclasses.field(default_factory=dict)
+    eval_resize: int = 0
+    eval_pad: int = 0
+    mean: str = "imagenet"
+    pca: str = "imagenet"
+    cache: bool = False
+    shuffle_buffer: int = 0
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+    """``[optimizer]``: SGD with momentum and the papers' L2 weight decay.
+
+    weight_decay: λ of the L2 penalty; the gradient of every decayed weight gains
+      λ·w before momentum (see :class:`kerascnn.training.optimizers.L2SGD`).
+    decay_exclude: substrings of variable paths that are not decayed.
+    ema: Polyak averaging momentum of the weights (GoogLeNet; 0: off).
+    """
+
+    learning_rate: float
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    nesterov: bool = False
+    decay_exclude: list = dataclasses.field(default_factory=list)
+    ema: float = 0.0
+
+
+@dataclasses.dataclass
+class ScheduleConfig:
+    """``[schedule]``: how the learning rate changes.
+
+    name: ``"plateau"`` (divide by ``1/factor`` when the validation top-1 error has
+      not improved by ``min_delta`` for ``patience`` epochs: AlexNet, VGG, ResNet),
+      ``"exponential"`` (multiply by ``decay_rate`` every ``decay_epochs`` epochs:
+      GoogLeNet's -4 % every 8 epochs), ``"steps"`` (divide by 10 at each of
+      ``boundaries``, in epochs: the ResNet CIFAR schedule) or ``"constant"``.
+    min_lr: the plateau schedule stops dividing here (the papers divide three
+      times: ``min_lr = learning_rate / 1000``).
+    """
+
+    name: str = "plateau"
+    monitor: str = "val_top1_error"
+    factor: float = 0.1
+    patience: int = 5
+    min_delta: float = 0.0
+    cooldown: int = 0
+    min_lr: float = 0.0
+    decay_rate: float = 0.96
+    decay_epochs: int = 8
+    boundaries: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """``[training]``: the loop.
+
+    batch_size: per replica; the global batch is ``batch_size * replicas``.
+    steps_per_epoch: 0 = one pass over the training split; else the training data
+      repeat and an "epoch" (one validation, one checkpoint, one chance for the
+      plateau schedule) is this many steps.
+    jit_compile: XLA for the model's train step (``"auto"``, ``"true"``,
+      ``"false"``: Keras' ``compile(jit_compile=...)``).
+    """
+
+    epochs: int
+    batch_size: int
+    seed: int = 0
+    steps_per_epoch: int = 0
+    validation_steps: int = 0
+    eval_batch_size: int = 0
+    precision: str = "float32"
+    jit_compile: str = "auto"
+    init_from: str = ""
+    checkpoint_best: bool = True
+
+
+@dataclasses.dataclass
+class Recipe:
+    """A whole recipe. ``name`` defaults to the file stem; ``paper`` and
+    ``departures`` are free text (the paper's section, what we changed and why)."""
+
+    model: ModelConfig
+    data: DataConfig
+    optimizer: OptimizerConfig
+    training: TrainingConfig
+    schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+    name: str = ""
+    description: str = ""
+    paper: str = ""
+    departures: str = ""
+    path: str = ""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "optimizer": OptimizerConfig,
+    "schedule": ScheduleConfig,
+    "training": TrainingConfig,
+}
+_CHOICES = {
+    ("data", "mean"): ("per_pixel", "rgb", "imagenet", "none"),
+    ("data", "pca"): ("imagenet", "compute", "none"),
+    ("schedule", "name"): ("plateau", "exponential", "steps", "constant"),
+    ("training", "precision"): ("float32", "mixed_float16", "mixed_bfloat16"),
+    ("training", "jit_compile"): ("auto", "true", "false"),
+}
+_POSITIVE = {("training", "epochs"), ("training", "batch_size"), ("data", "image_size")}
+
+
+def _type_ok(value, annotation) -> bool:
+    kind = {"str": str, "int": int, "float": (int, float), "bool": bool,
+            "list": list, "dict": dict}[annotation]
+    if isinstance(value, bool) and annotation != "bool":
+        return False
+    return isinstance(value, kind)
+
+
+def _section(cls, table, section, where):
+    if not isinstance(table, dict):
+        raise RecipeError(f"{where}: [{section}] must be a table. Received: {table!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in table:
+        if key not in fields:
+            raise RecipeError(
+                f"{where}: unknown key '{section}.{key}'; expected one of "
+                f"{sorted(fields)}.")
+    values = {}
+    for name, field in fields.items():
+        key = f"{section}.{name}"
+        if name not in table:
+            if field.default is _MISSING and field.default_factory is _MISSING:
+                raise RecipeError(f"{where}: missing required key '{key}'.")
+            continue
+        value = table[name]
+        if not _type_ok(value, field.type):
+            raise RecipeError(
+                f"{where}: '{key}' must be of type {field.type}. "
+                f"Received: {key}={value!r} ({type(value).__name__})")
+        if field.type == "float":
+            value = float(value)
+        choices = _CHOICES.get((section, name))
+        if choices and value not in choices:
+            raise RecipeError(
+                f"{where}: '{key}' must be one of {list(choices)}. Received: {key}={value!r}")
+        if (section, name) in _POSITIVE and value <= 0:
+            raise RecipeError(f"{where}: '{key}' must be positive. Received: {key}={value!r}")
+        values[name] = value
+    return cls(**values)
+
+
+def parse_recipe(document: dict, where: str = "<recipe>") -> Recipe:
+    """A :class:`Recipe` from a parsed TOML document (``where`` names it in errors)."""
+    top = {f.name: f for f in dataclasses.fields(Recipe)}
+    values: dict[str, Any] = {}
+    for key, value in document.items():
+        if key in _SECTIONS:
+            continue
+        if key not in top or key == "path":
+            raise RecipeError(
+                f"{where}: unknown key '{key}'; expected sections {sorted(_SECTIONS)} "
+                f"or keys ['departures', 'description', 'name', 'paper'].")
+        if not isinstance(value, str):
+            raise RecipeError(f"{where}: '{key}' must be of type str. Received: {key}={value!r}")
+        values[key] = value
+    for section, cls in _SECTIONS.items():
+        if section not in document:
+            if section == "schedule":
+                continue
+            raise RecipeError(f"{where}: missing required section [{section}].")
+        values[section] = _section(cls, document[section], section, where)
+    recipe = Recipe(**values, path=where)
+    if not recipe.name:
+        recipe.name = os.path.splitext(os.path.basename(where))[0]
+    return recipe
+
+
+def _parse_value(text: str):
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(document: dict, overrides, where: str = "--set") -> dict:
+    """Applies ``["section.key=value", ...]`` (or ``{"section.key": value}``) to a
+    TOML document (a copy is returned); the result is parsed strictly afterwards."""
+    import copy
+
+    document = copy.deepcopy(document)
+    items = overrides.items() if isinstance(overrides, dict) else overrides
+    for item in items:
+        if isinstance(item, str):
+            if "=" not in item:
+                raise RecipeError(f"{where}: expected key=value. Received: {item!r}")
+            key, text = item.split("=", 1)
+            key, value = key.strip(), _parse_value(text.strip())
+        else:
+            key, value = item
+        parts = key.split(".")
+        if not all(parts):
+            raise RecipeError(f"{where}: bad key. Received: {key!r}")
+        table = document
+        for part in parts[:-1]:
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise RecipeError(f"{where}: '{key}' does not name a table entry.")
+        current = table.get(parts[-1])
+        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        table[parts[-1]] = value
+    return document
+
+
+def pipelines_dir() -> str:
+    """The repository's ``pipelines/`` folder (or ``$KERASCNN_PIPELINES``)."""
+    env = os.environ.get("KERASCNN_PIPELINES")
+    if env:
+        return env
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.normpath(os.path.join(here, "..", "..", "pipelines"))
+
+
+def default_recipe_path() -> str:
+    return os.path.join(pipelines_dir(), "fashion_mnist.toml")
+
+
+def list_recipes() -> list[str]:
+    folder = pipelines_dir()
+    if not os.path.isdir(folder):
+        return []
+    return sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".toml"))
+
+
+def find_recipe(name_or_path: str | None) -> str:
+    """A recipe file from a path or a stem under ``pipelines/`` (None: the default)."""
+    if not name_or_path:
+        return default_recipe_path()
+    if os.path.isfile(name_or_path):
+        return name_or_path
+    candidate = os.path.join(pipelines_dir(), name_or_path)
+    for path in (candidate, candidate + ".toml"):
+        if os.path.isfile(path):
+            return path
+    raise RecipeError(
+        f"No such recipe file or name under {pipelines_dir()}: expected one of "
+        f"{list_recipes()}. Received: recipe={name_or_path!r}")
+
+
+def load_recipe(name_or_path: str | None = None, overrides=()) -> Recipe:
+    """Reads, overrides and strictly parses a recipe (None: ``fashion_mnist``)."""
+    path = find_recipe(name_or_path)
+    try:
+        with open(path, "rb") as f:
+            document = tomllib.load(f)
+    except tomllib.TOMLDecodeError as err:
+        raise RecipeError(f"{path}: not valid TOML: {err}") from None
+    if overrides:
+        document = apply_overrides(document, overrides)
+    return parse_recipe(document, where=path)
+
