@@ -174,3 +174,29 @@ def test_eval_dataset_on_encoded_folder(image_folder):
     xs = [x for x, _ in eval_dataset(src, batch_size=5, image_size=32, resize=36)]
     assert [x.shape[0] for x in xs] == [5, 5, 2]
     assert xs[0].shape[1:] == (32, 32, 3) and xs[0].dtype == tf.float32
+
+
+def test_scale_and_center_windows_follow_the_paper_geometry(rng):
+    from conftest import encode
+
+    img = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    data = tf.constant(encode(img, "PNG"))
+    seed = tf.constant([1, 2], tf.int64)
+    # S = shorter side: no rescaling, the crop is an exact window of the image
+    same = get_policy("resnet", scale=40).example_fn(
+        data, seed, encoded=True, channels=3, image_size=(20, 20)).numpy()
+    hits = [(y, x) for y in range(21) for x in range(41)
+            if np.array_equal(img[y:y + 20, x:x + 20], same)]
+    assert len(hits) == 1
+    # S = 20 (half): the 20x20 crop covers a 40x40 window of the original
+    half = get_policy("resnet", scale=20).example_fn(
+        data, seed, encoded=True, channels=3, image_size=(20, 20)).numpy()
+    def down(x):  # bilinear /2 with half-pixel centres = 2x2 mean
+        return img[:, x:x + 40].astype(np.float32).reshape(20, 2, 20, 2, 3).mean((1, 3))
+
+    errors = [np.abs(down(x) - half).max() for x in range(21)]
+    assert min(errors) <= 0.5 < max(errors)
+    # alexnet: shorter side to `resize`, centre square
+    center = get_policy("alexnet", resize=40).example_fn(
+        data, seed, encoded=True, channels=3, image_size=(36, 36)).numpy()
+    np.testing.assert_array_equal(center, img[:, 10:50])
