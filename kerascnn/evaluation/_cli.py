@@ -93,7 +93,9 @@ def run(args) -> int:
         model = load_for_evaluation(path, arch=args.arch, classes=args.classes)
         saved = isinstance(model, SavedModelNet)
         member = Member(model, mean=False if saved else _mean(args.mean), crop_size=args.crop_size, name=args.arch or None)
-        if args.pad == "auto":
+        if args.pad == "auto" and saved:
+            member.pad = int(model.preprocessing.get("pad") or 0)  # the export's own pad
+        elif args.pad == "auto":
             member.pad = 0
             if source.images is not None:
                 crop = _input_size(member)

@@ -6,13 +6,17 @@
   (``arch=``, e.g. ``"resnet20"``, with ``classes=``) and the weights loaded into it.
 - a SavedModel folder (``saved_model.pb``, e.g. ``saved_models/<name>/<version>``): its
   ``serving_images`` signature (float image batches -> probabilities) is wrapped as a
-  callable model. The export is expected to subtract its own mean, so a SavedModel member
-  gets ``mean=False``; it is evaluated with the crop protocols (no dense conversion).
+  callable model. That signature runs the export's own ``eval_preprocess`` (pad, centre
+  crop to the input size, mean), which leaves a crop of the input size unchanged; so a
+  SavedModel member gets ``mean=False`` and the export's ``pad``, and an export that
+  resizes inside the signature is refused. Crop protocols only (the signature fixes the
+  input size, so no dense evaluation).
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 
 import keras
@@ -37,6 +41,23 @@ class SavedModelNet:
         self._dtype = spec.dtype
         self.input_shape = tuple(spec.shape.as_list())
         self.name = os.path.basename(os.path.dirname(self.path.rstrip("/"))) or "saved_model"
+        self.preprocessing = {}
+        meta = os.path.join(self.path, "assets.extra", "kerascnn.json")
+        if os.path.exists(meta):
+            with open(meta) as f:
+                info = json.load(f)
+            self.name = info.get("name", self.name)
+            self.preprocessing = info.get("preprocessing") or {}
+        size = self.preprocessing.get("image_size")
+        if size:
+            self.input_shape = (None, int(size[0]), int(size[1]), self.input_shape[-1])
+            resize = self.preprocessing.get("resize")
+            if resize is not None and int(resize) != min(int(v) for v in size):
+                raise ValueError(
+                    f"The export at {self.path} resizes its input to {resize} inside "
+                    "'serving_images', so crops cannot be fed to it; evaluate the .keras model "
+                    f"instead (or export with resize=None). Received: resize={resize}"
+                )
         outputs = self._fn.structured_outputs
         keys = [k for k in ("probabilities", "probs", "predictions", "scores") if k in outputs]
         if not keys:
