@@ -46,11 +46,10 @@ def test_center_crop_matches_eval_preprocess():
     assert out.shape == (1, 28, 28, 3)
     resized = tf.image.resize(img.astype(np.float32), (36, 50)).numpy()
     np.testing.assert_array_equal(out[0], resized[4:32, 11:39])
-    data = pytest.importorskip("kerascnn.data")
-    if not hasattr(data, "eval_preprocess"):
-        return
-    ref = data.eval_preprocess(tf.constant(img), image_size=28, resize=36).numpy()
-    np.testing.assert_allclose(out[0], ref, atol=1.0)
+    from kerascnn import data
+
+    ref = data.eval_preprocess(tf.constant(img), image_size=28, resize=36, mean=False).numpy()
+    np.testing.assert_allclose(out[0], ref, atol=0.5 + 1e-4)  # eval_preprocess rounds after resizing
 
 
 def test_batch_input_gives_views_per_image():
