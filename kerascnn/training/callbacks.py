@@ -285,7 +285,7 @@ class EpochSummary(keras.callbacks.Callback):
             if f"{prefix}top1_error" in logs:
                 parts.append(f"{label} top-1 error {logs[f'{prefix}top1_error']:.2f}% "
                              f"top-5 error {logs[f'{prefix}top5_error']:.2f}%")
-        print(" | ".join(parts), flush=True)
+        print("\n" + " | ".join(parts), flush=True)
 
 
 def plot_history(csv_path, png_path, title=None):
