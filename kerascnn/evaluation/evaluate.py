@@ -10,6 +10,8 @@ Every image's views go through the network as one batch (``(B, V, h, w, C)`` res
 from __future__ import annotations
 
 import dataclasses
+import functools
+import weakref
 from collections.abc import Sequence
 
 import keras
@@ -119,6 +121,34 @@ def _flexible(model):
         return model
 
 
+_STEPS = weakref.WeakKeyDictionary()
+
+
+def _forward(net, logits, x):
+    """``(B, V, h, w, C)`` views -> ``(B, classes)`` posteriors averaged over the V views,
+    all B*V views in one call of the network (inference mode)."""
+    shape = tf.shape(x)
+    flat = tf.reshape(x, tf.concat([[-1], shape[2:]], 0))
+    y = tf.cast(net(flat, training=False), tf.float32)
+    if logits:
+        y = tf.nn.softmax(y, axis=-1)
+    y = tf.reshape(y, tf.stack([shape[0], shape[1], -1]))
+    return tf.reduce_mean(y, axis=1)
+
+
+def _step(net, logits, channels):
+    """One compiled step per network (reused across protocols and calls: no retracing)."""
+    try:
+        steps = _STEPS.setdefault(net, {})
+    except TypeError:  # not weak-referenceable
+        steps = {}
+    key = (bool(logits), int(channels))
+    if key not in steps:
+        spec = tf.TensorSpec([None, None, None, None, channels], tf.float32)
+        steps[key] = tf.function(functools.partial(_forward, net, bool(logits)), input_signature=[spec])
+    return steps[key]
+
+
 class _Runner:
     """Per member: the protocol's view functions and the compiled forward passes."""
 
@@ -145,10 +175,9 @@ class _Runner:
         self.protocol = make_protocol(protocol_name, crop_size=crop, family=family, min_dense_size=min_dense, **options)
         if self.dense_model is not None:
             self._probe_dense()
-        spec = tf.TensorSpec([None, None, None, None, self.channels], tf.float32)
-        self._crop_step = tf.function(lambda x: self._forward(self.model, x), input_signature=[spec])
+        self._crop_step = _step(self.model, self.logits, self.channels)
         if self.dense_model is not None:
-            self._dense_step = tf.function(lambda x: self._forward(self.dense_model, x), input_signature=[spec])
+            self._dense_step = _step(self.dense_model, self.logits, self.channels)
 
     def _probe_dense(self):
         q = max(self.protocol.crop_size) + 32
@@ -163,16 +192,6 @@ class _Runner:
                 "an AlexNet/VGG head (layers 'flatten', 'fc6', 'fc7', 'fc8') to convert, or "
                 f"global pooling. Received: model={self.name!r}"
             )
-
-    def _forward(self, net, x):
-        shape = tf.shape(x)
-        flat = tf.reshape(x, tf.concat([[-1], shape[2:]], 0))
-        y = net(flat, training=False)
-        y = tf.cast(y, tf.float32)
-        if self.logits:
-            y = tf.nn.softmax(y, axis=-1)
-        y = tf.reshape(y, tf.stack([shape[0], shape[1], -1]))
-        return tf.reduce_mean(y, axis=1)
 
     # -- input pipeline ------------------------------------------------------------
     def _center(self, x):
