@@ -4,7 +4,8 @@ The papers report error = 100 - accuracy, in % (``../shared/PAPERS.md``); top-5 
 image as correct when its label is among the five highest posteriors. ``TopKError`` is a
 ``keras.metrics.Metric`` (usable in ``compile(metrics=...)`` and updated batch by batch by
 the evaluation loop). When ``k`` is not smaller than the number of classes every prediction
-is correct (error 0), as ``keras.metrics.SparseTopKCategoricalAccuracy`` does.
+is correct (error 0). Ties are broken as ``tf.math.top_k`` does (the lower class id
+ranks first): the label counts as found when it is among ``top_k``'s k indices.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ def _correct(y_true, y_pred, k):
     y_true = ops.reshape(ops.cast(y_true, "int32"), (-1,))
     y_pred = ops.reshape(y_pred, (-1, ops.shape(y_pred)[-1]))
     k = min(int(k), int(y_pred.shape[-1])) if y_pred.shape[-1] is not None else int(k)
-    # Ties count against the prediction: correct only if fewer than k classes score
-    # strictly higher than the true class.
+    # The label's rank in a stable descending sort (ties: the lower class id first, as
+    # tf.math.top_k), so a saturated softmax with many exact zeros is not counted correct.
     true_score = ops.take_along_axis(y_pred, y_true[:, None], axis=-1)
-    higher = ops.sum(ops.cast(y_pred > true_score, "int32"), axis=-1)
-    return ops.cast(higher < k, "float32")
+    classes = ops.arange(ops.shape(y_pred)[-1], dtype="int32")[None, :]
+    ahead = (y_pred > true_score) | ((y_pred == true_score) & (classes < y_true[:, None]))
+    rank = ops.sum(ops.cast(ahead, "int32"), axis=-1)
+    return ops.cast(rank < k, "float32")
 
 
 def top_k_error(y_true, y_pred, k=1):

@@ -9,9 +9,8 @@ from kerascnn.evaluation import TopKError, top_k_error
 
 
 def _numpy_top_k_error(labels, probs, k):
-    # Correct when fewer than k classes score strictly higher than the label.
-    higher = (probs > probs[np.arange(len(labels)), labels][:, None]).sum(1)
-    return 100.0 * (1.0 - np.mean(higher < k))
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # ties: lower class id first
+    return 100.0 * (1.0 - np.mean((top == labels[:, None]).any(1)))
 
 
 @pytest.mark.parametrize("k", [1, 5])
@@ -35,8 +34,13 @@ def test_known_values_and_ties():
     probs = np.array([[0.1, 0.7, 0.2], [0.5, 0.25, 0.25], [0.2, 0.3, 0.5]], np.float32)
     labels = np.array([1, 2, 0])
     assert top_k_error(labels, probs, 1) == pytest.approx(100 * 2 / 3)
-    # The tie (0.25, 0.25) does not count against label 2: one class scores higher.
-    assert top_k_error(labels, probs, 2) == pytest.approx(100 / 3)
+    # The tie (0.25, 0.25) is broken towards class 1, so label 2 is not in the top 2.
+    assert top_k_error(labels, probs, 2) == pytest.approx(200 / 3)
+    # A saturated softmax (exact zeros) does not put every class in the top 5.
+    saturated = np.zeros((10, 10), np.float32)
+    saturated[:, 0] = 1.0
+    assert top_k_error(np.arange(10), saturated, 5) == pytest.approx(50.0)
+    assert top_k_error(labels, probs, 2) == pytest.approx(_numpy_top_k_error(labels, probs, 2))
     assert top_k_error(labels, probs, 5) == 0.0  # k >= classes
 
 
