@@ -94,7 +94,7 @@ def _load_sources(recipe: Recipe, data_dir):
     d = recipe.data
     kwargs = {}
     if d.manual_dir:
-        kwargs["manual_dir"] = d.manual_dir
+        kwargs["manual_dir"] = os.path.expanduser(d.manual_dir)
     data_dir = data_dir or d.data_dir or None
 
     def load(split):

@@ -1,0 +1,132 @@
+"""Callbacks: atomic checkpoints, NaN stop naming the last good checkpoint, the
+continuous CSV history, plateau state across a resume, curves, schedules."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from kerascnn.training import callbacks as cb
+from kerascnn.training.metrics import default_metrics
+from kerascnn.training.optimizers import L2SGD
+
+
+def _model(lr=0.1):
+    inp = keras.Input((4,))
+    out = keras.layers.Dense(3, activation="softmax", name="fc")(inp)
+    model = keras.Model(inp, out)
+    model.compile(L2SGD(lr, momentum=0.9), "sparse_categorical_crossentropy",
+                  metrics=default_metrics())
+    return model
+
+
+def _data(n=32, poison_from=None):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 4)).astype(np.float32)
+    y = rng.integers(0, 3, n)
+    if poison_from is not None:
+        x[poison_from:] = np.inf
+    return x, y
+
+
+def test_checkpoint_csv_curves_summary(tmp_path, capsys):
+    x, y = _data()
+    model = _model()
+    ckpt = cb.AtomicCheckpoint(str(tmp_path / "ckpt"), monitor="val_top1_error")
+    csv_path, png = str(tmp_path / "history.csv"), str(tmp_path / "curves.png")
+    plateau = cb.PlateauSchedule(str(tmp_path / "plateau.json"), patience=0, min_delta=100.0)
+    model.fit(x, y, batch_size=8, epochs=3, validation_data=(x, y), verbose=0,
+              callbacks=[plateau, ckpt, cb.HistoryCSV(csv_path), cb.EpochSummary(),
+                         cb.CurvePlot(csv_path, png)])
+    assert sorted(os.listdir(tmp_path / "ckpt")) == ["best.keras", "last.keras", "state.json"]
+    restored = keras.saving.load_model(ckpt.last_path)
+    np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0),
+                               atol=1e-6)
+    lines = open(csv_path).read().splitlines()
+    header = lines[0].split(",")
+    assert header[0] == "epoch" and "val_top1_error" in header and "learning_rate" in header
+    rows = [dict(zip(header, line.split(","))) for line in lines[1:]]
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    # the first epoch sets the best value; after it min_delta=100 % never counts as
+    # an improvement: the lr is divided by 10 after epochs 2 and 3, and the CSV holds
+    # the rate used *during* each epoch
+    lrs = [float(r["learning_rate"]) for r in rows]
+    np.testing.assert_allclose(lrs, [0.1, 0.1, 0.01], rtol=1e-5)
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(1e-3)
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.size[0] > 100
+    out = capsys.readouterr().out
+    assert "Epoch 3: lr 0.01 |" in out and "val top-1 error" in out
+    state = json.load(open(tmp_path / "plateau.json"))
+    assert state["epoch"] == 3
+
+
+def test_plateau_state_survives_restart(tmp_path):
+    path = str(tmp_path / "p.json")
+    with open(path, "w") as f:
+        json.dump({"epoch": 4, "best": 12.5, "wait": 2, "cooldown_counter": 1}, f)
+    plateau = cb.PlateauSchedule(path, patience=3)
+    plateau.set_model(_model())
+    plateau.on_train_begin()
+    assert (plateau.best, plateau.wait, plateau.cooldown_counter) == (12.5, 2, 1)
+
+
+def test_history_csv_drops_rows_trained_again(tmp_path):
+    path = str(tmp_path / "h.csv")
+    with open(path, "w") as f:
+        f.write("epoch,loss\n0,1.0\n1,0.9\n2,0.8\n")
+    log = cb.HistoryCSV(path)
+    log.set_model(_model())
+    log.on_epoch_begin(2)  # resumed from the backup of epoch 2
+    log.on_epoch_end(2, {"loss": 0.7})
+    lines = open(path).read().splitlines()
+    assert [line.split(",")[0] for line in lines[1:]] == ["0", "1", "2"]
+    assert lines[-1].split(",")[lines[0].split(",").index("loss")] == "0.7"
+
+
+def test_nan_stops_and_names_last_good_checkpoint(tmp_path, capsys):
+    x, y = _data(64, poison_from=40)  # batches 0-4 fine, 5+ produce inf/nan
+    model = _model()
+    ckpt = cb.AtomicCheckpoint(str(tmp_path / "ckpt"), monitor="top1_error")
+    guard = cb.NaNGuard(ckpt)
+    backup = cb.SafeBackupAndRestore(str(tmp_path / "backup"))
+    clean = (x[:40], y[:40])
+    model.fit(*clean, batch_size=8, epochs=1, verbose=0, callbacks=[guard, ckpt, backup])
+    good = keras.saving.load_model(ckpt.last_path).get_weights()
+    os.makedirs(tmp_path / "backup")  # a backup of an earlier epoch (a resumed run)
+    open(tmp_path / "backup" / "training_metadata.json", "w").write('{"epoch": 1}')
+    model.fit(x, y, batch_size=8, epochs=3, initial_epoch=1, shuffle=False, verbose=0,
+              callbacks=[guard, ckpt, backup])
+    assert guard.diverged
+    assert ckpt.last_path in guard.message and ckpt.last_path in capsys.readouterr().out
+    # the NaN epoch was not saved over the good checkpoint, and the backup is kept
+    for a, b in zip(keras.saving.load_model(ckpt.last_path).get_weights(), good):
+        np.testing.assert_array_equal(a, b)
+    assert backup.diverged and os.listdir(tmp_path / "backup") == ["training_metadata.json"]
+    assert not [f for f in os.listdir(tmp_path / "ckpt") if f.startswith(".tmp")]
+
+
+def test_epoch_schedules():
+    g = cb.epoch_schedule("exponential", 0.01, decay_rate=0.96, decay_epochs=8)
+    assert g.schedule(0, None) == pytest.approx(0.01)
+    assert g.schedule(7, None) == pytest.approx(0.01)
+    assert g.schedule(8, None) == pytest.approx(0.0096)
+    assert g.schedule(17, None) == pytest.approx(0.01 * 0.96 ** 2)
+    s = cb.epoch_schedule("steps", 0.1, boundaries=[82, 123])
+    assert [s.schedule(e, None) for e in (0, 81, 82, 122, 123)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.01, 0.001])
+    with pytest.raises(ValueError, match="name='cosine'"):
+        cb.epoch_schedule("cosine", 0.1)
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    path = str(tmp_path / "x.json")
+    cb.atomic_write_text(path, "old")
+
+    with pytest.raises(TypeError):
+        cb.atomic_write_text(path, 123)  # fails while writing
+    assert open(path).read() == "old"
+    assert os.listdir(tmp_path) == ["x.json"]

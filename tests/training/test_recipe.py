@@ -1,0 +1,167 @@
+"""Recipes: every file parses strictly and carries the papers' hyper-parameters
+(values typed here from ../shared/PAPERS.md, not read back from the TOML files)."""
+
+import re
+
+import pytest
+
+from kerascnn.training import recipe as R
+
+ALL = [
+    "alexnet_imagenet", "vgg_a_imagenet", "vgg_a_lrn_imagenet", "vgg_b_imagenet",
+    "vgg_c_imagenet", "vgg_d_imagenet", "vgg_e_imagenet", "googlenet_imagenet",
+    "resnet18_imagenet", "resnet34_imagenet", "resnet50_imagenet", "resnet101_imagenet",
+    "resnet152_imagenet", "plain18_imagenet", "plain34_imagenet", "resnet20_cifar10",
+    "resnet32_cifar10", "resnet44_cifar10", "resnet56_cifar10", "resnet110_cifar10",
+    "plain20_cifar10", "plain56_cifar10", "fashion_mnist",
+]
+
+# (batch, lr, momentum, weight decay) per PAPERS.md
+PAPER = {
+    "alexnet": (128, 0.01, 0.9, 5e-4),
+    "vgg": (256, 0.01, 0.9, 5e-4),
+    "resnet_imagenet": (256, 0.1, 0.9, 1e-4),
+    "cifar": (128, 0.1, 0.9, 1e-4),
+}
+
+
+def _kind(name):
+    if name.startswith("alexnet"):
+        return "alexnet"
+    if name.startswith("vgg"):
+        return "vgg"
+    if name.endswith("_imagenet") and not name.startswith("googlenet"):
+        return "resnet_imagenet"
+    if name.endswith("_cifar10"):
+        return "cifar"
+    return None
+
+
+def test_every_issue_recipe_exists():
+    assert sorted(R.list_recipes()) == sorted(ALL)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_recipe_parses_and_matches_paper(name):
+    r = R.load_recipe(name)
+    assert r.name == name
+    assert r.departures.strip(), "every recipe says how it departs from its paper"
+    kind = _kind(name)
+    if kind:
+        batch, lr, momentum, wd = PAPER[kind]
+        assert r.training.batch_size == batch
+        assert r.optimizer.learning_rate == pytest.approx(lr)
+        assert r.optimizer.momentum == pytest.approx(momentum)
+        assert r.optimizer.weight_decay == pytest.approx(wd)
+    if kind in ("alexnet", "vgg", "resnet_imagenet"):
+        assert r.schedule.name == "plateau" and r.schedule.factor == pytest.approx(0.1)
+        assert r.schedule.monitor == "val_top1_error"
+        # "divided by 10 three times"
+        assert r.schedule.min_lr == pytest.approx(lr / 1000)
+
+
+def test_model_names_are_in_the_zoo():
+    from kerascnn.applications import list_models
+
+    zoo = set(list_models())
+    for name in ALL:
+        model = R.load_recipe(name).model.name
+        if model == "googlenet" and model not in zoo:
+            pytest.fail("googlenet is not registered in kerascnn.applications yet")
+        assert model in zoo, (name, model)
+
+
+def test_specific_paper_facts():
+    alex = R.load_recipe("alexnet_imagenet")
+    assert alex.model.options == {"groups": 2} and alex.data.image_size == 227
+    vgg_a, vgg_d = R.load_recipe("vgg_a_imagenet"), R.load_recipe("vgg_d_imagenet")
+    assert vgg_a.training.epochs == 74 and vgg_a.model.name == "vgg11"
+    assert vgg_d.data.policy_options["scale"] == [256, 256]
+    assert vgg_d.data.image_size == 224
+    g = R.load_recipe("googlenet_imagenet")
+    assert g.schedule.name == "exponential"
+    assert (g.schedule.decay_rate, g.schedule.decay_epochs) == (0.96, 8)
+    assert g.model.options["aux_logits"] is True
+    assert g.model.options["aux_loss_weight"] == pytest.approx(0.3)
+    assert g.optimizer.ema > 0  # Polyak averaging
+    c = R.load_recipe("resnet110_cifar10")
+    # 32k / 48k / 64k iterations at batch 128 over 50k images
+    steps_per_epoch = 50000 / 128
+    assert c.schedule.name == "steps"
+    assert c.schedule.boundaries == [round(32000 / steps_per_epoch), round(48000 / steps_per_epoch)]
+    assert c.training.epochs == round(64000 / steps_per_epoch)
+    assert c.model.options == {"shortcut": "A"} and c.data.mean == "per_pixel"
+    assert R.load_recipe("resnet50_imagenet").model.options["shortcut"] == "B"
+    f = R.load_recipe(None)
+    assert f.name == "fashion_mnist" and f.model.name == "resnet20"
+    assert f.data.source == "fashion_mnist" and f.data.policy == "cifar"
+    assert f.schedule.name == "plateau" and f.schedule.factor == pytest.approx(0.1)
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    return str(path)
+
+
+GOOD = """
+[model]
+name = "resnet20"
+[data]
+source = "fashion_mnist"
+policy = "cifar"
+image_size = 32
+[optimizer]
+learning_rate = 0.1
+[training]
+epochs = 2
+batch_size = 8
+"""
+
+
+def test_minimal_recipe_defaults(tmp_path):
+    r = R.load_recipe(_write(tmp_path, GOOD))
+    assert r.name == "bad" and r.schedule.name == "plateau"
+    assert r.optimizer.momentum == 0.9 and r.training.precision == "float32"
+
+
+@pytest.mark.parametrize("text,key", [
+    (GOOD + "\n[schedule]\npatiense = 3\n", "schedule.patiense"),
+    (GOOD.replace("epochs = 2", "epochs = 2\nepoch = 3"), "training.epoch"),
+    (GOOD + "\nextra = 'x'\n", "extra"),
+    (GOOD.replace("epochs = 2", 'epochs = "2"'), "training.epochs"),
+    (GOOD.replace("learning_rate = 0.1", "learning_rate = true"), "optimizer.learning_rate"),
+    (GOOD.replace("image_size = 32", "image_size = 3.5"), "data.image_size"),
+    (GOOD.replace('policy = "cifar"\n', ""), "data.policy"),
+    (GOOD.replace("batch_size = 8\n", ""), "training.batch_size"),
+    (GOOD.replace("[optimizer]\nlearning_rate = 0.1\n", ""), "[optimizer]"),
+    (GOOD.replace("epochs = 2", 'epochs = 2\nprecision = "half"'), "training.precision"),
+    (GOOD.replace("epochs = 2", "epochs = 0"), "training.epochs"),
+])
+def test_strict_errors_name_key_and_file(tmp_path, text, key):
+    path = _write(tmp_path, text)
+    with pytest.raises(R.RecipeError) as info:
+        R.load_recipe(path)
+    message = str(info.value)
+    assert path in message and key in message
+
+
+def test_overrides(tmp_path):
+    path = _write(tmp_path, GOOD)
+    r = R.load_recipe(path, ["optimizer.learning_rate=1", "training.epochs=5",
+                             "data.policy_options.scale=[256, 512]", "model.name=plain20",
+                             ("training.batch_size", 4)])
+    assert r.optimizer.learning_rate == 1.0 and isinstance(r.optimizer.learning_rate, float)
+    assert r.training.epochs == 5 and r.training.batch_size == 4
+    assert r.data.policy_options == {"scale": [256, 512]} and r.model.name == "plain20"
+    with pytest.raises(R.RecipeError, match=re.escape("training.epochs")):
+        R.load_recipe(path, ["training.epochs=many"])
+    with pytest.raises(R.RecipeError, match="key=value"):
+        R.load_recipe(path, ["training.epochs"])
+    with pytest.raises(R.RecipeError, match="optimizer.lr"):
+        R.load_recipe(path, ["optimizer.lr=0.1"])
+
+
+def test_unknown_recipe_name():
+    with pytest.raises(R.RecipeError, match="resnet20_cifar10"):
+        R.load_recipe("no_such_recipe")
