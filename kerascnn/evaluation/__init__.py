@@ -9,6 +9,7 @@
 """
 
 from kerascnn.evaluation.evaluate import Member, evaluate
+from kerascnn.evaluation.loading import SavedModelNet, load_for_evaluation
 from kerascnn.evaluation.fully_convolutional import DenseAsConv, has_convertible_head, to_fully_convolutional
 from kerascnn.evaluation.metrics import TopKError, top_k_error
 from kerascnn.evaluation.protocols import PROTOCOLS, Protocol, default_scales, make_protocol
@@ -24,6 +25,8 @@ __all__ = [
     "TopKError",
     "default_scales",
     "evaluate",
+    "load_for_evaluation",
+    "SavedModelNet",
     "has_convertible_head",
     "make_protocol",
     "to_fully_convolutional",

@@ -266,7 +266,9 @@ def evaluate(
             or a ``tf.data.Dataset`` of ``(uint8 image (H, W, C), label)``.
         protocol: a name of :data:`PROTOCOLS` or a list of names (one row each).
         split: split of a ``source`` given as a spec.
-        batch_size: images per step (each gives ``num_views`` network inputs).
+        batch_size: images per step (each gives ``num_views`` network inputs). Dense
+            evaluation of images of different sizes (ImageNet) runs one image (and its
+            mirror) per step, as the network input then has that image's size.
         mean, pad, crop_size: preprocessing of models not given as :class:`Member`.
         max_examples: evaluate only the first N images.
         verbose: 0 silent, 1 progress bar and the table.
