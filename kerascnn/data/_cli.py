@@ -100,15 +100,30 @@ def show_augmentations(policy, source, *, out, rows=4, cols=6, seed=0,
     return out
 
 
+def _fail(command, err):
+    print(f"kerascnn {command}: error: {err}", file=sys.stderr)
+    return 2
+
+
 def _show(args) -> int:
+    try:
+        return _show_impl(args)
+    except (ValueError, FileNotFoundError) as err:
+        return _fail("show-augmentations", err)
+
+
+def _stats(args) -> int:
+    try:
+        return _stats_impl(args)
+    except (ValueError, FileNotFoundError) as err:
+        return _fail("dataset-stats", err)
+
+
+def _show_impl(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from kerascnn.data.sources import load_source
 
-    try:
-        name, data = policy_of(args.policy, args.pipelines_dir)
-    except ValueError as err:
-        print(f"kerascnn show-augmentations: {err}", file=sys.stderr)
-        return 2
+    name, data = policy_of(args.policy, args.pipelines_dir)
     spec = args.source or data.get("source") or "fashion_mnist"
     source = load_source(spec, split=args.split, **_source_kwargs(args))
     size = args.image_size or data.get("image_size")
@@ -122,7 +137,7 @@ def _show(args) -> int:
     return 0
 
 
-def _stats(args) -> int:
+def _stats_impl(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
 

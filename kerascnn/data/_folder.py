@@ -32,27 +32,33 @@ _MAGIC = {
 
 def check_file(path):
     """Returns None when ``path`` looks like a complete image, else the reason."""
+    return sniff_file(path)[1]
+
+
+def sniff_file(path):
+    """``(kind, reason)``: the format (``jpeg``, ``png``, ``gif``, ``bmp``) and None
+    when ``path`` looks like a complete image, else ``(kind or None, reason)``."""
     try:
         size = os.path.getsize(path)
         if size == 0:
-            return "empty file (0 bytes)"
+            return None, "empty file (0 bytes)"
         with open(path, "rb") as f:
             head = f.read(16)
             f.seek(max(0, size - 4096))
             tail = f.read()
     except OSError as err:
-        return f"unreadable ({err.strerror or err})"
+        return None, f"unreadable ({err.strerror or err})"
     kind = next(
         (k for k, magics in _MAGIC.items() if any(head.startswith(m) for m in magics)),
         None,
     )
     if kind is None:
-        return "not a JPEG/PNG/GIF/BMP image"
+        return None, "not a JPEG/PNG/GIF/BMP image"
     if kind == "jpeg" and b"\xff\xd9" not in tail:
-        return "truncated JPEG (no end-of-image marker)"
+        return kind, "truncated JPEG (no end-of-image marker)"
     if kind == "png" and b"IEND" not in tail[-64:]:
-        return "truncated PNG (no IEND chunk)"
-    return None
+        return kind, "truncated PNG (no IEND chunk)"
+    return kind, None
 
 
 def _decode_check(paths, channels):
@@ -71,8 +77,9 @@ def _decode_check(paths, channels):
 
 
 def list_folder(root, validate="header", channels=3):
-    """Lists ``root`` -> ``(paths, labels, class_names, skipped)``; raises on layouts
-    that cannot train (missing path, no class folders, an empty class folder)."""
+    """Lists ``root`` -> ``(paths, labels, class_names, skipped, all_jpeg)``; raises
+    on layouts that cannot train (missing path, no class folders, an empty class
+    folder). ``all_jpeg``: every kept file is a JPEG by its magic bytes."""
     if validate not in ("header", "decode", False, None):
         raise ValueError(
             "`validate` must be 'header', 'decode' or False. "
@@ -111,11 +118,14 @@ def list_folder(root, validate="header", channels=3):
     if ignored:
         logger.info("%s: ignored %d files without an image extension", root, ignored)
     skipped = []
+    all_jpeg = False
     if validate:
         workers = min(32, (os.cpu_count() or 1) * 4)
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            reasons = list(_progress(pool.map(check_file, paths, chunksize=256),
+            sniffed = list(_progress(pool.map(sniff_file, paths, chunksize=256),
                                      len(paths), f"checking {root}"))
+        reasons = [r for _, r in sniffed]
+        all_jpeg = all(k == "jpeg" for k, r in sniffed if r is None)
         skipped = [(p, r) for p, r in zip(paths, reasons) if r]
         if validate == "decode":
             good = [i for i, r in enumerate(reasons) if r is None]
@@ -140,7 +150,7 @@ def list_folder(root, validate="header", channels=3):
         raise ValueError(
             f"Class folder(s) in {root!r} with no usable image left: {names}."
         )
-    return paths, labels, class_names, skipped
+    return paths, labels, class_names, skipped, all_jpeg
 
 
 def _progress(iterable, total, desc):
@@ -162,7 +172,8 @@ def _progress(iterable, total, desc):
 def load(root, split="train", validate="header", channels=3):
     split_dir = os.path.join(root, split) if split else root
     folder = split_dir if split and os.path.isdir(split_dir) else root
-    paths, labels, class_names, skipped = list_folder(folder, validate, channels)
+    paths, labels, class_names, skipped, all_jpeg = list_folder(folder, validate,
+                                                                channels)
     ds = tf.data.Dataset.from_tensor_slices(
         (tf.constant(paths), tf.constant(labels, tf.int64))
     )
@@ -175,5 +186,6 @@ def load(root, split="train", validate="header", channels=3):
         num_examples=len(paths),
         channels=channels,
         name=os.path.basename(os.path.normpath(folder)) or "images",
-        info={"paths": paths, "labels": labels, "skipped": skipped, "root": folder},
+        info={"paths": paths, "labels": labels, "skipped": skipped, "root": folder,
+              "all_jpeg": all_jpeg},
     )

@@ -181,6 +181,7 @@ def train_dataset(source, policy, *, batch_size, seed, image_size=None, mean=Non
             num_parallel_calls=AUTOTUNE)
     else:
         encoded = source.encoded
+        jpeg_only = bool(source.info.get("all_jpeg"))
         paths = source.info.get("paths")
         if paths is not None and not cache:  # image folder: shuffle paths, then read
             ds = tf.data.Dataset.from_tensor_slices(
@@ -210,7 +211,8 @@ def train_dataset(source, policy, *, batch_size, seed, image_size=None, mean=Non
                 image = tf.io.read_file(image)
             example_seed = tf.stack([r, tf.constant(seed, tf.int64)])
             image = policy.example_fn(image, example_seed, encoded=encoded,
-                                      channels=channels, image_size=image_size)
+                                      channels=channels, image_size=image_size,
+                                      jpeg_only=jpeg_only)
             return image, label, r
 
         ds = ds.map(example, num_parallel_calls=AUTOTUNE)

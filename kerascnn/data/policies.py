@@ -92,8 +92,11 @@ class Policy:
             return tuple(input_shape[:2])
         return tuple(image_size)
 
-    def example_fn(self, image, seed, *, encoded, channels, image_size):
-        """One image (bytes or uint8 (H, W, C)) -> uint8 ``stage_size`` image."""
+    def example_fn(self, image, seed, *, encoded, channels, image_size,
+                   jpeg_only=False):
+        """One image (bytes or uint8 (H, W, C)) -> uint8 ``stage_size`` image.
+
+        ``jpeg_only``: every encoded input is a JPEG (skips the format test)."""
         th, tw = image_size
         if self.example == "none":
             image = decode_image(image, channels) if encoded else image
@@ -134,7 +137,8 @@ class Policy:
         else:  # pragma: no cover - guarded by get_policy
             raise ValueError(self.example)
         if encoded:
-            image = decode_and_crop(image, window, channels)
+            image = decode_and_crop(image, window, channels, min_size=out,
+                                    jpeg_only=jpeg_only)
         else:
             w = tf.cast(window(tf.shape(image)[:2]), tf.int32)
             image = tf.slice(image, [w[0], w[1], 0], [w[2], w[3], -1])
@@ -183,7 +187,8 @@ def _resize(image, size, method_index=None):
         out = tf.switch_case(method_index, [
             (lambda m=m: tf.cast(tf.image.resize(image, size, method=m), tf.float32))
             for m in _INTERPOLATIONS])
-    out = tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
+        out = tf.clip_by_value(out, 0.0, 255.0)  # bicubic overshoots
+    out = tf.cast(out + 0.5, tf.uint8)  # round; bilinear stays within [0, 255]
     return tf.ensure_shape(out, size + [image.shape[-1]])
 
 

@@ -72,14 +72,32 @@ def test_bad_channels_raise():
         decode_image(tf.constant(b""), channels=4)
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
-def test_decode_and_crop_equals_crop_of_decode(fmt, rng):
-    data = tf.constant(encode(smooth_image(rng, 40, 50), fmt, quality=95))
+@pytest.mark.parametrize("fmt,mode", [("JPEG", None), ("PNG", None), ("PNG", "I;16"),
+                                      ("GIF", "P"), ("BMP", None)])
+def test_decode_and_crop_equals_crop_of_decode(fmt, mode, rng):
+    rgb = smooth_image(rng, 40, 50)
+    if mode == "I;16":
+        rgb = rgb[..., 0].astype(np.uint16) * 257
+    data = tf.constant(encode(rgb, fmt, mode=mode if mode == "P" else None,
+                              quality=95))
     full = decode_image(data).numpy()
-    assert image_shape(data).numpy().tolist() == [40, 50]
-    seen = []
-    crop = decode_and_crop(
-        data, lambda shape: (seen.append(1), tf.stack([3, 5, 20, shape[1] - 10]))[1]
-    ).numpy()
+    assert image_shape(data).numpy().tolist() == [40, 50]  # from the header
+    crop = decode_and_crop(data, lambda shape: tf.stack([3, 5, 20, shape[1] - 10])
+                           ).numpy()
     assert crop.shape == (20, 40, 3)
     assert np.abs(crop.astype(int) - full[3:23, 5:45].astype(int)).max() <= 2
+
+
+def test_large_jpeg_crop_decodes_at_reduced_dct_scale(rng):
+    img = smooth_image(rng, 480, 640)
+    data = tf.constant(encode(img, "JPEG", quality=95))
+    # a 400x400 window resized later to 100x100: decoded at 1/4 scale (100x100)
+    out = decode_and_crop(data, lambda s: tf.constant([40, 80, 400, 400]),
+                          min_size=(100, 100)).numpy()
+    assert out.shape == (100, 100, 3)
+    ref = img[40:440, 80:480].astype(np.float32).reshape(100, 4, 100, 4, 3).mean((1, 3))
+    assert np.abs(out - ref).mean() < 3
+    # never below min_size: a 150x150 window for a 100x100 output stays full scale
+    same = decode_and_crop(data, lambda s: tf.constant([0, 0, 150, 150]),
+                           min_size=(100, 100), jpeg_only=True).numpy()
+    assert same.shape == (150, 150, 3)
