@@ -60,20 +60,23 @@ def load(pattern, num_classes=None, class_names=None, label_offset=0, channels=3
     )
     check_labels(labels + label_offset, num_classes, f"tfrecord:{pattern}", hint)
 
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    ds = ds.interleave(
-        tf.data.TFRecordDataset,
-        cycle_length=min(16, len(files)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
-    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    def from_files(subset):
+        ds = tf.data.Dataset.from_tensor_slices(subset)
+        ds = ds.interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=min(16, len(subset)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+
     return Source(
-        dataset=ds,
+        dataset=from_files(files),
         encoded=True,
         class_names=list(class_names),
         num_examples=None,
         channels=channels,
         name="tfrecord",
-        info={"files": files, "label_offset": label_offset},
+        # from_files: the pipelines shard by file when there are enough files.
+        info={"files": files, "label_offset": label_offset, "from_files": from_files},
     )

@@ -83,7 +83,14 @@ def _shard(ds, input_context):
 
 
 def _base_dataset(source, input_context):
-    """``(image, label)`` with folder files shuffled as paths (cheap) when known."""
+    """The source's ``(image, label)`` dataset, sharded per input pipeline: by file
+    when the source is made of at least as many files (TFRecord shards), else by
+    element."""
+    files, from_files = source.info.get("files"), source.info.get("from_files")
+    if (input_context is not None and from_files is not None
+            and len(files) >= input_context.num_input_pipelines > 1):
+        n, i = input_context.num_input_pipelines, input_context.input_pipeline_id
+        return from_files(files[i::n])
     return _shard(source.dataset, input_context)
 
 

@@ -120,7 +120,9 @@ def load_source(spec, split="train", *, data_dir=None, **kwargs) -> Source:
     """
     if not isinstance(spec, (str, os.PathLike)):
         raise ValueError(f"`spec` must be a string or a path. Received: spec={spec!r}")
-    spec = os.fspath(spec)
+    spec = os.path.expanduser(os.fspath(spec))
+    if data_dir:
+        data_dir = os.path.expanduser(os.fspath(data_dir))
     if spec == "fashion_mnist":
         from kerascnn.data import _fashion_mnist
 

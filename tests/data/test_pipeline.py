@@ -200,3 +200,17 @@ def test_scale_and_center_windows_follow_the_paper_geometry(rng):
     center = get_policy("alexnet", resize=40).example_fn(
         data, seed, encoded=True, channels=3, image_size=(36, 36)).numpy()
     np.testing.assert_array_equal(center, img[:, 10:50])
+
+
+def test_resnet_policy_on_mock_imagenet2012(tmp_path):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=4,
+                                policy=tfds.testing.MockPolicy.USE_CODE):
+        src = load_source("tfds:imagenet2012", data_dir=str(tmp_path))
+        assert src.info["all_jpeg"]
+        ds = train_dataset(src, get_policy("resnet", scale=(20, 30)), batch_size=2,
+                           seed=0, image_size=(16, 16))
+        batches = [(x.numpy(), y.numpy()) for x, y in ds]
+    assert len(batches) == 2 and batches[0][0].shape == (2, 16, 16, 3)
+    assert all(0 <= v < 1000 for _, y in batches for v in y)

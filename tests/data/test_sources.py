@@ -185,3 +185,17 @@ def test_bad_spec():
         load_source(3)
     with pytest.raises(ValueError, match="Received: spec='tfds:'"):
         load_source("tfds:")
+
+
+def test_tfrecord_sharded_by_file_across_input_pipelines(tmp_path, rng):
+    from kerascnn.data import train_dataset
+
+    pattern = _write_shards(tmp_path, rng, [[0, 0, 1, 1], [2, 2, 2, 2]])
+    src = load_source("tfrecord:" + pattern, num_classes=3)
+    labels = []
+    for pid in range(2):
+        ctx = tf.distribute.InputContext(2, pid, 2)
+        ds = train_dataset(src, "cifar", batch_size=4, seed=0, image_size=(16, 16),
+                           input_context=ctx)
+        labels.append(sorted(int(v) for _, y in ds for v in y))
+    assert labels == [[0, 0, 1, 1], [2, 2, 2, 2]]  # one file each
