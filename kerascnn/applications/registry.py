@@ -113,8 +113,9 @@ def get_model_info(name: str) -> ModelInfo:
     return _REGISTRY[key]
 
 
-def get_model(name: str, **kwargs):
-    """Builds the registered network ``name`` with the builder's keyword arguments."""
+def get_model(name: str, /, **kwargs):
+    """Builds the registered network ``name`` with the builder's keyword arguments
+    (which may include the model's own ``name=``)."""
     return get_model_info(name).builder(**kwargs)
 
 

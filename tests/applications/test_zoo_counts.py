@@ -1,0 +1,121 @@
+"""Full-size builds: trainable parameters against PAPERS.md, multiply-adds against an
+independent count and the ResNet paper's Table 1. One model alive at a time."""
+
+import gc
+
+import keras
+import numpy as np
+import pytest
+
+from kerascnn import applications as apps
+
+# PAPERS.md, trainable weights at the default input and 1000 classes.
+PAPERS_PARAMS = {
+    "alexnet": 60_965_224,
+    "vgg11": 132_863_336,
+    "vgg11_lrn": 132_863_336,
+    "vgg13": 133_047_848,
+    "vgg16c": 133_638_952,
+    "vgg16": 138_357_544,
+    "vgg19": 143_667_240,
+    "googlenet": 6_998_552,
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+}
+# PAPERS.md, ResNet paper Table 1, multiply-adds in 1e9.
+PAPERS_GFLOPS = {"resnet18": 1.8, "resnet34": 3.6, "resnet50": 3.8, "resnet101": 7.6,
+                 "resnet152": 11.3}
+# PAPERS.md, §4.2: 0.27M, 0.46M, 0.66M, 0.85M, 1.7M.
+PAPERS_CIFAR_M = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7}
+
+
+def trainable(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def cifar_params(depth, classes=10):
+    """Hand count of the CIFAR nets: 3x3 conv (no bias) + BN (gamma, beta)."""
+    n = (depth - 2) // 6
+    total = 3 * 3 * 3 * 16 + 2 * 16
+    c_in = 16
+    for width in (16, 32, 64):
+        for _ in range(n):
+            total += 9 * c_in * width + 2 * width + 9 * width * width + 2 * width
+            c_in = width
+    return total + 64 * classes + classes
+
+
+def projection_params(c_in, c_out):
+    return c_in * c_out + 2 * c_out  # 1x1 conv without bias + BN
+
+
+def expected_params(name):
+    if name in PAPERS_PARAMS:
+        return PAPERS_PARAMS[name]
+    if name in ("plain18", "plain34"):  # the ResNet minus its 3 option-B projections
+        resnet = PAPERS_PARAMS[name.replace("plain", "resnet")]
+        return resnet - sum(projection_params(c, 2 * c) for c in (64, 128, 256))
+    return cifar_params(int(name.removeprefix("plain").removeprefix("resnet")))
+
+
+def check_fc_head(model):
+    """The names kerascnn.evaluation's fully-convolutional conversion relies on."""
+    names = [layer.name for layer in model.layers]
+    assert names[-6:] == ["flatten", "fc6", "drop6", "fc7", "drop7", "fc8"]
+    assert model.get_layer("fc6").activation is keras.activations.relu
+    assert model.get_layer("fc7").activation is keras.activations.relu
+    assert model.get_layer("drop6").rate == model.get_layer("drop7").rate == 0.5
+    size = (6, 6, 256) if model.name == "alexnet" else (7, 7, 512)
+    assert tuple(model.get_layer("flatten").input.shape[1:]) == size
+
+
+def build_and_count(builder, **kwargs):
+    model = builder(**kwargs)
+    if model.name.startswith(("alexnet", "vgg")):
+        check_fc_head(model)
+    counts = trainable(model), apps.count_macs(model)
+    del model
+    keras.backend.clear_session()
+    gc.collect()
+    return counts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", apps.list_models())
+def test_registry_params_and_macs_match_the_built_model(name):
+    info = apps.get_model_info(name)
+    params, macs = build_and_count(info.builder)
+    assert params == expected_params(name)
+    assert info.params == params
+    assert info.macs == macs
+    if name in PAPERS_GFLOPS:
+        assert macs / 1e9 == pytest.approx(PAPERS_GFLOPS[name], rel=0.03)
+    if info.family in ("resnet_cifar", "plain_cifar"):
+        depth = int(name.removeprefix("plain").removeprefix("resnet"))
+        assert float(f"{params / 1e6:.2g}") == PAPERS_CIFAR_M[depth]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "builder,kwargs,expected",
+    [
+        (apps.AlexNet, {"groups": 1}, 62_378_344),
+        (apps.GoogLeNet, {"aux_logits": True}, 13_378_280),
+    ],
+)
+def test_variant_params(builder, kwargs, expected):
+    assert build_and_count(builder, **kwargs)[0] == expected
+
+
+def test_count_macs_by_hand():
+    inputs = keras.Input((10, 10, 4))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="a")(inputs)  # 10*10*9*4*8
+    x = keras.layers.Conv2D(6, 3, strides=2, groups=2, name="b")(x)  # 4*4*9*4*6
+    x = keras.layers.Dense(5, name="c")(x)  # 4*4*6*5 (per position)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(3, name="d")(x)  # 80*3
+    model = keras.Model(inputs, x)
+    assert apps.count_macs(model) == 10 * 10 * 9 * 4 * 8 + 4 * 4 * 9 * 4 * 6 + 16 * 6 * 5 + 80 * 3
