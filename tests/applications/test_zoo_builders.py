@@ -17,11 +17,11 @@ TINY = {
     "alexnet": (227, 227, 3),
     "googlenet": (48, 48, 3),
 }
-# Same constructor and blocks as resnet50 / resnet20 / resnet56 / plain20 / plain56
-# with other repeat counts; their full-size builds (shapes, counts) are in
-# test_zoo_counts.py. Left out here to keep the suite within its time budget.
-SAME_CODE_PATH = {"resnet101", "resnet152", "resnet32", "resnet44", "resnet110",
-                  "plain32", "plain44", "plain110"}
+# Same constructor and blocks as resnet50 / resnet20 / plain20 with other repeat
+# counts; their full-size builds (shapes, counts) are in test_zoo_counts.py. Left out
+# here to keep the suite within its time budget.
+SAME_CODE_PATH = {"resnet101", "resnet152", "resnet32", "resnet44", "resnet56",
+                  "resnet110", "plain32", "plain44", "plain56", "plain110"}
 
 
 def tiny_shape(info):
@@ -179,3 +179,16 @@ def test_googlenet_structure():
     assert graph.get_layer("aux2_ave_pool").output.shape[1:] == (4, 4, 528)
     assert graph.get_layer("aux1_dropout").rate == 0.7
     assert aux.get_layer("dropout").rate == 0.4
+
+
+def test_mixed_precision_heads_are_float32():
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = apps.ResNet20(input_shape=(16, 16, 1), classes=3)
+        assert model.get_layer("conv1_conv").compute_dtype == "float16"
+        out = forward(model, images((16, 16, 1)))
+        assert out.dtype == np.float32 and np.all(np.isfinite(out))
+        np.testing.assert_allclose(out.sum(-1), 1.0, rtol=1e-5)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)

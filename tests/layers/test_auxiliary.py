@@ -100,3 +100,45 @@ def test_config_json_and_keras_file_round_trip(tmp_path):
     for a, b in zip(loaded.with_aux_outputs().predict(x, verbose=0),
                     model.with_aux_outputs().predict(x, verbose=0)):
         np.testing.assert_array_equal(a, b)
+
+
+_MIRRORED_SCRIPT = r"""
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from kerascnn.layers import AuxiliaryLossModel
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    inputs = keras.Input((6,))
+    h = keras.layers.Dense(16, activation="relu")(inputs)
+    main = keras.layers.Dense(3, activation="softmax")(h)
+    aux = keras.layers.Dense(3, activation="softmax")(h)
+    model = AuxiliaryLossModel(inputs, main, [aux], aux_loss_weight=0.3)
+    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+rng = np.random.default_rng(0)
+x = rng.standard_normal((16, 6)).astype("float32")
+y = rng.integers(0, 3, 16).astype("int32")
+p_main, p_aux = [np.asarray(t, np.float64) for t in model.with_aux_outputs()(x)]
+ce = lambda p: np.mean(-np.log(p[np.arange(16), y]))
+ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+loss = model.fit(ds, epochs=1, verbose=0).history["loss"][0]
+print("RESULT", strategy.num_replicas_in_sync, loss, ce(p_main) + 0.3 * ce(p_aux))
+"""
+
+
+@pytest.mark.tf_only
+def test_mirrored_strategy_two_replicas():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(l for l in result.stdout.splitlines() if l.startswith("RESULT"))
+    replicas, loss, want = line.split()[1:]
+    assert int(replicas) == 2
+    assert float(loss) == pytest.approx(float(want), rel=1e-5)
