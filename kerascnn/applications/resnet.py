@@ -264,8 +264,9 @@ _ARGS_DOC = """
         weights: None (random initialisation) or the path of a weights file
             (``.weights.h5``) to load after building.
         input_tensor: optional Keras tensor to use as the input.
-        input_shape: (H, W, C) with C in {1, 3}; default %(size)s. Any size works:
-            the network ends in global average pooling.
+        input_shape: (H, W, C) with C in {1, 3}; default %(size)s. Any size of at
+            least %(min)d×%(min)d works (H, W may be None): the network ends in
+            global average pooling.
         pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
         classes: number of classes (default %(classes)d).
         classifier_activation: activation of the fc layer; None gives logits.
@@ -289,7 +290,8 @@ _STRIDE_DOC = (
 
 
 def _document(fn, title, size, classes, extra):
-    fn.__doc__ = title + _ARGS_DOC % dict(size=size, classes=classes, extra=extra)
+    minimum = 8 if classes == 10 else 32
+    fn.__doc__ = title + _ARGS_DOC % dict(size=size, classes=classes, extra=extra, min=minimum)
 
 
 for _depth in _IMAGENET:
