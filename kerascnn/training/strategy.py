@@ -34,7 +34,10 @@ def tf_config_workers() -> int:
 
 
 def select_strategy(name: str = "auto") -> tf.distribute.Strategy:
-    """The strategy named ``name`` (one of :data:`STRATEGIES`)."""
+    """The strategy named ``name`` (one of :data:`STRATEGIES`); a
+    ``tf.distribute.Strategy`` instance is returned as is."""
+    if isinstance(name, tf.distribute.Strategy):
+        return name
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy; expected one of {list(STRATEGIES)}. "
                          f"Received: strategy={name!r}")

@@ -290,6 +290,8 @@ def train(recipe: Recipe, *, output_dir=None, strategy="auto", precision=None,
 
         write_preprocessing(run_dir, _preprocessing(recipe, train_src, mean),
                             train_src.class_names)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        _build_for_multi_worker(model, strategy, make_train)
     callbacks, guard, checkpoint = _callbacks(recipe, run_dir, val_ds is not None, verbose)
     history = model.fit(
         train_ds, epochs=t.epochs, validation_data=val_ds,
@@ -329,6 +331,31 @@ def train(recipe: Recipe, *, output_dir=None, strategy="auto", precision=None,
     if chief:
         _print_outputs(run_dir, checkpoint, export_path, elapsed)
     return TrainResult(run_dir, history.history, test_metrics, export_path, model=model)
+
+
+def _build_for_multi_worker(model, strategy, make_train):
+    """Workaround for Keras 3.15 under ``MultiWorkerMirroredStrategy``: ``fit``'s
+    ``_maybe_symbolic_build`` reduces a distributed *(images, labels)* batch with
+    ``strategy.reduce``, which the collective strategy cannot do for a nested value
+    ("Attempt to convert a value (PerReplica...) to a Tensor"). We build the model,
+    loss and metrics from one local batch instead and skip that step."""
+    local = next(iter(make_train(None).take(1)))
+    with strategy.scope():
+        model._symbolic_build(data_batch=local)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    # Keras then reduces the per-step logs (scalars) with ``strategy.reduce("MEAN",
+    # v, axis=0)``, which fails on rank-0 values: reduce those with axis=None.
+    reduce = strategy.reduce
+
+    def scalar_safe_reduce(reduce_op, value, axis=None):
+        if axis is not None:
+            local_values = strategy.experimental_local_results(value)
+            if local_values and getattr(local_values[0], "shape", None) is not None \
+                    and local_values[0].shape.rank == 0:
+                axis = None
+        return reduce(reduce_op, value, axis=axis)
+
+    strategy.reduce = scalar_safe_reduce
 
 
 def tf_config_multi() -> bool:
