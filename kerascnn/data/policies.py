@@ -153,7 +153,13 @@ class Policy:
     # -- per batch (compiled) ------------------------------------------------
     def batch_fn(self, images, seed, *, image_size, mean=None, pca=None):
         """uint8 ``(B, h0, w0, C)`` -> float32 ``(B, h, w, C)``. XLA-compilable."""
-        x = tf.cast(images, tf.float32)
+        x = images
+        per_pixel = mean is not None and len(getattr(mean, "shape", ())) == 3
+        crop_first = (self.random_crop and not self.pad and not per_pixel
+                      and tuple(x.shape[1:3]) != tuple(image_size))
+        if crop_first:  # cheaper on uint8; a mean RGB commutes with the crop
+            x = ops.random_crop(x, image_size, seed)
+        x = tf.cast(x, tf.float32)
         if self.example == "none":
             x = ops.pad_to(x, image_size)
         if self.photometric:
