@@ -1,7 +1,6 @@
 """Impossible arguments raise ValueError naming the argument, before any layer is
 built; ``weights`` loads a file after building."""
 
-import keras
 import numpy as np
 import pytest
 

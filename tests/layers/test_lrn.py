@@ -42,7 +42,9 @@ def test_alpha_is_not_divided_by_n():
 
 
 @pytest.mark.tf_only
-@pytest.mark.parametrize("depth_radius,bias,alpha,beta", [(2, 2.0, 1e-4, 0.75), (1, 1.0, 1e-2, 0.5)])
+@pytest.mark.parametrize(
+    "depth_radius,bias,alpha,beta", [(2, 2.0, 1e-4, 0.75), (1, 1.0, 1e-2, 0.5)]
+)
 def test_matches_tf_nn_lrn(depth_radius, bias, alpha, beta):
     import tensorflow as tf
 
