@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# Before any sub-command imports TensorFlow: keep its C++ start-up chatter out of the way.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Order is the order of ``kerascnn --help``: the story of the data.
 _COMMAND_MODULES = (
