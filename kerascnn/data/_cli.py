@@ -123,15 +123,21 @@ def _show_impl(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from kerascnn.data.sources import load_source
 
+    from kerascnn.data.policies import get_policy
+
     name, data = policy_of(args.policy, args.pipelines_dir)
+    policy = get_policy(name, **data.get("policy_options", {}))
     spec = args.source or data.get("source") or "fashion_mnist"
-    source = load_source(spec, split=args.split, **_source_kwargs(args))
+    kwargs = _source_kwargs(args)
+    if not args.source and data.get("manual_dir"):
+        kwargs["manual_dir"] = os.path.expanduser(data["manual_dir"])
+    source = load_source(spec, split=args.split, **kwargs)
     size = args.image_size or data.get("image_size")
     if isinstance(size, int):
         size = (size, size)
     if size is None and name == "cifar":
         size = (32, 32)
-    show_augmentations(name, source, out=args.out, rows=args.rows, cols=args.cols,
+    show_augmentations(policy, source, out=args.out, rows=args.rows, cols=args.cols,
                        seed=args.seed, image_size=size)
     print(f"wrote {args.out} ({name} policy on {source.name})")
     return 0

@@ -226,7 +226,8 @@ def train_dataset(source, policy, *, batch_size, seed, image_size=None, mean=Non
         if encoded:
             ds = ds.ignore_errors(log_warning=True)
         ds = ds.batch(per_batch, drop_remainder=True, num_parallel_calls=AUTOTUNE)
-        ds = ds.map(lambda x, y, r: (augment(x, r[:2]), y),
+        batch_salt = tf.constant(seed ^ 0x5EED, tf.int64)
+        ds = ds.map(lambda x, y, r: (augment(x, tf.stack([r[0], batch_salt])), y),
                     num_parallel_calls=AUTOTUNE)
     for layer in extra_layers:
         ds = ds.map(lambda x, y, layer=layer: (layer(x, training=True), y),

@@ -17,10 +17,17 @@ def test_show_augmentations_writes_a_png_grid(image_folder, tmp_path):
     assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 10
 
 
-def test_recipe_name_reads_the_data_policy(tmp_path):
+def test_recipe_name_reads_the_data_policy(tmp_path, image_folder):
     (tmp_path / "resnet20_fashion.toml").write_text(
         '[data]\nsource = "fashion_mnist"\npolicy = "cifar"\n')
     assert policy_of("resnet20_fashion", str(tmp_path))[0] == "cifar"
+    (tmp_path / "vgg_s.toml").write_text(
+        f'[data]\nsource = "{image_folder}"\npolicy = "vgg"\n'
+        'policy_options = { scale = [20, 30] }\nimage_size = 16\n')
+    out = tmp_path / "vgg.png"
+    assert main(["show-augmentations", "vgg_s", "--pipelines-dir", str(tmp_path),
+                 "--out", str(out), "--rows", "1", "--cols", "2"]) == 0
+    assert out.stat().st_size > 0
     assert policy_of("vgg", str(tmp_path)) == ("vgg", {})
     with pytest.raises(ValueError, match="no recipe file"):
         policy_of("nothing", str(tmp_path))
