@@ -214,3 +214,12 @@ def test_resnet_policy_on_mock_imagenet2012(tmp_path):
         batches = [(x.numpy(), y.numpy()) for x, y in ds]
     assert len(batches) == 2 and batches[0][0].shape == (2, 16, 16, 3)
     assert all(0 <= v < 1000 for _, y in batches for v in y)
+
+
+@pytest.mark.parametrize("name", ["alexnet", "googlenet"])
+def test_imagenet_policies_on_gray_in_memory_images(name, rng):
+    images = rng.integers(0, 256, (6, 40, 36, 1), dtype=np.uint8)
+    src = from_arrays(images, np.arange(6) % 2, ["a", "b"])
+    policy = get_policy(name, resize=32) if name == "alexnet" else get_policy(name)
+    x, y = _first(train_dataset(src, policy, batch_size=3, seed=0, image_size=(24, 24)))
+    assert x.shape == (3, 24, 24, 1) and np.isfinite(x).all()

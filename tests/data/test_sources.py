@@ -199,3 +199,14 @@ def test_tfrecord_sharded_by_file_across_input_pipelines(tmp_path, rng):
                            input_context=ctx)
         labels.append(sorted(int(v) for _, y in ds for v in y))
     assert labels == [[0, 0, 1, 1], [2, 2, 2, 2]]  # one file each
+
+
+def test_from_arrays_checks_labels_and_shapes():
+    from kerascnn.data import from_arrays
+
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 2\)"):
+        from_arrays(np.zeros((3, 4, 4, 1), np.uint8), [0, 1, 2], ["a", "b"])
+    with pytest.raises(ValueError, match="dtype=float"):
+        from_arrays(np.zeros((3, 4, 4, 1)), [0, 1, 1], ["a", "b"])
+    src = from_arrays(np.zeros((3, 4, 4), np.uint8), [0, 1, 1], ["a", "b"])
+    assert src.channels == 1 and src.images.shape == (3, 4, 4, 1)
