@@ -36,6 +36,7 @@ __all__ = [
     "NaNGuard",
     "PlateauSchedule",
     "SafeBackupAndRestore",
+    "StepDeadline",
     "atomic_write_text",
     "epoch_schedule",
     "plot_history",
@@ -122,6 +123,25 @@ def epoch_schedule(name, base_lr, *, decay_rate=0.96, decay_epochs=8, boundaries
         raise ValueError(
             f"Expected schedule 'exponential' or 'steps'. Received: name={name!r}")
     return keras.callbacks.LearningRateScheduler(fn)
+
+
+class StepDeadline(keras.callbacks.Callback):
+    """Caps the learning rate at ``base_lr · 0.1^k`` from the k-th boundary epoch on:
+    with :class:`PlateauSchedule` the plateau decides when to divide by 10, and the
+    boundaries (the fixed steps of the ResNet paper's CIFAR schedule) are the latest
+    epochs at which each division happens in a short run."""
+
+    def __init__(self, base_lr, boundaries):
+        super().__init__()
+        self.base_lr = float(base_lr)
+        self.boundaries = sorted(int(b) for b in boundaries)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        cap = self.base_lr * 0.1 ** sum(epoch >= b for b in self.boundaries)
+        if _lr(self.model) > cap * (1 + 1e-6):
+            self.model.optimizer.learning_rate = cap
+            print(f"\nEpoch {epoch + 1}: learning rate capped at {cap:.4g} "
+                  "(step deadline)", flush=True)
 
 
 class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):

@@ -121,6 +121,10 @@ class ScheduleConfig:
       ``boundaries``, in epochs: the ResNet CIFAR schedule) or ``"constant"``.
     min_lr: the plateau schedule stops dividing here (the papers divide three
       times: ``min_lr = learning_rate / 1000``).
+    boundaries: epochs; ``steps``: where to divide by 10. ``plateau``: optional
+      deadlines: from the k-th boundary on the rate is at most
+      ``learning_rate / 10^k`` even if the validation error is still improving
+      (for short runs: see ``pipelines/fashion_mnist.toml``).
     """
 
     name: str = "plateau"

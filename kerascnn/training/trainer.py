@@ -186,6 +186,8 @@ def _callbacks(recipe, run_dir, val_available, verbose):
             state_path=os.path.join(run_dir, "plateau_state.json"), monitor=monitor,
             factor=sched.factor, patience=sched.patience, min_delta=sched.min_delta,
             cooldown=sched.cooldown, min_lr=sched.min_lr, verbose=int(bool(verbose))))
+        if sched.boundaries:
+            out.append(cb.StepDeadline(recipe.optimizer.learning_rate, sched.boundaries))
     elif sched.name in ("exponential", "steps"):
         out.append(cb.epoch_schedule(sched.name, recipe.optimizer.learning_rate,
                                      decay_rate=sched.decay_rate,

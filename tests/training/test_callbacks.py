@@ -130,3 +130,17 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
         cb.atomic_write_text(path, 123)  # fails while writing
     assert open(path).read() == "old"
     assert os.listdir(tmp_path) == ["x.json"]
+
+
+def test_step_deadline_caps_the_plateau_rate(capsys):
+    model = _model(lr=0.1)
+    cap = cb.StepDeadline(0.1, [2, 4])
+    cap.set_model(model)
+    seen = []
+    for epoch in range(5):
+        cap.on_epoch_begin(epoch)
+        seen.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+        if epoch == 2:  # the plateau divides earlier than the next deadline
+            model.optimizer.learning_rate = 0.001
+    np.testing.assert_allclose(seen, [0.1, 0.1, 0.01, 0.001, 0.001], rtol=1e-5)
+    assert "capped at 0.01" in capsys.readouterr().out

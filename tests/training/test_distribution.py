@@ -107,7 +107,7 @@ def test_two_workers_with_tf_config(tiny_recipe, tmp_path):
             raise
     for proc, out in zip(procs, outputs):
         assert proc.returncode == 0, out[-4000:]
-        assert "MultiWorkerMirroredStrategy with 2 replica(s)" in out
+        assert "with 2 replica(s)" in out
         assert "global batch 8 = 4 x 2" in out
     for index in range(2):
         with open(tmp_path / f"worker{index}" / "history.csv") as f:
