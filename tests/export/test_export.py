@@ -15,6 +15,8 @@ from PIL import Image
 from kerascnn.export import Preprocessing, export_model
 from kerascnn.export import serving_config
 
+pytestmark = pytest.mark.tf_only  # tf.data / tf.distribute / SavedModel
+
 SIZE, PAD, C, CLASSES = 12, 2, 3, 6
 NAMES = [f"class_{i}" for i in range(CLASSES)]
 
@@ -57,6 +59,7 @@ SCRIPT = r"""
 import json, sys
 import numpy as np
 import tensorflow as tf
+
 loaded = tf.saved_model.load(sys.argv[1])
 data = np.load(sys.argv[2])
 out = {}

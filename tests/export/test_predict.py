@@ -12,6 +12,8 @@ from kerascnn.cli import main
 from kerascnn.export import Preprocessing, export_model
 from kerascnn.export.predict import write_preprocessing
 
+pytestmark = pytest.mark.tf_only  # tf.data / tf.distribute / SavedModel
+
 NAMES = ["ankle boot", "bag", "coat", "dress"]
 
 

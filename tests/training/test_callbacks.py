@@ -13,6 +13,8 @@ from kerascnn.training import callbacks as cb
 from kerascnn.training.metrics import default_metrics
 from kerascnn.training.optimizers import L2SGD
 
+pytestmark = pytest.mark.tf_only  # tf.data / tf.distribute / SavedModel
+
 
 def _model(lr=0.1):
     inp = keras.Input((4,))

@@ -11,6 +11,8 @@ import pytest
 
 from kerascnn.training.strategy import select_strategy, tf_config_workers
 
+pytestmark = pytest.mark.tf_only  # tf.data / tf.distribute / SavedModel
+
 MIRRORED = r"""
 import json, sys
 import tensorflow as tf
@@ -56,6 +58,7 @@ diff = max(float(np.max(np.abs(a - b)))
 # the fit driver end to end under the same strategy
 from kerascnn.training.recipe import load_recipe
 from kerascnn.training.trainer import train
+
 result = train(load_recipe(sys.argv[1]), output_dir=sys.argv[2], strategy=strategy,
                export=False, verbose=0)
 print(json.dumps({"replicas": strategy.num_replicas_in_sync, "h1": h1, "h2": h2,

@@ -8,6 +8,8 @@ from kerascnn.training.metrics import TopKError, default_metrics
 from kerascnn.training.optimizers import L2SGD, build_optimizer
 from kerascnn.training.recipe import OptimizerConfig
 
+pytestmark = pytest.mark.tf_only  # tf.data / tf.distribute / SavedModel
+
 
 def _numpy_sgd(w, grads, lr, mu, lam, nesterov=False):
     v = np.zeros_like(w)

@@ -14,6 +14,8 @@ import pytest
 from kerascnn.cli import main
 from kerascnn.training.trainer import resolve_run_dir
 
+pytestmark = pytest.mark.tf_only  # tf.data / tf.distribute / SavedModel
+
 
 def _rows(run_dir):
     with open(os.path.join(run_dir, "history.csv"), newline="") as f:
