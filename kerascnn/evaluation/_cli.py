@@ -50,7 +50,7 @@ def register(subparsers):
     p.add_argument("--scales", type=_ints, help="scales of 144crop/multicrop, e.g. 256,384,512")
     p.add_argument("--dense-scales", type=_ints, help="scales Q of dense, e.g. 224,256,384,480,640")
     p.add_argument("--train-scale", type=_ints, help="VGG's training scale S (256) or range (256,512): sets Q")
-    p.add_argument("--mean", default=None, help="'imagenet', 'none', R,G,B, or a .npy file (default: as training)")
+    p.add_argument("--mean", default=None, help="'imagenet', 'none', R,G,B, or a .npy file (default: the training run's preprocessing.json next to the model, else as train_dataset)")
     p.add_argument("--pad", default="auto", help="zero pixels around each image (default auto: up to the input size)")
     p.add_argument("--limit", type=int, help="evaluate the first N images only")
     p.add_argument("--out", help="report path stem: writes <out>.json and <out>.md (default reports/<model>_<source>_<split>)")
@@ -73,6 +73,17 @@ def _mean(text):
     return np.asarray([float(v) for v in text.split(",")], np.float32)
 
 
+def _training_preprocessing(path):
+    """The ``preprocessing.json`` that ``kerascnn train`` wrote next to a ``.keras`` file
+    (or one folder up), so a trained network is evaluated with its own mean."""
+    from kerascnn.export.predict import find_preprocessing
+
+    prep, _ = find_preprocessing(path)
+    if prep is not None:
+        print(f"kerascnn evaluate: {path}: mean from the training run's preprocessing.json")
+    return prep
+
+
 def run(args) -> int:
     from kerascnn.data import load_source
     from kerascnn.evaluation.evaluate import Member, _input_size, evaluate
@@ -92,7 +103,11 @@ def run(args) -> int:
     for path in paths:
         model = load_for_evaluation(path, arch=args.arch, classes=args.classes)
         saved = isinstance(model, SavedModelNet)
-        member = Member(model, mean=False if saved else _mean(args.mean), crop_size=args.crop_size, name=args.arch or None)
+        mean = False if saved else _mean(args.mean)
+        trained = None if saved else _training_preprocessing(path)
+        if mean is None and trained is not None:  # the mean this network was trained with
+            mean = False if trained.mean is None else np.asarray(trained.mean, np.float32)
+        member = Member(model, mean=mean, crop_size=args.crop_size, name=args.arch or None)
         if args.pad == "auto" and saved:
             member.pad = int(model.preprocessing.get("pad") or 0)  # the export's own pad
         elif args.pad == "auto":
