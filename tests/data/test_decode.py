@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import encode, smooth_image
+from imagegen import encode, smooth_image
 
 from kerascnn.data import decode_image
 from kerascnn.data.decode import decode_and_crop, image_shape

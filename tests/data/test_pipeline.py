@@ -177,7 +177,7 @@ def test_eval_dataset_on_encoded_folder(image_folder):
 
 
 def test_scale_and_center_windows_follow_the_paper_geometry(rng):
-    from conftest import encode
+    from imagegen import encode
 
     img = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
     data = tf.constant(encode(img, "PNG"))

@@ -5,7 +5,7 @@ import struct
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import encode, smooth_image
+from imagegen import encode, smooth_image
 
 from kerascnn.data import decode_image, load_source
 from kerascnn.data import _fashion_mnist
