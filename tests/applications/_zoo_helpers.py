@@ -27,7 +27,7 @@ def gradients(model, x, y):
         # One XLA compilation instead of op-by-op dispatch (much faster on CPU).
         grads = jax.jit(jax.grad(f))(trainable, non_trainable, x, y)
     else:  # pragma: no cover
-        raise NotImplementedError(backend)
+        raise ValueError(f"gradients are computed for the tensorflow and jax backends only. Received: backend={backend!r}")
     return [None if g is None else np.asarray(keras.ops.convert_to_numpy(g)) for g in grads]
 
 

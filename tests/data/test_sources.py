@@ -34,8 +34,9 @@ def test_fashion_mnist_from_idx_dir(tmp_path, monkeypatch, rng):
 
 
 def test_fashion_mnist_debian_files():
-    if _fashion_mnist.load_arrays("test", _fashion_mnist.DEBIAN_DIR) is None:
-        pytest.skip("dataset-fashion-mnist is not installed")
+    # ./dev installs Debian's dataset-fashion-mnist before the tests: its absence is a failure.
+    assert _fashion_mnist.load_arrays("test", _fashion_mnist.DEBIAN_DIR) is not None, (
+        "dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)")
     src = load_source("fashion_mnist", split="test",
                       data_dir=_fashion_mnist.DEBIAN_DIR)
     assert src.images.shape == (10000, 28, 28, 1) and src.images.dtype == np.uint8

@@ -68,9 +68,8 @@ def test_paper_figure_beside_ours_for_a_registry_model(tmp_path, capsys):
 
 
 def test_saved_model_export_gives_the_keras_numbers(keras_files, tmp_path, capsys):
-    export = pytest.importorskip("kerascnn.export")
-    if not hasattr(export, "export_model"):
-        pytest.skip("kerascnn.export.export_model not available yet")
+    from kerascnn import export
+
     d, a, _ = keras_files
     path = export.export_model(
         a, "net_a", base_dir=str(tmp_path / "saved_models"), verbose=False,
