@@ -14,6 +14,8 @@ ALL = [
     "resnet152_imagenet", "plain18_imagenet", "plain34_imagenet", "resnet20_cifar10",
     "resnet32_cifar10", "resnet44_cifar10", "resnet56_cifar10", "resnet110_cifar10",
     "plain20_cifar10", "plain56_cifar10", "fashion_mnist",
+    # beyond the list: the rest of the registry's CIFAR plain nets
+    "plain32_cifar10", "plain44_cifar10", "plain110_cifar10",
 ]
 
 # (batch, lr, momentum, weight decay) per PAPERS.md
