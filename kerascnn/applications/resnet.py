@@ -17,7 +17,9 @@ Faithful to the paper:
 
 Departures / choices the paper leaves open: strided k×k convs and the stem pool pad
 symmetrically (``ZeroPadding2D`` + valid, as Caffe/PyTorch), BN momentum 0.9 and
-epsilon 1e-5 (torchvision's), ``zero_init_residual=True`` (off by default) zeroes
+epsilon 1.001e-5 (torchvision's 1e-5 raised to the least value TensorFlow's fused
+kernel takes, as keras.applications' ResNets; :class:`kerascnn.layers.BatchNormalization`
+runs that kernel on the TensorFlow backend), ``zero_init_residual=True`` (off by default) zeroes
 the last BN gamma of each residual block (Goyal et al., 2017).
 """
 
@@ -27,7 +29,8 @@ import keras
 
 from kerascnn.applications import _common
 from kerascnn.applications.registry import ModelInfo, register_model, results
-from kerascnn.layers import ZeroPadShortcut
+from kerascnn.layers import BatchNormalization, ZeroPadShortcut
+from kerascnn.layers.batch_norm import MIN_FUSED_EPSILON
 
 SHORTCUTS = ("A", "B", "C")
 
@@ -40,7 +43,7 @@ _IMAGENET = {
 }
 _CIFAR = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18}
 
-_BN = dict(axis=-1, momentum=0.9, epsilon=1e-5)
+_BN = dict(axis=-1, momentum=0.9, epsilon=MIN_FUSED_EPSILON)
 
 
 def _he_normal():
@@ -65,7 +68,7 @@ def _conv_bn(x, filters, kernel, strides, name, relu=True, zero_gamma=False):
         kernel_initializer=_he_normal(),
         name=f"{name}_conv",
     )(x)
-    x = keras.layers.BatchNormalization(
+    x = BatchNormalization(
         gamma_initializer="zeros" if zero_gamma else "ones", name=f"{name}_bn", **_BN
     )(x)
     if relu:

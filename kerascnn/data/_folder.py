@@ -35,30 +35,70 @@ def check_file(path):
     return sniff_file(path)[1]
 
 
+_SOF = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers
+
+
+def _jpeg_size(head):
+    """``(height, width)`` from the SOF segment in the first bytes of a JPEG, or
+    None when it is not there (e.g. behind a very large EXIF block)."""
+    i = 2
+    while i + 9 <= len(head):
+        if head[i] != 0xFF:
+            return None
+        marker = head[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _SOF:
+            return int.from_bytes(head[i + 5:i + 7], "big"), int.from_bytes(head[i + 7:i + 9], "big")
+        if marker == 0xD9 or marker == 0xDA:  # end of image / start of scan
+            return None
+        i += 2 + int.from_bytes(head[i + 2:i + 4], "big")
+    return None
+
+
+def _image_size(kind, head):
+    """``(height, width)`` from a file's first bytes, or None."""
+    if kind == "jpeg":
+        return _jpeg_size(head)
+    if kind == "png" and len(head) >= 24:
+        return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
+    if kind == "gif" and len(head) >= 10:
+        return int.from_bytes(head[8:10], "little"), int.from_bytes(head[6:8], "little")
+    if kind == "bmp" and len(head) >= 26:
+        return (abs(int.from_bytes(head[22:26], "little", signed=True)),
+                int.from_bytes(head[18:22], "little", signed=True))
+    return None
+
+
 def sniff_file(path):
-    """``(kind, reason)``: the format (``jpeg``, ``png``, ``gif``, ``bmp``) and None
-    when ``path`` looks like a complete image, else ``(kind or None, reason)``."""
+    """``(kind, reason, size)``: the format (``jpeg``, ``png``, ``gif``, ``bmp``),
+    None when ``path`` looks like a complete image (else the reason), and its
+    ``(height, width)`` read from the header (None when unknown)."""
     try:
         size = os.path.getsize(path)
         if size == 0:
-            return None, "empty file (0 bytes)"
+            return None, "empty file (0 bytes)", None
         with open(path, "rb") as f:
-            head = f.read(16)
-            f.seek(max(0, size - 4096))
-            tail = f.read()
+            head = f.read(65536)
+            if size > len(head):
+                f.seek(max(0, size - 4096))
+                tail = f.read()
+            else:
+                tail = head[-4096:]
     except OSError as err:
-        return None, f"unreadable ({err.strerror or err})"
+        return None, f"unreadable ({err.strerror or err})", None
     kind = next(
         (k for k, magics in _MAGIC.items() if any(head.startswith(m) for m in magics)),
         None,
     )
     if kind is None:
-        return None, "not a JPEG/PNG/GIF/BMP image"
+        return None, "not a JPEG/PNG/GIF/BMP image", None
     if kind == "jpeg" and b"\xff\xd9" not in tail:
-        return kind, "truncated JPEG (no end-of-image marker)"
+        return kind, "truncated JPEG (no end-of-image marker)", None
     if kind == "png" and b"IEND" not in tail[-64:]:
-        return kind, "truncated PNG (no IEND chunk)"
-    return kind, None
+        return kind, "truncated PNG (no IEND chunk)", None
+    return kind, None, _image_size(kind, head)
 
 
 def _decode_check(paths, channels):
@@ -77,7 +117,9 @@ def _decode_check(paths, channels):
 
 
 def list_folder(root, validate="header", channels=3):
-    """Lists ``root`` -> ``(paths, labels, class_names, skipped, all_jpeg)``; raises
+    """Lists ``root`` -> ``(paths, labels, class_names, skipped, all_jpeg,
+    max_short_side)`` (the largest shorter side of the images kept, from their
+    headers; None when unknown); raises
     on layouts that cannot train (missing path, no class folders, an empty class
     folder). ``all_jpeg``: every kept file is a JPEG by its magic bytes."""
     if validate not in ("header", "decode", False, None):
@@ -119,13 +161,14 @@ def list_folder(root, validate="header", channels=3):
         logger.info("%s: ignored %d files without an image extension", root, ignored)
     skipped = []
     all_jpeg = False
+    max_short_side = None
     if validate:
         workers = min(32, (os.cpu_count() or 1) * 4)
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             sniffed = list(_progress(pool.map(sniff_file, paths, chunksize=256),
                                      len(paths), f"checking {root}"))
-        reasons = [r for _, r in sniffed]
-        all_jpeg = all(k == "jpeg" for k, r in sniffed if r is None)
+        reasons = [r for _, r, _ in sniffed]
+        all_jpeg = all(k == "jpeg" for k, r, _ in sniffed if r is None)
         skipped = [(p, r) for p, r in zip(paths, reasons) if r]
         if validate == "decode":
             good = [i for i, r in enumerate(reasons) if r is None]
@@ -135,6 +178,9 @@ def list_folder(root, validate="header", channels=3):
         for path, reason in skipped:
             logger.warning("Skipping %s: %s", path, reason)
         keep = [i for i, p in enumerate(paths) if p not in bad_paths]
+        sizes = [sniffed[i][2] for i in keep]
+        if sizes and all(sizes):
+            max_short_side = max(min(hw) for hw in sizes)
         paths = [paths[i] for i in keep]
         labels = [labels[i] for i in keep]
         if skipped:
@@ -150,7 +196,7 @@ def list_folder(root, validate="header", channels=3):
         raise ValueError(
             f"Class folder(s) in {root!r} with no usable image left: {names}."
         )
-    return paths, labels, class_names, skipped, all_jpeg
+    return paths, labels, class_names, skipped, all_jpeg, max_short_side
 
 
 def _progress(iterable, total, desc):
@@ -172,8 +218,8 @@ def _progress(iterable, total, desc):
 def load(root, split="train", validate="header", channels=3):
     split_dir = os.path.join(root, split) if split else root
     folder = split_dir if split and os.path.isdir(split_dir) else root
-    paths, labels, class_names, skipped, all_jpeg = list_folder(folder, validate,
-                                                                channels)
+    paths, labels, class_names, skipped, all_jpeg, max_short = list_folder(
+        folder, validate, channels)
     ds = tf.data.Dataset.from_tensor_slices(
         (tf.constant(paths), tf.constant(labels, tf.int64))
     )
@@ -187,5 +233,5 @@ def load(root, split="train", validate="header", channels=3):
         channels=channels,
         name=os.path.basename(os.path.normpath(folder)) or "images",
         info={"paths": paths, "labels": labels, "skipped": skipped, "root": folder,
-              "all_jpeg": all_jpeg},
+              "all_jpeg": all_jpeg, "max_short_side": max_short},
     )

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from kerascnn.data import ops, stats
 from kerascnn.data.decode import decode_image
-from kerascnn.data.policies import Policy, get_policy
+from kerascnn.data.policies import Policy, get_policy, needs_dct_scaling
 
 __all__ = [
     "train_dataset",
@@ -189,6 +189,8 @@ def train_dataset(source, policy, *, batch_size, seed, image_size=None, mean=Non
     else:
         encoded = source.encoded
         jpeg_only = bool(source.info.get("all_jpeg"))
+        dct_scaling = needs_dct_scaling(source.info.get("max_short_side"), policy,
+                                        image_size)
         paths = source.info.get("paths")
         if paths is not None and not cache:  # image folder: shuffle paths, then read
             ds = tf.data.Dataset.from_tensor_slices(
@@ -219,7 +221,7 @@ def train_dataset(source, policy, *, batch_size, seed, image_size=None, mean=Non
             example_seed = tf.stack([r, tf.constant(seed, tf.int64)])
             image = policy.example_fn(image, example_seed, encoded=encoded,
                                       channels=channels, image_size=image_size,
-                                      jpeg_only=jpeg_only)
+                                      jpeg_only=jpeg_only, dct_scaling=dct_scaling)
             return image, label, r
 
         ds = ds.map(example, num_parallel_calls=AUTOTUNE)

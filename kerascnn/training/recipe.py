@@ -149,6 +149,10 @@ class TrainingConfig:
       plateau schedule) is this many steps.
     jit_compile: XLA for the model's train step (``"auto"``, ``"true"``,
       ``"false"``: Keras' ``compile(jit_compile=...)``).
+    steps_per_execution: training steps run per call of the compiled step function
+      (Keras' ``compile(steps_per_execution=...)``): less Python overhead per step
+      for small networks; batch-level callbacks then see every n-th step. Must
+      divide ``steps_per_epoch`` when that is set.
     """
 
     epochs: int
@@ -159,6 +163,7 @@ class TrainingConfig:
     eval_batch_size: int = 0
     precision: str = "float32"
     jit_compile: str = "auto"
+    steps_per_execution: int = 1
     init_from: str = ""
     checkpoint_best: bool = True
 
@@ -197,7 +202,8 @@ _CHOICES = {
     ("training", "precision"): ("float32", "mixed_float16", "mixed_bfloat16"),
     ("training", "jit_compile"): ("auto", "true", "false"),
 }
-_POSITIVE = {("training", "epochs"), ("training", "batch_size"), ("data", "image_size")}
+_POSITIVE = {("training", "epochs"), ("training", "batch_size"), ("data", "image_size"),
+             ("training", "steps_per_execution")}
 
 
 def _type_ok(value, annotation) -> bool:
@@ -262,6 +268,12 @@ def parse_recipe(document: dict, where: str = "<recipe>") -> Recipe:
             raise RecipeError(f"{where}: missing required section [{section}].")
         values[section] = _section(cls, document[section], section, where)
     recipe = Recipe(**values, path=where)
+    t = recipe.training
+    if t.steps_per_epoch and t.steps_per_epoch % t.steps_per_execution:
+        raise RecipeError(
+            f"{where}: 'training.steps_per_execution' must divide 'training.steps_per_epoch'"
+            f" ({t.steps_per_epoch}). Received: training.steps_per_execution="
+            f"{t.steps_per_execution}")
     if not recipe.name:
         recipe.name = os.path.splitext(os.path.basename(where))[0]
     return recipe

@@ -286,7 +286,8 @@ def train(recipe: Recipe, *, output_dir=None, strategy="auto", precision=None,
             _log(f"warm start from {init}: copied {', '.join(copied)}")
         model.compile(optimizer=build_optimizer(recipe.optimizer),
                       loss=keras.losses.SparseCategoricalCrossentropy(),
-                      metrics=default_metrics(), jit_compile=_jit(t.jit_compile))
+                      metrics=default_metrics(), jit_compile=_jit(t.jit_compile),
+                      steps_per_execution=t.steps_per_execution)
     if chief:
         from kerascnn.export.predict import write_preprocessing
 
@@ -299,7 +300,8 @@ def train(recipe: Recipe, *, output_dir=None, strategy="auto", precision=None,
         train_ds, epochs=t.epochs, validation_data=val_ds,
         steps_per_epoch=t.steps_per_epoch or None,
         validation_steps=t.validation_steps or None,
-        callbacks=callbacks, verbose=verbose)
+        callbacks=callbacks, verbose=verbose,
+        shuffle=False)  # the tf.data pipeline shuffles (seeded); silences Keras' warning
     if guard.diverged:
         return TrainResult(run_dir, history.history, None, None, True, guard.message, model)
 

@@ -65,6 +65,46 @@ def test_image_folder(image_folder):
     assert decode_image(items[0][0]).shape[-1] == 3
 
 
+def test_header_sizes_and_max_short_side(image_folder, rng):
+    from PIL import Image
+
+    from kerascnn.data import _folder
+
+    # a JPEG with a large APP1 (EXIF-like) block before its frame header, and the
+    # other formats; sizes are checked against PIL's reading of the same files
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 20000  # ImageDescription
+    rgb = smooth_image(rng, 61, 90)
+    files = {"big_exif.jpg": encode(rgb, "JPEG", exif=exif.tobytes()),
+             "p.png": encode(rgb, "PNG"), "g.gif": encode(rgb, "GIF"),
+             "b.bmp": encode(rgb, "BMP"), "gray.jpg": encode(rgb, "JPEG", mode="L")}
+    for name, data in files.items():
+        path = image_folder / "cat" / name
+        path.write_bytes(data)
+        kind, reason, size = _folder.sniff_file(str(path))
+        assert reason is None, name
+        with Image.open(path) as im:
+            assert size == (im.height, im.width), name
+    src = load_source(str(image_folder))
+    want = 0
+    for path in src.info["paths"]:
+        with Image.open(path) as im:
+            want = max(want, min(im.size))
+    assert src.info["max_short_side"] == want
+
+
+def test_dct_scaling_needed_only_for_large_images():
+    from kerascnn.data import get_policy
+    from kerascnn.data.policies import needs_dct_scaling
+
+    resnet, alexnet = get_policy("resnet"), get_policy("alexnet")
+    assert needs_dct_scaling(None, resnet, (224, 224))  # unknown sizes: keep it
+    assert not needs_dct_scaling(447, resnet, (224, 224))
+    assert needs_dct_scaling(448, resnet, (224, 224))
+    assert not needs_dct_scaling(511, alexnet, (227, 227))  # window -> 256 first
+    assert needs_dct_scaling(512, alexnet, (227, 227))
+
+
 def test_image_folder_split_subdir(image_folder, tmp_path):
     (tmp_path / "ds").mkdir()
     image_folder.rename(tmp_path / "ds" / "train")

@@ -139,6 +139,10 @@ def test_minimal_recipe_defaults(tmp_path):
     (GOOD.replace("[optimizer]\nlearning_rate = 0.1\n", ""), "[optimizer]"),
     (GOOD.replace("epochs = 2", 'epochs = 2\nprecision = "half"'), "training.precision"),
     (GOOD.replace("epochs = 2", "epochs = 0"), "training.epochs"),
+    (GOOD.replace("epochs = 2", "epochs = 2\nsteps_per_execution = 0"),
+     "training.steps_per_execution"),
+    (GOOD.replace("epochs = 2", "epochs = 2\nsteps_per_epoch = 10\nsteps_per_execution = 4"),
+     "training.steps_per_execution"),
 ])
 def test_strict_errors_name_key_and_file(tmp_path, text, key):
     path = _write(tmp_path, text)

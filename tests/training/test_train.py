@@ -54,6 +54,17 @@ def test_train_evaluates_exports_and_reports(tiny_recipe, tmp_path, capsys):
         tmp_path / "runs" / "tiny")
 
 
+def test_steps_per_execution_reaches_compile(tiny_recipe, tmp_path):
+    from kerascnn.training.recipe import load_recipe
+    from kerascnn.training.trainer import train
+
+    recipe = load_recipe(tiny_recipe(epochs=1, steps=4), ["training.steps_per_execution=2"])
+    result = train(recipe, output_dir=str(tmp_path / "run"), export=False, verbose=0)
+    assert result.model.steps_per_execution == 2
+    assert [int(r["epoch"]) for r in _rows(str(tmp_path / "run"))] == [0]
+    assert result.model.optimizer.iterations.numpy() == 4  # 2 calls x 2 steps
+
+
 def test_bad_recipe_is_reported(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text("[model]\nname = 3\n")
