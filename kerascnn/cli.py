@@ -13,8 +13,11 @@ import importlib
 import os
 import sys
 
-# Before any sub-command imports TensorFlow: keep its C++ start-up chatter out of the way.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Before any sub-command imports TensorFlow: keep its C++ INFO chatter out of the way,
+# but not its warnings: tf.data's ``ignore_errors`` reports an image that fails to
+# decode mid-stream (after passing the listing's header checks) as a WARNING, and a
+# skipped image must never be silent. Set TF_CPP_MIN_LOG_LEVEL=2 to hide those too.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 # Order is the order of ``kerascnn --help``: the story of the data.
 _COMMAND_MODULES = (

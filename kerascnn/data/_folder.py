@@ -5,7 +5,10 @@ JPEG/PNG the end marker that a truncated file lacks), so that bad files are skip
 *before* training: each is named in a warning and a count closes the listing. With
 ``validate="decode"`` every file is also fully decoded once (slower, catches
 corruption in the middle of a file). The pipelines add ``ignore_errors`` after
-decoding as a last safety net, so one bad file never kills a long run.
+decoding as a last safety net, so one bad file never kills a long run; the skip is
+reported by TensorFlow's C++ logger as a warning with the decode error (e.g. "Invalid
+PNG data, size 12420"; it cannot name the file), which the ``kerascnn`` command leaves
+visible (``TF_CPP_MIN_LOG_LEVEL=1``); ``validate="decode"`` names such files up front.
 """
 
 from __future__ import annotations

@@ -61,10 +61,10 @@ def image_folder(tmp_path_factory):
 
 @pytest.fixture
 def tiny_recipe(tmp_path, image_folder):
-    def write(epochs=2, batch=8, steps=3, lr=0.05, name="tiny.toml"):
+    def write(epochs=2, batch=8, steps=3, lr=0.05, name="tiny.toml", source=None):
         path = tmp_path / name
-        path.write_text(TINY.format(source=image_folder, epochs=epochs, batch=batch,
-                                    steps=steps, lr=lr))
+        path.write_text(TINY.format(source=source or image_folder, epochs=epochs,
+                                    batch=batch, steps=steps, lr=lr))
         return str(path)
     return write
 

@@ -65,6 +65,35 @@ def test_steps_per_execution_reaches_compile(tiny_recipe, tmp_path):
     assert result.model.optimizer.iterations.numpy() == 4  # 2 calls x 2 steps
 
 
+def test_corrupt_image_mid_stream_is_skipped_with_a_warning(tmp_path, image_folder,
+                                                            tiny_recipe):
+    """A PNG whose header and IEND pass the listing's checks but whose pixel data is
+    broken: the run goes on, and the skip shows (TF's warning, not hidden by the CLI)."""
+    import io
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(image_folder, data_dir)
+    buf = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(buf, "PNG")  # ~12 KB: IEND far from the broken bytes
+    broken = bytearray(buf.getvalue())
+    broken[60:200] = b"\x00" * 140
+    (data_dir / "train" / "red" / "broken.png").write_bytes(bytes(broken))
+    recipe = tiny_recipe(epochs=1, steps=0, source=data_dir)  # one pass: every file
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "kerascnn.cli", "train", str(recipe), "--no-export",
+         "--output-dir", str(tmp_path / "run"), "--verbose", "0"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Invalid PNG data" in proc.stderr
+    assert os.path.exists(tmp_path / "run" / "completed.json")
+
+
 def test_bad_recipe_is_reported(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text("[model]\nname = 3\n")
