@@ -101,3 +101,13 @@ def test_large_jpeg_crop_decodes_at_reduced_dct_scale(rng):
     same = decode_and_crop(data, lambda s: tf.constant([0, 0, 150, 150]),
                            min_size=(100, 100), jpeg_only=True).numpy()
     assert same.shape == (150, 150, 3)
+    # the other two scales: 1/2 (a 250x250 window for 100x100) and 1/8 (the whole
+    # image for 50x50)
+    half = decode_and_crop(data, lambda s: tf.constant([0, 0, 250, 250]),
+                           min_size=(100, 100), jpeg_only=True).numpy()
+    assert half.shape == (125, 125, 3)
+    eighth = decode_and_crop(data, lambda s: tf.constant([0, 0, 480, 640]),
+                             min_size=(50, 50)).numpy()
+    assert eighth.shape == (60, 80, 3)
+    ref = img.astype(np.float32).reshape(60, 8, 80, 8, 3).mean((1, 3))
+    assert np.abs(eighth - ref).mean() < 3

@@ -51,6 +51,23 @@ def test_policies_on_an_image_folder(name, image_folder):
     assert not np.array_equal(epoch2[0], x)  # each epoch differs
 
 
+@pytest.mark.parametrize("policy,size", [(get_policy("alexnet", resize=32), (28, 28)),
+                                         (get_policy("resnet", scale=(36, 64)), (32, 32))])
+def test_dropping_the_dct_branch_for_small_images_changes_nothing(policy, size,
+                                                                   image_folder):
+    import dataclasses
+
+    from kerascnn.data.policies import needs_dct_scaling
+
+    src = load_source(str(image_folder))  # shorter sides <= 56 < 2 x 32
+    assert not needs_dct_scaling(src.info["max_short_side"], policy, size)
+    unknown = dataclasses.replace(src, info={**src.info, "max_short_side": None})
+    a = _first(train_dataset(src, policy, batch_size=4, seed=3, image_size=size))
+    b = _first(train_dataset(unknown, policy, batch_size=4, seed=3, image_size=size))
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
 def test_fashion_mnist_cifar_recipe_exact(rng):
     images = rng.integers(0, 256, (10, 28, 28, 1), dtype=np.uint8)
     src = from_arrays(images, np.arange(10) % 10, [str(i) for i in range(10)])
