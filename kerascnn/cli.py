@@ -13,7 +13,8 @@ import importlib
 import os
 import sys
 
-# Before any sub-command imports TensorFlow: keep its C++ INFO chatter out of the way,
+# Before any sub-command imports TensorFlow (every sub-command runs through here, so
+# this is the one place that sets it): keep its C++ INFO chatter out of the way,
 # but not its warnings: tf.data's ``ignore_errors`` reports an image that fails to
 # decode mid-stream (after passing the listing's header checks) as a WARNING, and a
 # skipped image must never be silent. Set TF_CPP_MIN_LOG_LEVEL=2 to hide those too.

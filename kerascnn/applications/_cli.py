@@ -36,9 +36,6 @@ def format_table(infos) -> str:
 
 
 def _run(args) -> int:
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # before TensorFlow loads
     from kerascnn.applications import get_model_info, list_models
 
     infos = [get_model_info(n) for n in list_models(args.family)]

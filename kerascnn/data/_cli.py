@@ -120,7 +120,6 @@ def _stats(args) -> int:
 
 
 def _show_impl(args) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     from kerascnn.data.sources import load_source
 
     from kerascnn.data.policies import get_policy
@@ -144,7 +143,6 @@ def _show_impl(args) -> int:
 
 
 def _stats_impl(args) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     import numpy as np
 
     from kerascnn.data.sources import load_source

@@ -54,7 +54,7 @@ def _jpeg_size(head):
             continue
         if marker in _SOF:
             return int.from_bytes(head[i + 5:i + 7], "big"), int.from_bytes(head[i + 7:i + 9], "big")
-        if marker == 0xD9 or marker == 0xDA:  # end of image / start of scan
+        if marker in (0xD9, 0xDA):  # end of image / start of scan
             return None
         i += 2 + int.from_bytes(head[i + 2:i + 4], "big")
     return None

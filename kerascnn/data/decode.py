@@ -94,7 +94,7 @@ def _decode_jpeg_window(contents, shape, window, min_size):
         return fn
 
     # The common case (a window under twice the output, e.g. ImageNet-sized images)
-    # takes one cheap ``cond``; the 3-way ``switch_case`` costs ~3x more per image.
+    # takes one ``cond``; a ``switch_case`` over all four scales cost ~3x more per image.
     return tf.cond(k > 0,
                    lambda: tf.switch_case(k - 1, [branch(r) for r in (2, 4, 8)]),
                    branch(1))
