@@ -13,8 +13,10 @@ photographs, see ``_images.py``), measures images/s of
   ``map``, then ``batch``) — target for ``resnet``: >= 1.5x;
 * our ``resnet`` and ``alexnet`` policies (``kerascnn.data.train_dataset``),
 
-all measured in the same run (median of epochs interleaved across the pipelines,
-after one warm-up epoch each), and prints the ratios.
+all measured in the same run at steady state, as training runs them (one repeating
+iterator: each round drops 8 batches, while tf.data's autotuning settles, and times
+the next 16; the median of rounds taken in turn across the pipelines), and prints
+the ratios by wall clock and by CPU time.
 Also prints the in-memory Fashion-MNIST ``cifar`` pipeline's rate for reference.
 """
 
@@ -41,7 +43,7 @@ MEAN = tf.constant(stats.IMAGENET_MEAN_RGB, tf.float32)
 def _files(source, seed):
     ds = tf.data.Dataset.from_tensor_slices(
         (source.info["paths"], tf.constant(source.info["labels"], tf.int64)))
-    return ds.shuffle(len(source.info["paths"]), seed=seed)
+    return ds.shuffle(len(source.info["paths"]), seed=seed).repeat()
 
 
 def decode_only(source, batch_size):
@@ -88,25 +90,32 @@ def rate(ds, batch_size, epochs):
     return batches * batch_size / (time.perf_counter() - start)
 
 
-def measure(pipelines, batch_size, rounds):
-    """Median images/s (wall clock) and images per CPU-second (this process's CPU
-    time, all threads) of each pipeline over ``rounds`` epochs, the pipelines
-    interleaved epoch by epoch so that load from other processes on a shared
-    machine hits them all alike. On a busy machine the CPU-time figure is the
-    stable one; on an idle one, images/s ~= cores x images/CPU-s."""
+def measure(pipelines, batch_size, rounds, warmup=8, timed=16):
+    """Median steady-state images/s (wall clock) and images per CPU-second (this
+    process's CPU time, all threads) of each (repeating) pipeline.
+
+    Training keeps one iterator for many epochs, and tf.data's autotuning needs a few
+    batches to settle the parallelism of a fresh one, so each round opens a new
+    iterator per pipeline, drops ``warmup`` batches untimed and times the next
+    ``timed``. The pipelines take turns round by round, so that load from other
+    processes on a shared machine hits them all alike; each iterator is closed
+    before the next pipeline's round starts. On a busy machine the CPU-time figure
+    is the stable one; on an idle one, images/s ~= cores x images/CPU-s."""
     import statistics
 
-    for ds in pipelines.values():  # warm-up
-        for _ in ds:
-            pass
     wall = {name: [] for name in pipelines}
     cpu = {name: [] for name in pipelines}
     for _ in range(rounds):
         for name, ds in pipelines.items():
+            it = iter(ds)
+            for _ in range(warmup):  # tracing / XLA compilation on the first round
+                next(it)
             start, start_cpu = time.perf_counter(), time.process_time()
-            images = batch_size * sum(1 for _ in ds)
-            wall[name].append(images / (time.perf_counter() - start))
-            cpu[name].append(images / (time.process_time() - start_cpu))
+            for _ in range(timed):
+                next(it)
+            wall[name].append(timed * batch_size / (time.perf_counter() - start))
+            cpu[name].append(timed * batch_size / (time.process_time() - start_cpu))
+            del it
     return ({name: statistics.median(v) for name, v in wall.items()},
             {name: statistics.median(v) for name, v in cpu.items()})
 
@@ -116,7 +125,7 @@ def main(argv=None):
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5,
-                        help="timed epochs per pipeline, interleaved (median)")
+                        help="timed rounds per pipeline, taken in turn (median)")
     parser.add_argument("--dir", default=os.path.join(tempfile.gettempdir(),
                                                       "kerascnn-bench-jpegs"))
     args = parser.parse_args(argv)
@@ -126,13 +135,13 @@ def main(argv=None):
     source = load_source(args.dir)
     b = args.batch_size
     print(f"{source.num_examples} JPEGs (~400x350) in {args.dir}; batch {b}; median "
-          f"of {args.rounds} interleaved epochs after one warm-up; "
+          f"of {args.rounds} rounds of 16 batches (after 8 untimed) taken in turn; "
           f"{os.cpu_count()} CPU cores; load average {os.getloadavg()[0]:.1f}")
     results = measure({
         "decode-only": decode_only(source, b),
         "model-garden": model_garden(source, b),
-        "resnet": train_dataset(source, "resnet", batch_size=b, seed=0),
-        "alexnet": train_dataset(source, "alexnet", batch_size=b, seed=0),
+        "resnet": train_dataset(source, "resnet", batch_size=b, seed=0, repeat=True),
+        "alexnet": train_dataset(source, "alexnet", batch_size=b, seed=0, repeat=True),
     }, b, args.rounds)
     wall, cpu = results
     for name in wall:

@@ -167,6 +167,15 @@ class Policy:
                       and tuple(x.shape[1:3]) != tuple(image_size))
         if crop_first:  # cheaper on uint8; a mean RGB commutes with the crop
             x = ops.random_crop(x, image_size, seed)
+        # The flip commutes with the cast, lighting and a mean RGB (per-image or
+        # per-channel constants); on uint8 it moves a quarter of the bytes, with the
+        # same batch bit for bit (not before photometric: its contrast step sums the
+        # image, whose rounding depends on the order).
+        flip_first = (self.flip and not self.pad and not per_pixel
+                      and not self.photometric
+                      and tuple(x.shape[1:3]) == tuple(image_size))
+        if flip_first:
+            x = ops.random_flip(x, seed)
         x = tf.cast(x, tf.float32)
         if self.example == "none":
             x = ops.pad_to(x, image_size)
@@ -184,7 +193,7 @@ class Policy:
                 x = ops.random_crop(x, image_size, seed)
             else:
                 x = ops.center_crop(x, image_size)
-        if self.flip:
+        if self.flip and not flip_first:
             x = ops.random_flip(x, seed)
         return x
 

@@ -85,6 +85,30 @@ def test_every_policy_batch_step_compiles_with_xla(name):
     assert out.shape == (2, *size, 3) and out.dtype == tf.float32
 
 
+@pytest.mark.parametrize("name", list_policies())
+def test_batch_step_flips_last_whatever_order_it_runs(name):
+    # the compiled batch step may mirror uint8 images before the colour steps; the
+    # result must be the flip-free step followed by the flip, bit for bit
+    policy = get_policy(name)
+    size = policy.image_size
+    stage = size if policy.pad else policy.stage_size(size)
+    rng = np.random.default_rng(3)
+    images = tf.constant(rng.integers(0, 256, (6, *stage, 3), dtype=np.uint8))
+    kwargs = dict(image_size=size, mean=np.array([120.0, 110.0, 100.0], np.float32),
+                  pca=(stats.IMAGENET_PCA_EIGVAL, stats.IMAGENET_PCA_EIGVEC))
+    no_flip = get_policy(name, flip=False)
+
+    @tf.function(jit_compile=True)
+    def flip_last(x, seed):
+        return ops.random_flip(no_flip.batch_fn(x, seed, **kwargs), seed)
+
+    expected = flip_last(images, SEED).numpy()
+    unflipped = compiled_batch_fn(no_flip, **kwargs)(images, SEED).numpy()
+    mirrored = [np.array_equal(e, u[:, ::-1]) for e, u in zip(expected, unflipped)]
+    assert 0 < sum(mirrored) < 6  # the seed flips some images, not all
+    np.testing.assert_array_equal(compiled_batch_fn(policy, **kwargs)(images, SEED), expected)
+
+
 def test_get_policy_errors_and_overrides():
     assert list_policies() == ["alexnet", "cifar", "googlenet", "resnet", "vgg"]
     assert get_policy("vgg", scale=384).scale == (384, 384)
