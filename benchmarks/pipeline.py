@@ -54,27 +54,30 @@ def decode_only(source, batch_size):
     return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
 
 
-def model_garden(source, batch_size):
+def model_garden_example(contents):
     """tensorflow/models official/legacy/image_classification/resnet/
-    imagenet_preprocessing.py, ``preprocess_image(is_training=True)`` in spirit."""
+    imagenet_preprocessing.py, ``preprocess_image(is_training=True)`` in spirit:
+    JPEG bytes -> float32 (224, 224, 3)."""
+    shape = tf.io.extract_jpeg_shape(contents)
+    begin, size, _ = tf.image.sample_distorted_bounding_box(
+        shape, bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]),
+        min_object_covered=0.1, aspect_ratio_range=[0.75, 1.33],
+        area_range=[0.05, 1.0], max_attempts=100,
+        use_image_if_no_bounding_boxes=True)
+    y, x, _ = tf.unstack(begin)
+    h, w, _ = tf.unstack(size)
+    image = tf.io.decode_and_crop_jpeg(contents, tf.stack([y, x, h, w]), channels=3)
+    image = tf.image.random_flip_left_right(image)
+    image = tf.image.resize(image, [224, 224], method="bilinear")
+    image.set_shape([224, 224, 3])
+    return image - MEAN
 
-    def parse(path, label):
-        contents = tf.io.read_file(path)
-        shape = tf.io.extract_jpeg_shape(contents)
-        begin, size, _ = tf.image.sample_distorted_bounding_box(
-            shape, bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]),
-            min_object_covered=0.1, aspect_ratio_range=[0.75, 1.33],
-            area_range=[0.05, 1.0], max_attempts=100,
-            use_image_if_no_bounding_boxes=True)
-        y, x, _ = tf.unstack(begin)
-        h, w, _ = tf.unstack(size)
-        image = tf.io.decode_and_crop_jpeg(contents, tf.stack([y, x, h, w]), channels=3)
-        image = tf.image.random_flip_left_right(image)
-        image = tf.image.resize(image, [224, 224], method="bilinear")
-        image.set_shape([224, 224, 3])
-        return image - MEAN, label
 
-    ds = _files(source, 0).map(parse, num_parallel_calls=AUTOTUNE)
+def model_garden(source, batch_size):
+    """The Model Garden example step in one per-example map, then ``batch``."""
+    ds = _files(source, 0).map(
+        lambda path, label: (model_garden_example(tf.io.read_file(path)), label),
+        num_parallel_calls=AUTOTUNE)
     return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
 
 

@@ -92,6 +92,42 @@ class Policy:
             return tuple(input_shape[:2])
         return tuple(image_size)
 
+    def window(self, shape, seed, image_size):
+        """The crop window ``int32 [y, x, h, w]`` that the example step decodes (then
+        resizes to ``stage_size``) from an image of ``shape = [height, width]``:
+        ``center``: the centre square; ``scale``: the window that becomes a random
+        ``image_size`` crop once the shorter side is rescaled to S ~ U{scale};
+        ``inception``: a random-sized crop."""
+        if self.example == "center":
+            side = tf.reduce_min(shape)
+            return tf.stack([(shape[0] - side) // 2, (shape[1] - side) // 2, side, side])
+        if self.example == "scale":
+            (lo, hi), (th, tw) = self.scale, image_size
+            # one draw for S and the offset (each op here costs per image)
+            shape = tf.cast(shape, tf.float32)
+            u = tf.random.stateless_uniform([3], seed)
+            s = tf.minimum(lo + tf.floor(u[0] * (hi - lo + 1)), hi)  # S ~ U{lo..hi}
+            f = s / tf.reduce_min(shape)
+            hh = tf.minimum(shape[0], tf.round(th / f))
+            ww = tf.minimum(shape[1], tf.round(tw / f))
+            y = tf.floor(u[1] * (shape[0] - hh + 1))
+            x = tf.floor(u[2] * (shape[1] - ww + 1))
+            return tf.cast(tf.stack([y, x, hh, ww]), tf.int32)
+        if self.example == "inception":
+            begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+                tf.concat([shape, [1]], 0),
+                tf.zeros([1, 0, 4]),
+                seed=seed,
+                min_object_covered=0.0,
+                aspect_ratio_range=self.aspect,
+                area_range=self.area,
+                max_attempts=10,
+                use_image_if_no_bounding_boxes=True,
+            )
+            return tf.concat([begin[:2], size[:2]], 0)
+        raise ValueError(
+            f"Policy {self.name!r} takes no crop window (example={self.example!r}).")
+
     def example_fn(self, image, seed, *, encoded, channels, image_size,
                    jpeg_only=False, dct_scaling=True):
         """One image (bytes or uint8 (H, W, C)) -> uint8 ``stage_size`` image.
@@ -102,47 +138,14 @@ class Policy:
         shorter side below twice the output, see :func:`needs_dct_scaling`), which
         saves the per-image control flow (~5 % of the example step,
         ``benchmarks/pipeline_parts.py``)."""
-        th, tw = image_size
         if self.example == "none":
             image = decode_image(image, channels) if encoded else image
             return _fit(image, image_size)
-        if self.example == "center":
-            def window(shape):
-                side = tf.reduce_min(shape)
-                return tf.stack([(shape[0] - side) // 2, (shape[1] - side) // 2,
-                                 side, side])
-            out = (self.resize, self.resize)
-        elif self.example == "scale":
-            lo, hi = self.scale
+        out = self.stage_size(image_size)
 
-            def window(shape):
-                # one draw for S and the offset (each op here costs per image)
-                shape = tf.cast(shape, tf.float32)
-                u = tf.random.stateless_uniform([3], seed)
-                s = tf.minimum(lo + tf.floor(u[0] * (hi - lo + 1)), hi)  # S ~ U{lo..hi}
-                f = s / tf.reduce_min(shape)
-                hh = tf.minimum(shape[0], tf.round(th / f))
-                ww = tf.minimum(shape[1], tf.round(tw / f))
-                y = tf.floor(u[1] * (shape[0] - hh + 1))
-                x = tf.floor(u[2] * (shape[1] - ww + 1))
-                return tf.cast(tf.stack([y, x, hh, ww]), tf.int32)
-            out = image_size
-        elif self.example == "inception":
-            def window(shape):
-                begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-                    tf.concat([shape, [1]], 0),
-                    tf.zeros([1, 0, 4]),
-                    seed=seed,
-                    min_object_covered=0.0,
-                    aspect_ratio_range=self.aspect,
-                    area_range=self.area,
-                    max_attempts=10,
-                    use_image_if_no_bounding_boxes=True,
-                )
-                return tf.concat([begin[:2], size[:2]], 0)
-            out = image_size
-        else:  # pragma: no cover - guarded by get_policy
-            raise ValueError(self.example)
+        def window(shape):
+            return self.window(shape, seed, image_size)
+
         if encoded:
             image = decode_and_crop(image, window, channels,
                                     min_size=out if dct_scaling else None,

@@ -109,6 +109,25 @@ def test_batch_step_flips_last_whatever_order_it_runs(name):
     np.testing.assert_array_equal(compiled_batch_fn(policy, **kwargs)(images, SEED), expected)
 
 
+def test_policy_windows():
+    shape = tf.constant([300, 400])
+    center = get_policy("alexnet").window(shape, SEED, (227, 227)).numpy()
+    np.testing.assert_array_equal(center, [0, 50, 300, 300])
+    # scale: the window that a 224 crop covers once the shorter side (300) is S
+    sides = set()
+    for i in range(200):
+        y, x, h, w = get_policy("resnet").window(
+            shape, tf.constant([i, 5], tf.int64), (224, 224)).numpy()
+        assert h == w and 0 <= y <= 300 - h and 0 <= x <= 400 - w
+        sides.add(int(h))
+    # S in [256, 480] -> side 224 * 300 / S in [140, 262.5]
+    assert min(sides) >= 140 and max(sides) <= 263 and max(sides) - min(sides) > 80
+    y, x, h, w = get_policy("googlenet").window(shape, SEED, (224, 224)).numpy()
+    assert 0.08 * 120000 - 600 <= h * w <= 120000 and y + h <= 300 and x + w <= 400
+    with pytest.raises(ValueError, match="example='none'"):
+        get_policy("cifar").window(shape, SEED, (32, 32))
+
+
 def test_get_policy_errors_and_overrides():
     assert list_policies() == ["alexnet", "cifar", "googlenet", "resnet", "vgg"]
     assert get_policy("vgg", scale=384).scale == (384, 384)
