@@ -303,6 +303,7 @@ def train(recipe: Recipe, *, output_dir=None, strategy="auto", precision=None,
         callbacks=callbacks, verbose=verbose,
         shuffle=False)  # the tf.data pipeline shuffles (seeded); silences Keras' warning
     if guard.diverged:
+        _report_skipped((train_src, val_src))
         return TrainResult(run_dir, history.history, None, None, True, guard.message, model)
 
     test_metrics = None
@@ -333,6 +334,7 @@ def train(recipe: Recipe, *, output_dir=None, strategy="auto", precision=None,
         {"recipe": recipe.name, "epochs": t.epochs, "wall_seconds": elapsed,
          "test_metrics": test_metrics, "export": export_path}, indent=1))
     if chief:
+        _report_skipped((train_src, val_src, test_src))
         _print_outputs(run_dir, checkpoint, export_path, elapsed)
     return TrainResult(run_dir, history.history, test_metrics, export_path, model=model)
 
@@ -385,6 +387,18 @@ def _export_mean(mean, channels):
 
         return resolve_mean(None, channels)
     return mean
+
+
+def _report_skipped(sources):
+    """The run's closing count of the bad image files its folders' listings skipped
+    (each was named in a warning then, before training)."""
+    for src in sources:
+        skipped = (src.info or {}).get("skipped") if src is not None else None
+        if skipped:
+            total = len(skipped) + int(src.num_examples or 0)
+            _log(f"skipped {len(skipped)} bad image file(s) of {total} in "
+                 f"{src.info.get('root', src.name)} (each named in a warning when the "
+                 f"folder was listed)")
 
 
 def _print_outputs(run_dir, checkpoint, export_path, elapsed):

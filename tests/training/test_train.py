@@ -68,7 +68,8 @@ def test_steps_per_execution_reaches_compile(tiny_recipe, tmp_path):
 def test_corrupt_image_mid_stream_is_skipped_with_a_warning(tmp_path, image_folder,
                                                             tiny_recipe):
     """A PNG whose header and IEND pass the listing's checks but whose pixel data is
-    broken: the run goes on, and the skip shows (TF's warning, not hidden by the CLI)."""
+    broken: the run goes on, and the skip shows (TF's warning, not hidden by the CLI).
+    An empty file beside it is named by the listing and counted at the run's end."""
     import io
     import shutil
 
@@ -83,6 +84,7 @@ def test_corrupt_image_mid_stream_is_skipped_with_a_warning(tmp_path, image_fold
     broken = bytearray(buf.getvalue())
     broken[60:200] = b"\x00" * 140
     (data_dir / "train" / "red" / "broken.png").write_bytes(bytes(broken))
+    (data_dir / "train" / "red" / "empty.jpg").write_bytes(b"")  # caught by the listing
     recipe = tiny_recipe(epochs=1, steps=0, source=data_dir)  # one pass: every file
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     proc = subprocess.run(
@@ -92,6 +94,12 @@ def test_corrupt_image_mid_stream_is_skipped_with_a_warning(tmp_path, image_fold
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Invalid PNG data" in proc.stderr
     assert os.path.exists(tmp_path / "run" / "completed.json")
+    # the listing named the empty file before training, and the run ends with the count
+    assert "empty.jpg" in proc.stderr
+    lines = proc.stdout.splitlines()
+    closing = [i for i, line in enumerate(lines) if "skipped 1 bad image file(s)" in line]
+    done = [i for i, line in enumerate(lines) if "done in" in line]
+    assert closing and done and closing[0] < done[0] and "train" in lines[closing[0]]
 
 
 def test_bad_recipe_is_reported(tmp_path, capsys):
