@@ -81,10 +81,13 @@ def _decode_jpeg_window(contents, shape, window, min_size):
     (libjpeg's ``scale_denom``: less work, less memory for very large images)."""
     if min_size is None:
         return tf.io.decode_and_crop_jpeg(contents, window, channels=3)
-    side = tf.minimum(window[2] // min_size[0], window[3] // min_size[1])
-    k = tf.clip_by_value(
-        tf.cast(tf.math.floor(tf.math.log(tf.cast(tf.maximum(side, 1), tf.float32))
-                              / tf.math.log(2.0) + 1e-6), tf.int32), 0, 3)
+
+    def reduced():  # the scale 1/2, 1/4 or 1/8 that keeps the window >= min_size
+        side = tf.minimum(window[2] // min_size[0], window[3] // min_size[1])
+        k = tf.clip_by_value(
+            tf.cast(tf.math.floor(tf.math.log(tf.cast(side, tf.float32))
+                                  / tf.math.log(2.0) + 1e-6), tf.int32), 1, 3)
+        return tf.switch_case(k - 1, [branch(r) for r in (2, 4, 8)])
 
     def branch(r):
         def fn():
@@ -94,10 +97,10 @@ def _decode_jpeg_window(contents, shape, window, min_size):
         return fn
 
     # The common case (a window under twice the output, e.g. ImageNet-sized images)
-    # takes one ``cond``; a ``switch_case`` over all four scales cost ~3x more per image.
-    return tf.cond(k > 0,
-                   lambda: tf.switch_case(k - 1, [branch(r) for r in (2, 4, 8)]),
-                   branch(1))
+    # costs two comparisons and one ``cond``; a ``switch_case`` over all four scales
+    # cost ~3x more per image.
+    large = tf.logical_and(window[2] >= 2 * min_size[0], window[3] >= 2 * min_size[1])
+    return tf.cond(large, reduced, branch(1))
 
 
 def decode_and_crop(contents, window_fn, channels=3, *, min_size=None,
