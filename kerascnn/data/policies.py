@@ -136,7 +136,7 @@ class Policy:
         ``dct_scaling``: a JPEG crop window at least twice the output is decoded at
         1/2, 1/4 or 1/8 scale; pass False when no image can have such a window (its
         shorter side below twice the output, see :func:`needs_dct_scaling`), which
-        saves the per-image control flow (~5 % of the example step,
+        saves the per-image control flow (5–8 % of the example step,
         ``benchmarks/pipeline_parts.py``)."""
         if self.example == "none":
             image = decode_image(image, channels) if encoded else image
