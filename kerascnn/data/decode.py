@@ -75,7 +75,7 @@ def image_shape(contents):
     )
 
 
-def _decode_jpeg_window(contents, shape, window, min_size):
+def _decode_jpeg_window(contents, window, min_size):
     """``decode_and_crop_jpeg`` of ``window``; when the window is at least twice
     ``min_size`` the JPEG is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain
     (libjpeg's ``scale_denom``: less work, less memory for very large images)."""
@@ -120,13 +120,13 @@ def decode_and_crop(contents, window_fn, channels=3, *, min_size=None,
     if jpeg_only:
         shape = tf.io.extract_jpeg_shape(contents)[:2]
         window = tf.cast(window_fn(shape), tf.int32)
-        image = _decode_jpeg_window(contents, shape, window, min_size)
+        image = _decode_jpeg_window(contents, window, min_size)
         image.set_shape([None, None, 3])
         return _to_channels(image, channels)
     window = tf.cast(window_fn(image_shape(contents)), tf.int32)
 
     def jpeg():
-        return _decode_jpeg_window(contents, None, window, min_size)
+        return _decode_jpeg_window(contents, window, min_size)
 
     def other():
         image = decode_image(contents, 3)

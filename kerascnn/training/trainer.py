@@ -303,7 +303,8 @@ def train(recipe: Recipe, *, output_dir=None, strategy="auto", precision=None,
         callbacks=callbacks, verbose=verbose,
         shuffle=False)  # the tf.data pipeline shuffles (seeded); silences Keras' warning
     if guard.diverged:
-        _report_skipped((train_src, val_src))
+        if chief:
+            _report_skipped((train_src, val_src))
         return TrainResult(run_dir, history.history, None, None, True, guard.message, model)
 
     test_metrics = None
