@@ -1,0 +1,233 @@
+"""One description of how a decoded image becomes a network's input outside training.
+
+:class:`Preprocessing` is the contract that training, evaluation, export, predict and
+each weight set share (the pattern of timm's ``pretrained_cfg`` ->
+``resolve_data_config`` and Model Garden's one parser for train, eval and serving):
+the recipe (or a weight set) resolves it once, ``kerascnn train`` writes it into the
+run folder as ``preprocessing.json``, and ``eval_dataset``, the evaluation views, the
+SavedModel's serving signatures and ``kerascnn predict`` all read the same value, so
+they cannot drift apart.
+
+Fields:
+
+- ``image_size`` ``(h, w)``: the network's input size;
+- ``channels``: 1 or 3 (images are decoded to this many);
+- ``resize``: the shorter side is resized to this (bilinear, isotropic, values
+  rounded back to the 0-255 grid) before the crop; ``None``: no resize;
+- ``pad``: zero pixels added on each side after the resize (Fashion-MNIST's 28 -> 32);
+- ``mean``: subtracted from the 0-255 pixels: a mean per channel ``(C,)``, a
+  per-pixel mean ``(H, W, C)``, or ``None`` for **no subtraction** (one meaning: the
+  ImageNet default is an explicit array, :data:`kerascnn.data.stats.IMAGENET_MEAN_RGB`).
+
+The ``center`` view (:meth:`Preprocessing.__call__`) is: shorter side to ``resize``,
+``pad``, centre crop (or centred zero padding) to ``image_size``, mean subtracted.
+Every other view (10 crops, 144 crops, dense) subtracts the mean with
+:func:`subtract_mean`, the one rule for a per-pixel mean whose size differs from the
+image's: its per-channel average is subtracted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+__all__ = [
+    "PREPROCESSING_FILE",
+    "Preprocessing",
+    "resize_shorter",
+    "subtract_mean",
+]
+
+PREPROCESSING_FILE = "preprocessing.json"
+
+
+def _pair(value, name):
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = (value, value)
+    try:
+        h, w = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`{name}` must be an int or (height, width). Received: {name}={value!r}") from None
+    if h <= 0 or w <= 0:
+        raise ValueError(f"`{name}` must be positive. Received: {name}={value!r}")
+    return h, w
+
+
+def _mean_array(mean, channels):
+    if mean is None:
+        return None
+    mean = np.asarray(mean, np.float32)
+    if mean.ndim == 0:
+        mean = np.full([channels], mean, np.float32)
+    if mean.ndim not in (1, 3) or mean.shape[-1] != channels:
+        raise ValueError(
+            f"`mean` must be a mean per channel (C,) or per pixel (H, W, C) with C={channels}. "
+            f"Received: mean with shape={mean.shape}")
+    if not np.all(np.isfinite(mean)):
+        raise ValueError("`mean` must be finite. Received: a mean with NaN or inf values")
+    return mean
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Preprocessing:
+    """The evaluation and serving preprocessing of one network (see the module doc)."""
+
+    image_size: tuple
+    channels: int = 3
+    resize: int | None = None
+    pad: int = 0
+    mean: np.ndarray | None = None
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        set_(self, "image_size", _pair(self.image_size, "image_size"))
+        if self.channels not in (1, 3) or isinstance(self.channels, bool):
+            raise ValueError(f"`channels` must be 1 or 3. Received: channels={self.channels!r}")
+        set_(self, "channels", int(self.channels))
+        if self.resize is not None:
+            if isinstance(self.resize, bool) or not isinstance(self.resize, (int, np.integer)) \
+                    or self.resize <= 0:
+                raise ValueError(
+                    f"`resize` must be a positive int or None. Received: resize={self.resize!r}")
+            set_(self, "resize", int(self.resize))
+        if isinstance(self.pad, bool) or not isinstance(self.pad, (int, np.integer)) or self.pad < 0:
+            raise ValueError(f"`pad` must be an int >= 0. Received: pad={self.pad!r}")
+        set_(self, "pad", int(self.pad))
+        set_(self, "mean", _mean_array(self.mean, self.channels))
+
+    def __eq__(self, other):
+        if not isinstance(other, Preprocessing):
+            return NotImplemented
+        return self.to_json() == other.to_json()
+
+    def replace(self, **changes) -> "Preprocessing":
+        return dataclasses.replace(self, **changes)
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def for_model(cls, model, **kwargs) -> "Preprocessing":
+        """Defaults from a Keras model's input shape (no resize, no mean)."""
+        shape = model.inputs[0].shape
+        if shape[1] is None or shape[2] is None:
+            raise ValueError(
+                "The model's input has no fixed size; pass a Preprocessing with an "
+                f"image_size. Received: input shape={tuple(shape)}")
+        return cls(image_size=(int(shape[1]), int(shape[2])), channels=int(shape[3]), **kwargs)
+
+    # -- JSON: the one reader and writer of preprocessing.json -------------------------
+    def to_json(self) -> dict:
+        return {"image_size": list(self.image_size), "channels": self.channels,
+                "resize": self.resize, "pad": self.pad,
+                "mean": None if self.mean is None else self.mean.tolist()}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Preprocessing":
+        try:
+            return cls(image_size=tuple(d["image_size"]), channels=int(d.get("channels", 3)),
+                       resize=d.get("resize"), pad=int(d.get("pad") or 0), mean=d.get("mean"))
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"Not a kerascnn preprocessing description ({e}). "
+                             f"Received: {d!r}") from None
+
+    def save(self, folder: str, class_names=None) -> str:
+        """Writes ``<folder>/preprocessing.json`` (atomically), with the class names."""
+        from kerascnn._io import write_json
+
+        path = os.path.join(folder, PREPROCESSING_FILE)
+        doc = self.to_json()
+        if class_names is not None:
+            doc["class_names"] = [str(c) for c in class_names]
+        write_json(path, doc)
+        return path
+
+    @classmethod
+    def load(cls, path: str):
+        """``(Preprocessing, class_names or None)`` from a ``preprocessing.json`` (or
+        the folder holding one)."""
+        if os.path.isdir(path):
+            path = os.path.join(path, PREPROCESSING_FILE)
+        try:
+            with open(path) as f:
+                doc = json.load(f)
+        except OSError as e:
+            raise ValueError(f"Cannot read {path}: {e.strerror}.") from None
+        except ValueError:
+            raise ValueError(f"{path} is not valid JSON; delete it or write it again "
+                             "with `kerascnn train`.") from None
+        return cls.from_json(doc), doc.get("class_names")
+
+    @classmethod
+    def find(cls, model_path: str):
+        """The training run's preprocessing for a ``.keras`` file: ``kerascnn train``
+        keeps checkpoints in ``<run>/checkpoints/`` and writes ``<run>/preprocessing.json``,
+        so it is looked up next to the file, then one folder up. ``(None, None)`` when
+        there is none."""
+        folder = os.path.dirname(os.path.abspath(model_path))
+        for candidate in (folder, os.path.dirname(folder)):
+            path = os.path.join(candidate, PREPROCESSING_FILE)
+            if os.path.exists(path):
+                return cls.load(path)
+        return None, None
+
+    # -- the center view ----------------------------------------------------------------
+    def crop_uint8(self, image):
+        """Shorter side to ``resize``, ``pad``, centre crop to ``image_size``: uint8
+        ``(H, W, C)`` (or a batch) -> float32 on the 0-255 grid, before the mean."""
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(image)
+        if self.resize is not None:
+            x = resize_shorter(x, self.resize)
+        x = tf.cast(x, tf.float32)
+        if self.pad:
+            p = self.pad
+            x = tf.pad(x, [[0, 0]] * (x.shape.rank - 3) + [[p, p], [p, p], [0, 0]])
+        return tf.image.resize_with_crop_or_pad(x, *self.image_size)
+
+    def __call__(self, image):
+        """The ``center`` view: uint8 ``(H, W, C)`` or ``(B, H, W, C)`` -> float32, the
+        network's input. Pure TF graph ops (no XLA): the export puts exactly this into
+        the SavedModel."""
+        return subtract_mean(self.crop_uint8(image), self.mean)
+
+
+def resize_shorter(image, size):
+    """Isotropic bilinear resize of ``(..., H, W, C)`` so that the shorter side is
+    ``size`` (the longer ``round(side * size / shorter)``), values rounded and clipped
+    to the 0-255 grid (float32 out). The one implementation of the papers' "shorter
+    side to S" for evaluation and serving (training draws S per image: policies)."""
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(image)
+    shape = tf.cast(tf.shape(x)[-3:-1], tf.float32)
+    size_f = tf.cast(size, tf.float32)
+    new = tf.cast(tf.round(shape * (size_f / tf.reduce_min(shape))), tf.int32)
+    new = tf.maximum(new, tf.cast(size, tf.int32))
+    x = tf.image.resize(x, new, method="bilinear")
+    return tf.clip_by_value(tf.round(x), 0.0, 255.0)
+
+
+def subtract_mean(images, mean):
+    """``images - mean`` for float ``(..., H, W, C)`` images. ``mean``: None (no
+    subtraction), ``(C,)``, or ``(H, W, C)``; a per-pixel mean of another spatial size
+    than the images' is replaced by its per-channel average (a crop of a different
+    size, or a dense view at another scale, has no pixel-wise counterpart)."""
+    import tensorflow as tf
+
+    if mean is None:
+        return images
+    mean = np.asarray(mean, np.float32)
+    if mean.ndim == 3:
+        spatial = tuple(images.shape[-3:-1])
+        if None in spatial:
+            full = tf.constant(mean, images.dtype)
+            avg = tf.constant(mean.mean(axis=(0, 1)), images.dtype)
+            same = tf.reduce_all(tf.equal(tf.shape(images)[-3:-1], mean.shape[:2]))
+            return tf.cond(same, lambda: images - full, lambda: images - avg)
+        if spatial != mean.shape[:2]:
+            mean = mean.mean(axis=(0, 1))
+    return images - tf.constant(mean, images.dtype)
