@@ -1,36 +1,20 @@
-"""Top-1 / top-5 accuracy and error, the papers' measures (error = 100 − accuracy, %).
+"""The metrics ``kerascnn train`` compiles in: top-1 / top-5 accuracy and error.
 
-Accuracies are ``keras.metrics.SparseTopKCategoricalAccuracy`` (fractions, named
-``top1_accuracy``/``top5_accuracy``); :class:`TopKError` is the same metric reported
-as an error in %, named ``top1_error``/``top5_error``, so logs read like the papers'
-tables and ``ReduceLROnPlateau`` can watch ``val_top1_error`` (mode ``min``). With
-fewer than ``k`` classes every prediction is within the top k (error 0).
+Every one of them is :mod:`kerascnn.metrics`' tie-safe rule (ties broken as
+``tf.math.top_k``; the evaluation uses the same classes), so the numbers in
+``history.csv`` and ``test_metrics.json`` are those ``kerascnn evaluate`` reports.
+Accuracies are fractions (``top1_accuracy``/``top5_accuracy``), errors are in %
+(``top1_error``/``top5_error``, as in the papers' tables; ``ReduceLROnPlateau``
+watches ``val_top1_error`` in mode ``min``).
 """
 
 from __future__ import annotations
 
-import keras
+from kerascnn.metrics import TopKAccuracy, TopKError
 
-__all__ = ["TopKError", "default_metrics"]
-
-
-@keras.saving.register_keras_serializable(package="kerascnn")
-class TopKError(keras.metrics.SparseTopKCategoricalAccuracy):
-    """Top-k error in % over sparse integer labels: ``100 · (1 − top-k accuracy)``."""
-
-    def __init__(self, k=1, name=None, dtype=None, **kwargs):
-        super().__init__(k=k, name=name or f"top{k}_error", dtype=dtype, **kwargs)
-        self._direction = "down"
-
-    def result(self):
-        return 100.0 * (1.0 - super().result())
+__all__ = ["TopKAccuracy", "TopKError", "default_metrics"]
 
 
 def default_metrics():
     """``[top1_accuracy, top5_accuracy, top1_error, top5_error]`` for ``compile``."""
-    return [
-        keras.metrics.SparseTopKCategoricalAccuracy(k=1, name="top1_accuracy"),
-        keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy"),
-        TopKError(k=1),
-        TopKError(k=5),
-    ]
+    return [TopKAccuracy(1), TopKAccuracy(5), TopKError(1), TopKError(5)]
