@@ -9,6 +9,18 @@ required value raises :class:`RecipeError` naming the key and the file.
 Command-line overrides use dotted keys (``--set optimizer.learning_rate=0.05``);
 the value is read as a TOML value (``3``, ``0.1``, ``true``, ``[256, 512]``,
 ``"text"``), falling back to a plain string.
+
+Everything a recipe can get wrong is refused here, at parse time, before any data is
+read (``kerascnn train`` would otherwise find a typo after a pass over the data or the
+whole training): values out of range (``learning_rate <= 0``, ``steps_per_epoch < 0``,
+...), a model name the registry does not know or builder options it does not take, a
+policy name or policy option ``kerascnn.data.get_policy`` refuses, and a ``name`` that
+is not a TF Serving model name (it names the run folder ``runs/<name>`` and the export
+``saved_models/<name>``, so it must be one plain path component).
+
+:func:`load_recipe` is the one recipe reader of every command (``train``,
+``show-augmentations``, ``dataset-stats``): a path, or a name under the package's
+``pipelines/`` folder, found from any working directory.
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ __all__ = [
     "list_recipes",
     "load_recipe",
     "parse_recipe",
+    "policy_options",
 ]
 
 _MISSING = dataclasses.MISSING
@@ -203,7 +216,19 @@ _CHOICES = {
     ("training", "jit_compile"): ("auto", "true", "false"),
 }
 _POSITIVE = {("training", "epochs"), ("training", "batch_size"), ("data", "image_size"),
-             ("training", "steps_per_execution")}
+             ("training", "steps_per_execution"), ("optimizer", "learning_rate"),
+             ("schedule", "decay_rate"), ("schedule", "decay_epochs")}
+_NON_NEGATIVE = {("training", "steps_per_epoch"), ("training", "validation_steps"),
+                 ("training", "eval_batch_size"), ("training", "seed"),
+                 ("data", "validation_from_train"), ("data", "eval_resize"),
+                 ("data", "eval_pad"), ("data", "shuffle_buffer"),
+                 ("optimizer", "weight_decay"), ("schedule", "patience"),
+                 ("schedule", "min_delta"), ("schedule", "cooldown"), ("schedule", "min_lr")}
+# [low, high) ranges
+_BELOW_ONE = {("optimizer", "momentum"): 0.0, ("optimizer", "ema"): 0.0}
+_MONITORS = tuple(p + m for p in ("val_", "") for m in ("top1_error", "top5_error", "loss"))
+# builder arguments that the trainer sets from the data
+_MODEL_ARGS_FROM_DATA = ("include_top", "input_tensor", "input_shape", "classes")
 
 
 def _type_ok(value, annotation) -> bool:
@@ -243,6 +268,10 @@ def _section(cls, table, section, where):
                 f"{where}: '{key}' must be one of {list(choices)}. Received: {key}={value!r}")
         if (section, name) in _POSITIVE and value <= 0:
             raise RecipeError(f"{where}: '{key}' must be positive. Received: {key}={value!r}")
+        if (section, name) in _NON_NEGATIVE and value < 0:
+            raise RecipeError(f"{where}: '{key}' must be >= 0. Received: {key}={value!r}")
+        if (section, name) in _BELOW_ONE and not 0.0 <= value < 1.0:
+            raise RecipeError(f"{where}: '{key}' must be in [0, 1). Received: {key}={value!r}")
         values[name] = value
     return cls(**values)
 
@@ -276,7 +305,80 @@ def parse_recipe(document: dict, where: str = "<recipe>") -> Recipe:
             f"{t.steps_per_execution}")
     if not recipe.name:
         recipe.name = os.path.splitext(os.path.basename(where))[0]
+    _check(recipe, where)
     return recipe
+
+
+def _check(recipe: Recipe, where: str) -> None:
+    """The checks that need more than one key, the model registry or the policies."""
+    from kerascnn.export.serving_config import check_name
+
+    try:
+        check_name(recipe.name)
+    except ValueError:
+        raise RecipeError(
+            f"{where}: 'name' must be a plain name of letters, digits, '_', '-', '.' "
+            "(it names the run folder runs/<name> and the TF Serving model "
+            "saved_models/<name>); set name = \"...\" in the recipe or with --set. "
+            f"Received: name={recipe.name!r}") from None
+    if recipe.training.seed >= 2**32:
+        raise RecipeError(f"{where}: 'training.seed' must be < 2**32. "
+                          f"Received: training.seed={recipe.training.seed!r}")
+    s = recipe.schedule
+    if not 0.0 < s.factor < 1.0:
+        raise RecipeError(
+            f"{where}: 'schedule.factor' must be in (0, 1). Received: schedule.factor={s.factor!r}")
+    if s.monitor not in _MONITORS:
+        raise RecipeError(f"{where}: 'schedule.monitor' must be one of {list(_MONITORS)}. "
+                          f"Received: schedule.monitor={s.monitor!r}")
+    if not all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in s.boundaries) \
+            or list(s.boundaries) != sorted(set(s.boundaries)):
+        raise RecipeError(f"{where}: 'schedule.boundaries' must be increasing epochs > 0. "
+                          f"Received: schedule.boundaries={s.boundaries!r}")
+    _check_model(recipe.model, where)
+    _check_policy(recipe.data, where)
+
+
+def _check_model(model: ModelConfig, where: str) -> None:
+    import inspect
+
+    from kerascnn.applications import get_model_info
+
+    try:
+        info = get_model_info(model.name)
+    except ValueError as err:
+        raise RecipeError(f"{where}: 'model.name': {err}") from None
+    params = inspect.signature(info.builder).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    for key in model.options:
+        if key in _MODEL_ARGS_FROM_DATA:
+            raise RecipeError(
+                f"{where}: 'model.options.{key}' is set by the trainer from the data; "
+                f"remove it. Received: model.options.{key}={model.options[key]!r}")
+        if key not in params and not takes_any:
+            known = sorted(k for k in params if k not in _MODEL_ARGS_FROM_DATA)
+            raise RecipeError(
+                f"{where}: unknown key 'model.options.{key}' for {info.name}; expected "
+                f"one of {known}. Received: model.options.{key}={model.options[key]!r}")
+
+
+def policy_options(data: DataConfig) -> dict:
+    """The keyword arguments of ``get_policy(data.policy, ...)``: the recipe's
+    ``policy_options``, with PCA lighting off when ``data.pca = "none"``."""
+    options = dict(data.policy_options)
+    if data.pca == "none":
+        options["lighting"] = 0.0
+    return options
+
+
+def _check_policy(data: DataConfig, where: str) -> None:
+    from kerascnn.data.policies import get_policy
+
+    try:
+        get_policy(data.policy, **policy_options(data))
+    except (TypeError, ValueError) as err:
+        key = "data.policy" if "Unknown policy." in str(err) else "data.policy_options"
+        raise RecipeError(f"{where}: '{key}': {err}") from None
 
 
 def _parse_value(text: str):

@@ -171,3 +171,83 @@ def test_overrides(tmp_path):
 def test_unknown_recipe_name():
     with pytest.raises(R.RecipeError, match="resnet20_cifar10"):
         R.load_recipe("no_such_recipe")
+
+
+@pytest.mark.parametrize("override,key", [
+    ("optimizer.learning_rate=-1.0", "optimizer.learning_rate"),
+    ("optimizer.learning_rate=0.0", "optimizer.learning_rate"),
+    ("training.steps_per_epoch=-5", "training.steps_per_epoch"),
+    ("training.eval_batch_size=-8", "training.eval_batch_size"),
+    ("training.batch_size=0", "training.batch_size"),
+    ("training.batch_size=-2", "training.batch_size"),
+    ("training.epochs=-1", "training.epochs"),
+    ("training.validation_steps=-1", "training.validation_steps"),
+    ("training.seed=-3", "training.seed"),
+    ("optimizer.momentum=1.0", "optimizer.momentum"),
+    ("optimizer.weight_decay=-1e-4", "optimizer.weight_decay"),
+    ("data.eval_resize=-1", "data.eval_resize"),
+    ("data.eval_pad=-2", "data.eval_pad"),
+    ("data.validation_from_train=-10", "data.validation_from_train"),
+    ("schedule.factor=1.5", "schedule.factor"),
+    ("schedule.patience=-1", "schedule.patience"),
+    ("schedule.boundaries=[20, 10]", "schedule.boundaries"),
+    ("schedule.monitor='val_top1_eror'", "schedule.monitor"),
+])
+def test_impossible_values_are_refused_naming_the_key(tmp_path, override, key):
+    path = _write(tmp_path, GOOD)
+    with pytest.raises(R.RecipeError) as info:
+        R.load_recipe(path, [override])
+    assert key in str(info.value) and path in str(info.value)
+
+
+# A data source that does not exist: any attempt to open it would be reported as
+# "no such path"; the recipe's own mistake must be reported instead, at parse time.
+NO_DATA = GOOD.replace('source = "fashion_mnist"', 'source = "/no/such/folder/anywhere"')
+
+
+@pytest.mark.parametrize("override,key,hint", [
+    ("model.name='resnet2O'", "model.name", "resnet20"),
+    ("data.policy='cifra'", "data.policy", "cifar"),
+    ("data.policy_options.flp=false", "data.policy_options", "flp"),
+    ("model.options.shortcut_type='A'", "model.options.shortcut_type", "shortcut"),
+    ("model.options.classes=3", "model.options.classes", "from the data"),
+])
+def test_misspelled_model_or_policy_fails_before_any_data_is_read(tmp_path, override, key,
+                                                                  hint):
+    from kerascnn.cli import main
+
+    path = _write(tmp_path, NO_DATA)
+    with pytest.raises(R.RecipeError) as info:
+        R.load_recipe(path, [override])
+    message = str(info.value)
+    assert key in message and hint in message and "/no/such/folder" not in message
+    # through the command: the same one line, exit status 2, no data opened (the
+    # missing folder is never reported), nothing written
+    out_dir = tmp_path / "run"
+    assert main(["train", path, "--set", override, "--output-dir", str(out_dir)]) == 2
+    assert not out_dir.exists()
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", "..", ".hidden", "runs x"])
+def test_names_that_leave_runs_or_that_export_refuses(tmp_path, name):
+    path = _write(tmp_path, GOOD)
+    with pytest.raises(R.RecipeError, match="'name'") as info:
+        R.load_recipe(path, [("name", name)])
+    assert path in str(info.value)
+
+
+def test_a_file_stem_that_is_no_model_name_asks_for_a_name(tmp_path):
+    path = tmp_path / "my recipe.toml"
+    path.write_text(GOOD)
+    with pytest.raises(R.RecipeError, match="set name"):
+        R.load_recipe(str(path))
+    assert R.load_recipe(str(path), ["name='mine'"]).name == "mine"
+
+
+def test_recipes_are_found_from_any_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert R.load_recipe("resnet20_cifar10").name == "resnet20_cifar10"
+    assert R.load_recipe("fashion_mnist.toml", ["training.epochs=3"]).training.epochs == 3
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "mine.toml").write_text(GOOD)
+    assert R.load_recipe("sub/mine.toml").name == "mine"
