@@ -13,7 +13,14 @@ classifier_activation="softmax", name=...)`` plus family options:
   ``ResNet20/32/44/56/110``, ``Plain20/32/44/56/110`` (He et al., 2016).
 
 The registry: ``get_model(name, **kwargs)``, ``list_models()``,
-``get_model_info(name)`` (a :class:`ModelInfo`), and ``count_macs(model)``.
+``get_model_info(name)`` (a :class:`ModelInfo`, whose ``weight_sets`` lists the
+pretrained weights), and ``count_macs(model)``.
+
+Pretrained weights: ``ResNet50(weights="imagenet")`` (a set name from
+``get_model_info(name).weight_sets``) or ``weights=<path>`` of a publisher's file;
+inputs are RGB, 0-255, minus the set's mean: ``preprocess_input(images,
+weights="imagenet", network="resnet50")``; ``decode_predictions(probs, top=5)``
+names the 1000 ImageNet classes.
 """
 
 from kerascnn.applications._macs import count_macs
@@ -46,6 +53,8 @@ from kerascnn.applications.resnet import (
     ResNet152,
 )
 from kerascnn.applications.vgg import VGG, VGG11, VGG11LRN, VGG13, VGG16, VGG16C, VGG19
+from kerascnn.weights.classes import decode_predictions
+from kerascnn.weights.loading import preprocess_input
 
 __all__ = [
     "AlexNet",
@@ -76,8 +85,10 @@ __all__ = [
     "ResNet110",
     "ResNet152",
     "count_macs",
+    "decode_predictions",
     "get_model",
     "get_model_info",
     "list_models",
+    "preprocess_input",
     "register_model",
 ]

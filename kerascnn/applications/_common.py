@@ -35,19 +35,12 @@ def check_common_args(
             so ``include_top=True`` needs exactly ``default_size``.
         top_reason: appended to that error (which layer fixes the size).
     """
-    if weights is not None:
-        if not isinstance(weights, (str, os.PathLike)) or not os.path.isfile(weights):
-            hint = (
-                " kerascnn ships no pretrained weights and never downloads; train "
-                "with `kerascnn train` and pass the saved weights file."
-                if weights == "imagenet"
-                else ""
-            )
-            raise ValueError(
-                "The `weights` argument should be either `None` (random "
-                "initialization) or the path to an existing weights file "
-                f"(.weights.h5 or .keras).{hint} Received: weights={weights!r}"
-            )
+    if weights is not None and not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(
+            "The `weights` argument should be `None` (random initialization), the name "
+            "of a weight set (e.g. 'imagenet') or the path of a weights file. "
+            f"Received: weights={weights!r}"
+        )
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
         raise ValueError(
             f"`classes` must be an integer >= 1. Received: classes={classes!r}"
@@ -140,10 +133,24 @@ def global_pool(x, pooling, name="avg_pool"):
     return x
 
 
-def load_weights(model, weights):
-    if weights is not None:
-        model.load_weights(weights)
-    return model
+def resolve_weights(weights, *, network, include_top, classes, input_shape, **arch):
+    """Checks ``weights`` before anything is built (a set name the network with these
+    arguments lacks raises ValueError listing the sets that exist) and fetches a
+    set's file; returns the plan :func:`load_weights` applies (None: random init).
+    ``arch``: the builder's architecture arguments, checked against the set's."""
+    from kerascnn.weights import loading
+
+    return loading.resolve(
+        weights, network=network, include_top=include_top, classes=classes,
+        input_shape=input_shape, arch=arch,
+    )
+
+
+def load_weights(model, plan):
+    """Sets the built model's weights from :func:`resolve_weights`' plan."""
+    from kerascnn.weights import loading
+
+    return loading.apply(model, plan)
 
 
 def check_choice(arg_name, value, choices):

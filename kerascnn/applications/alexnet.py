@@ -109,6 +109,10 @@ def AlexNet(
         exact_size_with_top=True,
         top_reason=" (fc6 is sized for the 6x6x256 pool5 map)",
     )
+    weights_plan = _common.resolve_weights(
+        weights, network="alexnet", include_top=include_top, classes=classes,
+        input_shape=input_shape, groups=groups,
+    )
     img_input = _common.make_input(input_tensor, input_shape)
     x = img_input
     for layer_name, filters, kernel, strides, padding, grouped, bias, lrn, pool in _CONVS:
@@ -135,7 +139,7 @@ def AlexNet(
     else:
         x = _common.global_pool(x, pooling)
     model = keras.Model(_common.model_inputs(input_tensor, img_input), x, name=name)
-    return _common.load_weights(model, weights)
+    return _common.load_weights(model, weights_plan)
 
 
 register_model(ModelInfo(

@@ -155,6 +155,10 @@ def GoogLeNet(
         default_size=DEFAULT_SIZE,
         min_size=65 if aux_logits else 32,
     )
+    weights_plan = _common.resolve_weights(
+        weights, network="googlenet", include_top=include_top, classes=classes,
+        input_shape=input_shape, aux_logits=aux_logits,
+    )
     img_input = _common.make_input(input_tensor, input_shape)
 
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(img_input)
@@ -196,7 +200,7 @@ def GoogLeNet(
         )
     else:
         model = keras.Model(inputs, x, name=name)
-    return _common.load_weights(model, weights)
+    return _common.load_weights(model, weights_plan)
 
 
 register_model(ModelInfo(

@@ -53,6 +53,14 @@ class ModelInfo:
     recipe: str
     description: str = ""
 
+    @property
+    def weight_sets(self) -> dict:
+        """``{set name: WeightSet}``: the pretrained weights a builder's ``weights=``
+        takes by name (:mod:`kerascnn.weights.sets`); empty when there are none."""
+        from kerascnn.weights.sets import weight_sets
+
+        return weight_sets(self.name)
+
     def __post_init__(self):
         if self.family not in FAMILIES:
             raise ValueError(f"Unknown family. Received: family={self.family!r}")

@@ -130,6 +130,7 @@ def _resnet(
     classes,
     classifier_activation,
     name,
+    network,
 ):
     residual = shortcut is not None
     if residual:
@@ -152,6 +153,10 @@ def _resnet(
         classes=classes,
         default_size=(32, 32) if cifar else (224, 224),
         min_size=8 if cifar else 32,
+    )
+    weights_plan = _common.resolve_weights(
+        weights, network=network, include_top=include_top, classes=classes,
+        input_shape=input_shape, shortcut=shortcut, stride_in_1x1=stride_in_1x1,
     )
     img_input = _common.make_input(input_tensor, input_shape)
 
@@ -188,7 +193,7 @@ def _resnet(
     else:
         x = _common.global_pool(x, pooling)
     model = keras.Model(_common.model_inputs(input_tensor, img_input), x, name=name)
-    return _common.load_weights(model, weights)
+    return _common.load_weights(model, weights_plan)
 
 
 def _imagenet(depth, residual, *, name, shortcut="B", stride_in_1x1=True,
@@ -203,6 +208,7 @@ def _imagenet(depth, residual, *, name, shortcut="B", stride_in_1x1=True,
         stride_in_1x1=stride_in_1x1,
         zero_init_residual=zero_init_residual,
         name=name,
+        network=f"{'resnet' if residual else 'plain'}{depth}",
         **kwargs,
     )
 
@@ -217,6 +223,7 @@ def _cifar(depth, residual, *, name, shortcut="A", zero_init_residual=False, **k
         stride_in_1x1=True,
         zero_init_residual=zero_init_residual,
         name=name,
+        network=f"{'resnet' if residual else 'plain'}{depth}",
         **kwargs,
     )
 

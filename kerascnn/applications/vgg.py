@@ -90,6 +90,10 @@ def VGG(
         exact_size_with_top=True,
         top_reason=" (fc6 is sized for the 7x7x512 map of the last pool)",
     )
+    weights_plan = _common.resolve_weights(
+        weights, network=_DEFAULT_NAMES[config], include_top=include_top, classes=classes,
+        input_shape=input_shape,
+    )
     img_input = _common.make_input(input_tensor, input_shape)
     x = img_input
     block, conv = 1, 0
@@ -118,7 +122,7 @@ def VGG(
     model = keras.Model(
         _common.model_inputs(input_tensor, img_input), x, name=name or _DEFAULT_NAMES[config]
     )
-    return _common.load_weights(model, weights)
+    return _common.load_weights(model, weights_plan)
 
 
 # Public builders: one line each over VGG().
