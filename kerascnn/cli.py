@@ -2,14 +2,30 @@
 
 Each sub-command lives next to the code it drives, in ``kerascnn/<package>/_cli.py``,
 which exposes ``register(subparsers)``: it adds its parser(s) and sets
-``func=<callable(args) -> int>`` on them. This module only wires them together, so
-that ``kerascnn --help`` stays fast and a sub-package's command changes in one place.
+``func=<callable(args) -> int>`` on them. This module only wires them together.
+
+``kerascnn --help`` (and every ``kerascnn <command> --help``) imports no TensorFlow:
+a ``_cli.py`` imports only the standard library at module level and in
+``register()``, and its command imports the rest when it runs. The package
+``__init__`` files above them do import TensorFlow (``kerascnn.data`` exports its
+ops), so :func:`_load_commands` loads each ``_cli.py`` file under its module name
+without running its package's ``__init__``; the package is imported normally, by the
+command, when it runs.
+
+Errors: a command reports a user's mistake by raising ``ValueError`` or ``OSError``
+(``FileNotFoundError``, ``FileExistsError``, ``PermissionError`` ...) with a message
+that names the file or argument and what to do; :func:`main` prints it as one line,
+``kerascnn <command>: error: <message>``, and returns 1. TensorFlow's runtime
+errors (an ``OpError``: e.g. a file that fails to decode) get the same treatment with
+the first line of their message, and Ctrl-C ends with one line and status 130.
+``kerascnn --debug <command>`` (or ``--debug`` after the command) shows the full
+traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import importlib.util
 import os
 import sys
 
@@ -29,22 +45,63 @@ _COMMAND_MODULES = (
     "kerascnn.export._cli",  # export, predict
 )
 
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process ended by Ctrl-C
+
+
+def _load_commands(module_name: str):
+    """The module ``kerascnn.<package>._cli``, loaded from its file without running
+    ``kerascnn/<package>/__init__.py`` (which may import TensorFlow). An already
+    imported module is reused, so later ``from kerascnn.<package>._cli import ...``
+    gets this same module."""
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    root = os.path.dirname(os.path.abspath(__file__))  # the kerascnn package
+    parts = module_name.split(".")
+    if parts[0] != "kerascnn":
+        raise ValueError(f"Not a kerascnn module. Received: {module_name!r}")
+    path = os.path.join(root, *parts[1:]) + ".py"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kerascnn",
         description="The classic ImageNet CNNs in Keras 3, faithful to their papers.",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:  # a sub-package without commands yet
-            if err.name == module_name:
-                continue
-            raise
-        module.register(subparsers)
+        _load_commands(module_name).register(subparsers)
+    for sub in subparsers.choices.values():  # `kerascnn evaluate ... --debug` too
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show the full traceback of an error")
     return parser
+
+
+def _user_error(err: BaseException) -> str | None:
+    """The one-line message for an error a user can fix, else None (a bug: the
+    traceback is shown)."""
+    if isinstance(err, OSError) and err.strerror and err.filename:
+        return f"{err.filename}: {err.strerror}"
+    if isinstance(err, (ValueError, OSError)):
+        text = str(err).strip()
+        return text or type(err).__name__
+    tf = sys.modules.get("tensorflow")
+    errors = getattr(tf, "errors", None)
+    if errors is not None and isinstance(err, errors.OpError):
+        lines = (err.message or "").strip().splitlines()
+        return f"TensorFlow: {lines[0] if lines else type(err).__name__}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +110,19 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"\nkerascnn {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:
+        message = None if args.debug else _user_error(err)
+        if message is None:
+            raise
+        print(f"kerascnn {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

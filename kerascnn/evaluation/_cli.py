@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
-import numpy as np
-
-from kerascnn.evaluation.protocols import PROTOCOLS
+# Module level and register() import the standard library only: `kerascnn --help`
+# must not load TensorFlow (see kerascnn.cli).
 
 
 def _ints(text):
@@ -21,6 +21,8 @@ def _ints(text):
 
 
 def _protocols(text):
+    from kerascnn.evaluation.protocols import PROTOCOLS
+
     names = [p.strip() for p in text.split(",") if p.strip()]
     bad = [p for p in names if p not in PROTOCOLS]
     if bad or not names:
@@ -43,14 +45,15 @@ def register(subparsers):
     p.add_argument("--source", default="fashion_mnist", help="fashion_mnist | tfds:<name> | <folder> | tfrecord:<glob>")
     p.add_argument("--split", default="test")
     p.add_argument("--data-dir", help="data directory of the source")
-    p.add_argument("--protocol", type=_protocols, default=["center"], help=f"comma-separated: {','.join(PROTOCOLS)}")
+    p.add_argument("--protocol", type=_protocols, default=["center"],
+                   help="comma-separated, e.g. center,10crop (an unknown name lists them all)")
     p.add_argument("--batch-size", type=int, default=32, help="images per step (default 32)")
     p.add_argument("--crop-size", type=int, help="network input size (default: the model's)")
     p.add_argument("--resize", help="shorter side before center/10crop; 'none' for no resize (default: paper's 256, scaled)")
     p.add_argument("--scales", type=_ints, help="scales of 144crop/multicrop, e.g. 256,384,512")
     p.add_argument("--dense-scales", type=_ints, help="scales Q of dense, e.g. 224,256,384,480,640")
     p.add_argument("--train-scale", type=_ints, help="VGG's training scale S (256) or range (256,512): sets Q")
-    p.add_argument("--mean", default=None, help="'imagenet', 'none', R,G,B, or a .npy file (default: the training run's preprocessing.json next to the model, else as train_dataset)")
+    p.add_argument("--mean", default=None, help="'imagenet', 'none', R,G,B, or a .npy file (default: the training run's preprocessing.json next to the model; without one ImageNet's mean RGB for RGB models, none for gray)")
     p.add_argument("--pad", default="auto", help="zero pixels around each image (default auto: up to the input size)")
     p.add_argument("--limit", type=int, help="evaluate the first N images only")
     p.add_argument("--out", help="report path stem: writes <out>.json and <out>.md (default reports/<model>_<source>_<split>)")
@@ -60,28 +63,54 @@ def register(subparsers):
 
 
 def _mean(text):
-    if text is None:
-        return None
+    """``--mean``: an array, or None for no subtraction (one meaning everywhere)."""
+    import numpy as np
+
     if text.lower() == "none":
-        return False
+        return None
     if text.lower() == "imagenet":
         from kerascnn.data.stats import IMAGENET_MEAN_RGB
 
         return np.asarray(IMAGENET_MEAN_RGB, np.float32)
     if text.endswith(".npy"):
-        return np.load(text)
-    return np.asarray([float(v) for v in text.split(",")], np.float32)
+        if not os.path.isfile(text):
+            raise ValueError(f"{text}: no such mean file. Received: --mean {text}")
+        return np.load(text)  # allow_pickle stays False: no code from the file runs
+    try:
+        return np.asarray([float(v) for v in text.split(",")], np.float32)
+    except ValueError:
+        raise ValueError("`--mean` must be 'imagenet', 'none', numbers R,G,B or a .npy "
+                         f"file. Received: --mean {text}") from None
 
 
-def _training_preprocessing(path):
-    """The ``preprocessing.json`` that ``kerascnn train`` wrote next to a ``.keras`` file
-    (or one folder up), so a trained network is evaluated with its own mean."""
-    from kerascnn.export.predict import find_preprocessing
+def _default_mean(path, channels):
+    """The mean a network is evaluated with when ``--mean`` is not given: its
+    training run's (``Preprocessing.find``: ``preprocessing.json`` next to the
+    ``.keras`` file or one folder up), else ImageNet's mean RGB for RGB networks and
+    none for gray ones (``train_dataset``'s default)."""
+    import numpy as np
 
-    prep, _ = find_preprocessing(path)
+    from kerascnn.data.preprocessing import Preprocessing
+
+    prep, _ = Preprocessing.find(path)
     if prep is not None:
-        print(f"kerascnn evaluate: {path}: mean from the training run's preprocessing.json")
-    return prep
+        print(f"kerascnn evaluate: {path}: mean from the training run's preprocessing.json",
+              file=sys.stderr)
+        return prep.mean
+    if channels == 3:
+        from kerascnn.data.stats import IMAGENET_MEAN_RGB
+
+        return np.asarray(IMAGENET_MEAN_RGB, np.float32)
+    return None
+
+
+def _member_mean(mean, channels):
+    """``Member.mean`` for a mean that is an array or None (no subtraction). Member
+    still reads None as "the default" (``train_dataset``'s convention), so no
+    subtraction is passed as zeros: the same pixels under either reading."""
+    import numpy as np
+
+    return np.zeros((channels,), np.float32) if mean is None else mean
 
 
 def run(args) -> int:
@@ -90,6 +119,14 @@ def run(args) -> int:
     from kerascnn.evaluation.loading import SavedModelNet, load_for_evaluation
 
     paths = [args.model] if args.model else list(args.models)
+    if args.batch_size < 1:
+        raise ValueError(f"`--batch-size` must be >= 1. Received: batch_size={args.batch_size}")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"`--limit` must be >= 1. Received: limit={args.limit}")
+    if args.pad != "auto" and not args.pad.isdigit():
+        raise ValueError(f"`--pad` must be 'auto' or an int >= 0. Received: --pad {args.pad}")
+    if args.resize is not None and args.resize.lower() != "none" and not args.resize.isdigit():
+        raise ValueError(f"`--resize` must be 'none' or a positive int. Received: --resize {args.resize}")
     options = {}
     if args.resize is not None:
         options["resize"] = None if args.resize.lower() == "none" else int(args.resize)
@@ -98,18 +135,23 @@ def run(args) -> int:
             options[key] = getattr(args, key)
     if args.train_scale:
         options["train_scale"] = args.train_scale[0] if len(args.train_scale) == 1 else args.train_scale
+    given_mean = None if args.mean is None else _mean(args.mean)
+    models = [load_for_evaluation(path, arch=args.arch, classes=args.classes) for path in paths]
     source = load_source(args.source, args.split, data_dir=args.data_dir)
     members = []
-    for path in paths:
-        model = load_for_evaluation(path, arch=args.arch, classes=args.classes)
+    for path, model in zip(paths, models):
         saved = isinstance(model, SavedModelNet)
-        mean = False if saved else _mean(args.mean)
-        trained = None if saved else _training_preprocessing(path)
-        if mean is None and trained is not None:  # the mean this network was trained with
-            mean = False if trained.mean is None else np.asarray(trained.mean, np.float32)
-        member = Member(model, mean=mean, crop_size=args.crop_size, name=args.arch or None)
+        channels = int(model.input_shape[-1])
+        if saved:
+            mean = None  # the export subtracts its own mean inside the signature
+        elif args.mean is not None:
+            mean = given_mean
+        else:
+            mean = _default_mean(path, channels)
+        member = Member(model, mean=_member_mean(mean, channels), crop_size=args.crop_size,
+                        name=args.arch or None)
         if args.pad == "auto" and saved:
-            member.pad = int(model.preprocessing.get("pad") or 0)  # the export's own pad
+            member.pad = model.pad  # what the export's signature expects around an image
         elif args.pad == "auto":
             member.pad = 0
             if source.images is not None:

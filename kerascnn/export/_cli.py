@@ -1,9 +1,15 @@
-"""``kerascnn export`` and ``kerascnn predict``."""
+"""``kerascnn export`` and ``kerascnn predict``.
+
+Imports nothing heavy at module level (``kerascnn --help`` must not load
+TensorFlow); a user's mistake is raised as ``ValueError``/``OSError`` with a message
+naming the file or argument, which ``kerascnn.cli.main`` prints as one line.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 
 def register(subparsers):
@@ -13,7 +19,8 @@ def register(subparsers):
         "next integer version unless --version; never overwrites) and updates "
         "<export-dir>/models.config. The evaluation preprocessing and class names come "
         "from preprocessing.json in the model's folder or the one above (a kerascnn "
-        "run directory).",
+        "run directory); without one, images are resized (shorter side to the input "
+        "size) and centre-cropped, with no mean subtracted.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("model", help="a .keras file (e.g. runs/fashion_mnist/checkpoints/best.keras)")
     p.add_argument("--name", help="TF Serving model name (default: the run directory's name)")
@@ -25,6 +32,9 @@ def register(subparsers):
 
     q = subparsers.add_parser(
         "predict", help="top-5 classes of image files from an export or a .keras file",
+        description="Prints the top classes of each image file. A file that cannot be "
+        "read or decoded is named on stderr and the others are still answered (exit "
+        "status 1 when any failed).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     q.add_argument("images", nargs="+", help="JPEG/PNG/GIF/BMP files")
     q.add_argument("--model", default=os.path.join("saved_models", "fashion_mnist"),
@@ -33,28 +43,37 @@ def register(subparsers):
     q.set_defaults(func=run_predict)
 
 
+def _default_name(model_path):
+    folder = os.path.dirname(os.path.abspath(model_path))
+    if os.path.basename(folder) == "checkpoints":
+        folder = os.path.dirname(folder)
+    return os.path.basename(folder)
+
+
 def run_export(args) -> int:
-    import keras
-
-    import kerascnn.layers  # noqa: F401
-    from kerascnn.export.predict import find_preprocessing
-    from kerascnn.export.saved_model import Preprocessing, export_model
-
     if not args.model.endswith(".keras"):
-        print(f"kerascnn export: error: expected a .keras file. Received: {args.model}")
-        return 2
-    model = keras.saving.load_model(args.model, compile=False)
-    prep, names = find_preprocessing(args.model)
+        raise ValueError(f"expected a .keras file. Received: model={args.model!r}")
+    from kerascnn.data.preprocessing import Preprocessing
+    from kerascnn.evaluation.loading import load_keras_model
+    from kerascnn.export import serving_config
+    from kerascnn.export.saved_model import default_preprocessing, export_model
+
+    name = args.name or _default_name(args.model)
+    serving_config.check_name(name)  # before loading the model
+    if args.version is not None:
+        if args.version < 0:
+            raise ValueError(f"`--version` must be >= 0. Received: version={args.version}")
+        final = os.path.join(args.export_dir, name, str(args.version))
+        if os.path.exists(final):  # checked before the model is loaded
+            raise FileExistsError(f"{final} exists; an export is never overwritten: leave "
+                                  f"--version out for the next one. Received: version={args.version}")
+    model = load_keras_model(args.model)
+    prep, names = Preprocessing.find(args.model)
     if prep is None:
-        print("kerascnn export: no preprocessing.json found next to the model: "
-              "exporting with no mean subtraction and numeric class names")
-        prep = Preprocessing.for_model(model)
-    name = args.name
-    if not name:
-        folder = os.path.dirname(os.path.abspath(args.model))
-        if os.path.basename(folder) == "checkpoints":
-            folder = os.path.dirname(folder)
-        name = os.path.basename(folder)
+        prep = default_preprocessing(model)
+        print(f"kerascnn export: no preprocessing.json next to {args.model} or one folder "
+              f"up: serving resizes the shorter side to {prep.resize}, crops the centre, "
+              "subtracts no mean, and names classes by number", file=sys.stderr)
     path = export_model(model, name, base_dir=args.export_dir, version=args.version,
                         preprocessing=prep, class_names=names,
                         serving_base_path=args.serving_base_path)
@@ -63,14 +82,18 @@ def run_export(args) -> int:
 
 
 def run_predict(args) -> int:
+    if args.k < 1:
+        raise ValueError(f"`-k` must be >= 1. Received: k={args.k}")
     from kerascnn.export.predict import predict_files
 
-    for path in args.images:
-        if not os.path.isfile(path):
-            print(f"kerascnn predict: error: no such file: {path}")
-            return 2
-    for image, top in predict_files(args.model, args.images, k=args.k):
-        print(image)
-        for rank, (cid, name, prob) in enumerate(top, 1):
+    failed = 0
+    for pred in predict_files(args.model, args.images, k=args.k):
+        if pred.error:
+            failed += 1
+            print(f"kerascnn predict: error: {pred.error}", file=sys.stderr)
+            continue
+        print(pred.path)
+        for rank, (cid, name, prob) in enumerate(pred.top, 1):
             print(f"  {rank}. {name:<24} (class {cid:>4})  {prob:8.4f}")
-    return 0
+        sys.stdout.flush()
+    return 1 if failed else 0

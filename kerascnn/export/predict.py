@@ -2,25 +2,35 @@
 
 An export (``saved_models/<name>/<version>``, or ``saved_models/<name>`` for its
 newest version) is run through its ``serving_default`` signature, exactly what TF
-Serving does. A ``.keras`` file is run with the preprocessing stored by
-``kerascnn train`` in ``preprocessing.json`` next to it (or in the folder above, the
-run directory); without one, images are centre-cropped/padded to the model's input
-size with no mean subtracted and classes are shown by id.
+Serving does. A ``.keras`` file is run with the preprocessing of its training run
+(:meth:`kerascnn.data.preprocessing.Preprocessing.find`: ``preprocessing.json`` next
+to it or in the folder above, the run directory); without one, with the export's
+default (shorter side to the input size, centre crop, no mean) and classes shown by id.
+
+Each file is read and decoded on its own first: one that cannot be (missing, empty,
+not an image) is reported by name and the others are still answered.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 
 import numpy as np
 
-from kerascnn.export.saved_model import Preprocessing
 from kerascnn.export.serving_config import versions
 
-__all__ = ["find_preprocessing", "predict_files", "resolve_export"]
+__all__ = ["Prediction", "predict_files", "resolve_export"]
 
-PREPROCESSING_FILE = "preprocessing.json"
+
+@dataclasses.dataclass
+class Prediction:
+    """The answer for one file: ``top`` ``[(class_id, name, probability), ...]``, or
+    ``error`` (a one-line message naming the file) when it could not be read."""
+
+    path: str
+    top: list
+    error: str | None = None
 
 
 def resolve_export(path: str) -> str:
@@ -30,72 +40,83 @@ def resolve_export(path: str) -> str:
     found = versions(path)
     if found:
         return os.path.join(path, str(found[-1]))
+    if not os.path.exists(path):
+        raise ValueError(f"{path}: no such export or model file. Received: model={path!r}")
     raise ValueError("Expected a SavedModel folder (with saved_model.pb), a folder of "
                      f"numbered versions, or a .keras file. Received: model={path!r}")
 
 
-def write_preprocessing(folder, preprocessing: Preprocessing, class_names) -> str:
-    from kerascnn.training.callbacks import atomic_write_text
-
-    path = os.path.join(folder, PREPROCESSING_FILE)
-    atomic_write_text(path, json.dumps({**preprocessing.to_json(),
-                                        "class_names": list(class_names)}))
-    return path
-
-
-def find_preprocessing(model_path: str):
-    """``(Preprocessing, class_names)`` from a ``preprocessing.json`` next to
-    ``model_path`` or one folder up; ``(None, None)`` when there is none."""
-    folder = os.path.dirname(os.path.abspath(model_path))
-    for candidate in (folder, os.path.dirname(folder)):
-        path = os.path.join(candidate, PREPROCESSING_FILE)
-        if os.path.exists(path):
-            with open(path) as f:
-                d = json.load(f)
-            return Preprocessing.from_json(d), d.get("class_names")
-    return None, None
-
-
-def _read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def predict_files(model_path: str, images, k: int = 5):
-    """``[(image, [(class_id, name, probability), ...]), ...]`` for image files."""
+def _load_image(path, channels):
+    """``(encoded bytes, decoded uint8 image)``; ValueError naming the file."""
     import tensorflow as tf
 
+    from kerascnn.data.decode import decode_image
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read it ({err.strerror}).") from None
+    if not data:
+        raise ValueError(f"{path}: the file is empty, not an image.")
+    try:
+        return data, decode_image(tf.constant(data), channels=channels)
+    except (tf.errors.InvalidArgumentError, ValueError):
+        raise ValueError(f"{path}: not a JPEG, PNG, GIF or BMP image (or a damaged one)."
+                         ) from None
+
+
+def predict_files(model_path: str, images, k: int = 5) -> list[Prediction]:
+    """One :class:`Prediction` per file of ``images``, in order."""
+    import tensorflow as tf
+
+    from kerascnn.data.preprocessing import Preprocessing
+
+    images = [os.fspath(p) for p in images]
     if model_path.endswith(".keras"):
-        import keras
+        from kerascnn.evaluation.loading import load_keras_model
+        from kerascnn.export.saved_model import default_preprocessing
 
-        import kerascnn.layers  # noqa: F401  (custom layers)
-        from kerascnn.data import decode_image, eval_preprocess
-
-        model = keras.saving.load_model(model_path, compile=False)
-        prep, names = find_preprocessing(model_path)
-        prep = prep or Preprocessing.for_model(model)
-        mean = False if prep.mean is None else prep.mean
-        batch = tf.stack([
-            eval_preprocess(decode_image(_read(p), channels=prep.channels),
-                            image_size=tuple(prep.image_size), resize=prep.resize,
-                            mean=mean, pad=prep.pad) for p in images])
-        probs = np.asarray(model.predict(batch, verbose=0), np.float32)
-        names = names or [str(i) for i in range(probs.shape[-1])]
+        model = load_keras_model(model_path)
+        prep, names = Preprocessing.find(model_path)
+        prep = prep or default_preprocessing(model)
+        channels = prep.channels
     else:
         loaded = tf.saved_model.load(resolve_export(model_path))
-        out = loaded.signatures["serving_default"](
-            image_bytes=tf.constant([_read(p) for p in images]))
-        probs = out["probabilities"].numpy()
-        names = None
-        ids_all = out["top5_classes"].numpy()
-        names_all = out["top5_names"].numpy()
-    results = []
-    for i, path in enumerate(images):
-        if names is None:
-            top = [(int(c), n.decode(), float(probs[i, c]))
-                   for c, n in zip(ids_all[i][:k], names_all[i][:k])]
-        else:
+        fn = loaded.signatures["serving_default"]
+        channels = 3  # only to check that a file decodes; the export decodes it itself
+
+    results, good, blobs, views = [], [], [], []
+    for path in images:
+        try:
+            data, image = _load_image(path, channels)
+        except ValueError as err:
+            results.append(Prediction(path, [], str(err)))
+            continue
+        results.append(Prediction(path, []))
+        good.append(results[-1])
+        blobs.append(data)
+        if model_path.endswith(".keras"):
+            views.append(prep(image))
+    if not good:
+        return results
+    if model_path.endswith(".keras"):
+        probs = np.asarray(model.predict(tf.stack(views), verbose=0), np.float32)
+        names = names or [str(i) for i in range(probs.shape[-1])]
+        for i, pred in enumerate(good):
             order = np.argsort(-probs[i], kind="stable")[:k]
-            top = [(int(c), str(names[c]), float(probs[i, c])) for c in order]
-        results.append((path, top))
+            pred.top = [(int(c), str(names[c]), float(probs[i, c])) for c in order]
+    else:
+        out = fn(image_bytes=tf.constant(blobs))
+        probs = out["probabilities"].numpy()
+        ids_all, names_all = out["top5_classes"].numpy(), out["top5_names"].numpy()
+        for i, pred in enumerate(good):
+            pred.top = [(int(c), n.decode(), float(probs[i, c]))
+                        for c, n in zip(ids_all[i][:k], names_all[i][:k])]
     return results
+
+
+def write_preprocessing(folder, preprocessing, class_names) -> str:
+    """Deprecated alias of ``Preprocessing.save(folder, class_names)``, kept only
+    until ``kerascnn.training.trainer`` calls that directly; remove it then."""
+    return preprocessing.save(folder, class_names)

@@ -2,112 +2,93 @@
 
 ``export_model(model, name)`` writes ``saved_models/<name>/<version>/`` (the next
 integer version unless one is given; an existing version is never overwritten),
-atomically: the SavedModel is written to a hidden temporary folder next to it
-(TF Serving only loads folders named by an integer) and renamed into place, then
+atomically (``kerascnn._io.atomic_dir``: a hidden temporary folder next to it, which
+TF Serving ignores because only folders named by an integer are versions, renamed
+into place with the modes the user's umask gives ordinary folders and files, so a
+TF Serving container running as another user can read it), then
 ``saved_models/models.config`` is rewritten to list every exported model.
 
 The SavedModel holds the inference graph only, ``model(x, training=False)``: no
 dropout, no auxiliary heads (GoogLeNet's ``aux_logits`` model returns its main head).
-Its signatures (loadable with plain TensorFlow, no kerascnn):
+The preprocessing inside it is :class:`kerascnn.data.preprocessing.Preprocessing`'s
+``center`` view -- the one the run wrote to ``preprocessing.json`` and evaluated with
+(shorter side to ``resize``, ``pad``, centre crop, mean) -- so a client may send an
+image of any size: it is resized, never cut down to its central pixels. Without a
+run's preprocessing the default resizes the shorter side to the network's input
+size, then crops the centre (no mean). Signatures (loadable with plain TensorFlow,
+no kerascnn):
 
 - ``serving_default(image_bytes: string[None])``: encoded JPEG/PNG/GIF/BMP images,
   what TF Serving's REST API passes for ``{"instances": [{"b64": "..."}]}``;
-  decoded with ``kerascnn.data.decode_image`` and preprocessed with
-  ``kerascnn.data.eval_preprocess`` (the recipe's ``center`` view: resize, pad,
-  centre crop, mean subtraction) inside the graph.
+  decoded with ``kerascnn.data.decode_image`` inside the graph.
 - ``serving_images(images: float32[None, None, None, C])``: decoded images on the
-  0–255 scale (uint8 values; JSON numbers), the same preprocessing.
+  0-255 scale (uint8 values; JSON numbers), the same preprocessing.
 
 Both return ``probabilities`` (float32 ``[N, classes]``), ``top5_classes`` (int64
 ``[N, k]``), ``top5_names`` (string ``[N, k]``, the class names embedded as a
 constant) and ``top5_probabilities`` (float32 ``[N, k]``), ``k = min(5, classes)``.
+An empty batch (N = 0) returns empty results; the network is not run on it (oneDNN's
+fused convolution + batch norm fails on zero images).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import shutil
-import tempfile
 
-import numpy as np
-
+from kerascnn import _io
+from kerascnn.data.preprocessing import Preprocessing
 from kerascnn.export import serving_config
 
-__all__ = ["Preprocessing", "export_model"]
+__all__ = ["Preprocessing", "default_preprocessing", "export_model"]
+
+METADATA_FILE = os.path.join("assets.extra", "kerascnn.json")
 
 
-@dataclasses.dataclass
-class Preprocessing:
-    """The evaluation preprocessing baked into the export (see
-    ``kerascnn.data.eval_preprocess``). ``mean``: mean RGB ``(C,)``, per-pixel mean
-    ``(H, W, C)``, or None for no subtraction."""
-
-    image_size: tuple
-    channels: int = 3
-    resize: int | None = None
-    pad: int = 0
-    mean: np.ndarray | None = None
-
-    @classmethod
-    def for_model(cls, model, **kwargs):
-        """Defaults from the model's input shape (no resize, no mean)."""
-        shape = model.inputs[0].shape
-        if shape[1] is None or shape[2] is None:
-            raise ValueError(
-                "The model's input has no fixed size; pass `preprocessing` with an "
-                f"image_size. Received: input shape={tuple(shape)}")
-        return cls(image_size=(int(shape[1]), int(shape[2])), channels=int(shape[3]),
-                   **kwargs)
-
-    def to_json(self):
-        mean = None if self.mean is None else np.asarray(self.mean, np.float32).tolist()
-        return {"image_size": list(self.image_size), "channels": self.channels,
-                "resize": self.resize, "pad": self.pad, "mean": mean}
-
-    @classmethod
-    def from_json(cls, d):
-        mean = d.get("mean")
-        return cls(image_size=tuple(d["image_size"]), channels=int(d["channels"]),
-                   resize=d.get("resize"), pad=int(d.get("pad") or 0),
-                   mean=None if mean is None else np.asarray(mean, np.float32))
+def default_preprocessing(model) -> Preprocessing:
+    """For a model without a run's ``preprocessing.json``: shorter side to the
+    network's input size (the smaller of height and width), centre crop, no mean."""
+    prep = Preprocessing.for_model(model)
+    return prep.replace(resize=min(prep.image_size))
 
 
 def _as_preprocessing(preprocessing, model):
     if preprocessing is None:
-        return Preprocessing.for_model(model)
+        return default_preprocessing(model)
     if isinstance(preprocessing, Preprocessing):
         return preprocessing
     if isinstance(preprocessing, dict):
         return Preprocessing(**preprocessing)
-    raise ValueError("`preprocessing` must be a Preprocessing, a dict or None. "
-                     f"Received: preprocessing={preprocessing!r}")
+    raise ValueError("`preprocessing` must be a kerascnn.data.preprocessing.Preprocessing, "
+                     f"a dict of its fields or None. Received: preprocessing={preprocessing!r}")
 
 
-def build_archive(model, preprocessing, class_names, from_logits=False):
+def build_archive(model, preprocessing: Preprocessing, class_names, from_logits=False):
     """A ``keras.export.ExportArchive`` with the two serving signatures."""
     import keras
     import tensorflow as tf
 
-    from kerascnn.data import decode_image, eval_preprocess
+    from kerascnn.data.decode import decode_image
 
     prep = preprocessing
-    size = tuple(int(v) for v in prep.image_size)
-    channels = int(prep.channels)
-    mean = False if prep.mean is None else np.asarray(prep.mean, np.float32)
+    size = tuple(prep.image_size)
+    channels = prep.channels
     names = tf.constant([str(n) for n in class_names])
-    k = min(5, len(class_names))
+    classes = len(class_names)
+    k = min(5, classes)
 
-    def preprocess(images_uint8):
-        return eval_preprocess(images_uint8, image_size=size, resize=prep.resize,
-                               mean=mean, pad=int(prep.pad))
+    def probabilities(x):
+        def run():
+            probs = tf.cast(model(x, training=False), tf.float32)
+            return tf.nn.softmax(probs, axis=-1) if from_logits else probs
+
+        # An empty batch never reaches the network: oneDNN's fused conv + batch
+        # norm rejects zero images ("scale must have the same number of elements
+        # as the channels of x").
+        return tf.cond(tf.shape(x)[0] > 0, run, lambda: tf.zeros([0, classes], tf.float32))
 
     def head(x):
-        probs = model(x, training=False)
-        probs = tf.cast(probs, tf.float32)
-        if from_logits:
-            probs = tf.nn.softmax(probs, axis=-1)
+        probs = probabilities(x)
         top = tf.math.top_k(probs, k=k)
         return {"probabilities": probs,
                 "top5_probabilities": top.values,
@@ -115,15 +96,19 @@ def build_archive(model, preprocessing, class_names, from_logits=False):
                 "top5_names": tf.gather(names, top.indices)}
 
     def serving_default(image_bytes):
-        x = tf.map_fn(lambda b: preprocess(decode_image(b, channels=channels)),
-                      image_bytes,
+        x = tf.map_fn(lambda b: prep(decode_image(b, channels=channels)), image_bytes,
                       fn_output_signature=tf.TensorSpec(size + (channels,), tf.float32))
         return head(x)
 
     def serving_images(images):
-        x = tf.cast(tf.clip_by_value(tf.round(images), 0.0, 255.0), tf.uint8)
-        x = tf.ensure_shape(preprocess(x), (None,) + size + (channels,))
-        return head(x)
+        def views():
+            x = tf.cast(tf.clip_by_value(tf.round(images), 0.0, 255.0), tf.uint8)
+            return prep(x)
+
+        # An empty batch may have no height or width to resize.
+        x = tf.cond(tf.shape(images)[0] > 0, views,
+                    lambda: tf.zeros((0,) + size + (channels,), tf.float32))
+        return head(tf.ensure_shape(x, (None,) + size + (channels,)))
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -144,13 +129,17 @@ def export_model(model, name, *, base_dir="saved_models", version=None,
         ``from_logits=True``).
       name: the TF Serving model name (a folder name).
       base_dir: the folder TF Serving mounts (``saved_models``).
-      version: an int; default the next integer. An existing version is an error.
-      preprocessing: :class:`Preprocessing` (or its fields as a dict); default the
-        model's input size with no resize and no mean subtraction.
+      version: an int; default the next integer. An existing version is an error
+        (``FileExistsError``).
+      preprocessing: a :class:`~kerascnn.data.preprocessing.Preprocessing` (or its
+        fields as a dict), e.g. ``Preprocessing.load(run_dir)[0]``; default
+        :func:`default_preprocessing` (shorter side to the input size, centre crop,
+        no mean).
       class_names: one name per class; default ``"0"``, ``"1"``, ...
       serving_base_path: where ``base_dir`` is mounted in the TF Serving container
         (written into ``models.config``).
-      metadata: extra JSON-able information saved in ``assets.extra/kerascnn.json``.
+      metadata: extra JSON-able information saved in ``assets.extra/kerascnn.json``
+        beside the name, version, class names and ``preprocessing`` (its JSON form).
     """
     serving_config.check_name(name)
     classes = int(model.outputs[0].shape[-1])
@@ -170,23 +159,16 @@ def export_model(model, name, *, base_dir="saved_models", version=None,
         version = serving_config.next_version(model_dir)
     final = os.path.join(model_dir, str(version))
     if os.path.exists(final):
-        raise FileExistsError(f"{final} exists; an export is never overwritten. "
-                              f"Received: version={version}")
+        raise FileExistsError(f"{final} exists; an export is never overwritten: choose "
+                              f"another --version or leave it out. Received: version={version}")
     archive = build_archive(model, prep, class_names, from_logits=from_logits)
-    tmp = tempfile.mkdtemp(dir=model_dir, prefix=f".tmp-{version}-")
-    try:
+    with _io.atomic_dir(final) as tmp:  # FileExistsError if another export took it
         archive.write_out(tmp, verbose=False)
-        extra = os.path.join(tmp, "assets.extra")
-        os.makedirs(extra, exist_ok=True)
-        with open(os.path.join(extra, "kerascnn.json"), "w") as f:
-            json.dump({"name": name, "version": version, "class_names": class_names,
-                       "preprocessing": prep.to_json(), **(metadata or {})}, f, indent=1)
-        if os.path.exists(final):  # someone else took this version meanwhile
-            raise FileExistsError(f"{final} exists; an export is never overwritten.")
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        doc = {"name": name, "version": version, "class_names": class_names,
+               "preprocessing": prep.to_json(), **(metadata or {})}
+        os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
+        with open(os.path.join(tmp, METADATA_FILE), "w") as f:
+            json.dump(doc, f, indent=1)
     serving_config.write_models_config(base_dir, serving_base_path)
     if verbose:
         print(f"Exported {name} version {version} to {final}", flush=True)

@@ -61,10 +61,10 @@ def models_config_text(names, serving_base_path="/models") -> str:
 
 def write_models_config(base_dir: str, serving_base_path: str = "/models") -> str:
     """(Re)writes ``<base_dir>/models.config`` listing every exported model,
-    atomically. Returns its path."""
-    from kerascnn.training.callbacks import atomic_write_text
+    atomically, readable by others as an ordinary file (TF Serving's container
+    may run as another user). Returns its path."""
+    from kerascnn._io import atomic_write
 
     path = os.path.join(base_dir, "models.config")
-    atomic_write_text(path, models_config_text(list_exported_models(base_dir),
-                                               serving_base_path))
+    atomic_write(path, models_config_text(list_exported_models(base_dir), serving_base_path))
     return path

@@ -9,8 +9,7 @@ import pytest
 from PIL import Image
 
 from kerascnn.cli import main
-from kerascnn.export import Preprocessing, export_model
-from kerascnn.export.predict import write_preprocessing
+from kerascnn.data.preprocessing import Preprocessing
 
 pytestmark = pytest.mark.tf_only  # tf.data / tf.distribute / SavedModel
 
@@ -31,7 +30,7 @@ def trained(tmp_path_factory):
     os.makedirs(root / "checkpoints")
     model.save(str(root / "checkpoints" / "best.keras"))
     prep = Preprocessing(image_size=(8, 8), channels=1, mean=np.full((1,), 100.0, np.float32))
-    write_preprocessing(str(root), prep, NAMES)
+    prep.save(str(root), NAMES)
     images = []
     for value in (0, 250):
         path = str(root / f"img{value}.png")
@@ -76,9 +75,34 @@ def test_predict_from_keras_file_and_export(trained, tmp_path, capsys):
     assert from_export == from_keras
 
 
-def test_predict_errors(trained, tmp_path, capsys):
+def test_predict_names_bad_files_and_answers_the_rest(trained, tmp_path, capsys):
     _, root, _, images = trained
-    assert main(["predict", str(tmp_path / "missing.png"), "--model", "x"]) == 2
-    assert "no such file" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="Received: model="):
-        main(["predict", images[0], "--model", str(tmp_path)])
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image\n")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    missing = tmp_path / "missing.png"
+    model = str(root / "checkpoints" / "best.keras")
+    argv = ["predict", images[0], str(text), str(empty), str(missing), images[1], "--model", model]
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    answered = _parse(out)
+    assert list(answered) == images  # the good files, in order, still answered
+    assert "ankle boot" in answered[images[0]][0] and "dress" in answered[images[1]][0]
+    lines = err.strip().splitlines()
+    assert len(lines) == 3, err  # one line per bad file, no traceback
+    assert str(text) in lines[0] and "not a JPEG, PNG, GIF or BMP" in lines[0]
+    assert str(empty) in lines[1] and "empty" in lines[1]
+    assert str(missing) in lines[2] and "No such file" in lines[2]
+    assert all(line.startswith("kerascnn predict: error: ") for line in lines)
+
+
+def test_predict_unknown_model_is_one_line(trained, tmp_path, capsys):
+    _, _, _, images = trained
+    assert main(["predict", images[0], "--model", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("kerascnn predict: error: ") and "Received: model=" in err
+    assert len(err.splitlines()) == 1
+    assert main(["predict", images[0], "--model", str(tmp_path / "gone.keras")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "gone.keras: no such model file" in err and len(err.splitlines()) == 1
