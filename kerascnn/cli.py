@@ -43,6 +43,7 @@ _COMMAND_MODULES = (
     "kerascnn.training._cli",  # train
     "kerascnn.evaluation._cli",  # evaluate
     "kerascnn.export._cli",  # export, predict
+    "kerascnn.reproduce._cli",  # reproduce
 )
 
 EXIT_ERROR = 1

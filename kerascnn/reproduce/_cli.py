@@ -1,0 +1,118 @@
+"""``kerascnn reproduce <study>``: the ResNet paper's experiments (degradation, layer
+responses, shortcut options), sized to a budget. TensorFlow is imported only when
+the command runs."""
+
+from __future__ import annotations
+
+import argparse
+
+_STUDIES = ("degradation", "responses", "shortcuts")
+_STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
+_PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+# The paper's full CIFAR-10 setting (He et al. 2016, §4.2).
+PAPER = dict(data="tfds:cifar10", iterations=64_000, points=160, batch_size=128, lr=0.1,
+             augment="cifar", precision="float32", test_examples=10_000,
+             train_examples=None)
+
+
+def _positive(kind):
+    def parse(text):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+    return parse
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "reproduce",
+        help="reproduce a claim of the ResNet paper (degradation, responses, shortcuts)",
+        description=(
+            "Trains the CIFAR nets of He et al. (2016) and checks the paper's claims "
+            "on the measured curves: degradation (Figures 1/6: plain-20/56, "
+            "ResNet-20/56), responses (Figure 7: std of each 3x3 layer's response of "
+            "the degradation nets), shortcuts (Table 3 in small: ResNet-20 with options "
+            "A/B/C). The default budget fits a 2-core CPU on the offline Fashion-MNIST; "
+            "--paper is the paper's setting (CIFAR-10 from tfds, 64k iterations). "
+            "Running the same command again resumes: finished networks are not "
+            "retrained."),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("study", choices=_STUDIES)
+    p.add_argument("--budget-minutes", type=_positive(float), default=None,
+                   help="wall-clock budget that sizes the iterations (default per "
+                   "study: degradation 25, responses 2 plus degradation's if its nets "
+                   "are missing, shortcuts 20)")
+    p.add_argument("--data", default=None,
+                   help="a load_source spec: fashion_mnist (offline default), "
+                   "tfds:cifar10, an image folder, tfrecord:<glob>")
+    p.add_argument("--data-dir", default=None, help="tfds data_dir / IDX folder")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--iterations", type=_positive(int), default=None,
+                      help="iterations per network (skips the budget calibration)")
+    size.add_argument("--epochs", type=_positive(int), default=None,
+                      help="passes over the training images per network")
+    p.add_argument("--points", type=_positive(int), default=None,
+                   help="points of the curves (test evaluations) per network "
+                   "(default 20; --epochs: one per epoch)")
+    p.add_argument("--batch-size", type=_positive(int), default=None,
+                   help="global batch (default 128, the paper's)")
+    p.add_argument("--lr", type=_positive(float), default=None,
+                   help="initial learning rate, /10 at 50%% and 75%% of the "
+                   "iterations (default 0.1)")
+    p.add_argument("--seeds", type=_positive(int), default=None,
+                   help="seeds per network (default: degradation 1, shortcuts 2)")
+    p.add_argument("--augment", choices=("none", "flip", "cifar"), default=None,
+                   help="cifar: the paper's 4-pixel pad + random crop + flip (default "
+                   "except for fashion_mnist, which trains unaugmented)")
+    p.add_argument("--train-examples", type=_positive(int), default=None,
+                   help="use the first N training images (default all)")
+    p.add_argument("--test-examples", type=_positive(int), default=None,
+                   help="test images of each curve point (default 1000); the final "
+                   "test error uses the whole test split")
+    p.add_argument("--precision", choices=_PRECISIONS, default=None,
+                   help="default mixed_bfloat16 (2x on CPU); --paper: float32")
+    p.add_argument("--strategy", choices=_STRATEGIES, default="auto",
+                   help="tf.distribute strategy (mirrored: all local GPUs)")
+    p.add_argument("--paper", action="store_true",
+                   help="the paper's setting: tfds:cifar10, 64k iterations of 128, "
+                   "lr 0.1 /10 at 32k and 48k, pad+crop+flip, float32, full test set")
+    p.add_argument("--nets-from", default=None,
+                   help="responses: the degradation output folder whose networks it "
+                   "measures (default runs/reproduce/degradation)")
+    p.add_argument("--output-dir", default=None,
+                   help="default runs/reproduce/<study>/")
+    p.set_defaults(func=run)
+
+
+def settings_from_args(args):
+    """The :class:`~kerascnn.reproduce.runner.Settings` of parsed arguments."""
+    from kerascnn.reproduce.runner import Settings
+
+    values = dict(PAPER) if args.paper else {}
+    for name in ("data", "data_dir", "budget_minutes", "iterations", "epochs", "points",
+                 "batch_size", "lr", "seeds", "augment", "train_examples",
+                 "test_examples", "precision", "strategy"):
+        value = getattr(args, name)
+        if value is not None:
+            values[name] = value
+    if values.get("epochs"):
+        values.pop("iterations", None)
+        values.setdefault("points", values["epochs"])
+    return Settings(**values)
+
+
+def run(args) -> int:
+    from kerascnn.reproduce.runner import default_output_dir, run_study
+    from kerascnn.reproduce.studies import get_study
+
+    study = get_study(args.study)
+    try:
+        settings = settings_from_args(args)
+        run_study(study, settings, args.output_dir or default_output_dir(study.name),
+                  nets_dir=args.nets_from)
+    except ValueError as err:
+        print(f"kerascnn reproduce: error: {err}")
+        return 2
+    return 0
