@@ -56,7 +56,8 @@ def alexnet_convs_file(tmp_path_factory, alexnet_file):
     """The same net's conv layers only (small), for the errors."""
     _, _, _, blobs = alexnet_file
     path = tmp_path_factory.mktemp("alexnet_convs") / "convs.caffemodel"
-    net = [spec for spec in ref.alexnet() if not spec["name"].startswith(("fc", "relu6", "relu7", "drop"))]
+    head = ("fc", "relu6", "relu7", "drop", "prob")
+    net = [spec for spec in ref.alexnet() if not spec["name"].startswith(head)]
     convs = {name: blobs[name] for name in ("conv1", "conv2", "conv3", "conv4", "conv5")}
     ref.write_caffemodel(path, net, convs, encoding="layer")
     return path, net, convs
@@ -64,8 +65,7 @@ def alexnet_convs_file(tmp_path_factory, alexnet_file):
 
 def test_alexnet_matches_caffe(alexnet_file):
     path, x, tops, _ = alexnet_file
-    model = AlexNet(classifier_activation=None)
-    mappers.assign(model, read(path), origin="caffe", family="alexnet")
+    model = AlexNet(weights=str(path), classifier_activation=None)  # the documented usage
     got = model(x - MEAN_RGB, training=False)
     assert_matches(got, tops["fc8"])
     assert np.abs(tops["fc8"]).std() > 0.5  # logits that are not flat
@@ -137,7 +137,9 @@ def googlenet_file(tmp_path_factory):
     rng = np.random.default_rng(2)
     x = images(1, 224, seed=3)
     blobs = {}
-    tops = ref.forward(ref.googlenet(), ref.caffe_input(x), blobs, rng, classifiers=set(CLASSIFIERS))
+    tops = ref.forward(
+        ref.googlenet(), ref.caffe_input(x), blobs, rng, classifiers=set(CLASSIFIERS)
+    )
     path = tmp_path_factory.mktemp("googlenet") / "bvlc_googlenet.caffemodel"
     ref.write_caffemodel(path, ref.googlenet(), blobs, encoding="layers", name="GoogleNet")
     return path, x, tops, blobs
@@ -145,8 +147,7 @@ def googlenet_file(tmp_path_factory):
 
 def test_googlenet_with_aux_heads_matches_caffe(googlenet_file):
     path, x, tops, _ = googlenet_file
-    model = GoogLeNet(aux_logits=True, classifier_activation=None)
-    mappers.assign(model, read(path), origin="caffe", family="googlenet")
+    model = GoogLeNet(weights=path, aux_logits=True, classifier_activation=None)
     outputs = model.with_aux_outputs()(x - MEAN_RGB, training=False)
     for got, name in zip(outputs, CLASSIFIERS):
         assert np.abs(tops[name]).std() > 0.5, name
