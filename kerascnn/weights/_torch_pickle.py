@@ -73,7 +73,14 @@ class CorruptError(Exception):
     """Internal: the container is truncated or inconsistent (the caller adds the path)."""
 
 
-class _StorageType:
+class _Sealed:
+    """Objects handed to the pickle refuse BUILD (a pickle cannot rewrite their fields)."""
+
+    def __setstate__(self, state):
+        raise CorruptError(f"the pickle sets the state of a {type(self).__name__.lstrip('_')}")
+
+
+class _StorageType(_Sealed):
     def __init__(self, name):
         base, itemsize, bf16 = _STORAGE_TYPES[name]
         self.name = name
@@ -85,7 +92,7 @@ class _StorageType:
         return np.dtype(self.base if self.itemsize == 1 else order + self.base)
 
 
-class _Storage:
+class _Storage(_Sealed):
     """A root storage: its key, type and element count; ``data`` is filled later."""
 
     def __init__(self, key, stype, numel):
@@ -95,7 +102,7 @@ class _Storage:
         self.data = None
 
 
-class _StorageRef:
+class _StorageRef(_Sealed):
     """What ``persistent_load`` returns: a root storage or a view (offset, numel) of it."""
 
     def __init__(self, root, offset, numel):
@@ -104,7 +111,7 @@ class _StorageRef:
         self.numel = numel
 
 
-class _LazyTensor:
+class _LazyTensor(_Sealed):
     """A tensor as the pickle describes it; built once the storages are read."""
 
     def __init__(self, ref, offset, size, stride):
@@ -285,7 +292,7 @@ def _to_numpy(lazy):
         view = np.lib.stride_tricks.as_strided(
             base[lazy.offset :],
             shape=lazy.size,
-            strides=tuple(s * stype.itemsize for s in lazy.stride),
+            strides=tuple(s * base.itemsize for s in lazy.stride),
             writeable=False,
         )
         array = np.array(view, copy=True)

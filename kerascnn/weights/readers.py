@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import mmap
 import os
 import struct
 import zipfile
@@ -155,11 +156,12 @@ def _zip_kind(path):
     return None
 
 
-def _looks_like_safetensors(head, size):
+def _looks_like_safetensors(head):
+    """An 8-byte little-endian header length, then the header's JSON object."""
     if len(head) < 10 or head[8:9] != b"{":
         return False
     (length,) = struct.unpack("<Q", head[:8])
-    return 2 <= length <= _MAX_SAFETENSORS_HEADER and (length <= size - 8 or size < 8 + length)
+    return 2 <= length <= _MAX_SAFETENSORS_HEADER
 
 
 def detect_format(path) -> str:
@@ -181,11 +183,13 @@ def detect_format(path) -> str:
         kind = _hdf5_kind(path)
     elif _torch_pickle.is_legacy(head):
         kind = "torch"
-    elif _looks_like_safetensors(head, size):
+    elif _looks_like_safetensors(head):
         kind = "safetensors"
+    elif size:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            kind = "caffe" if _caffe_protobuf.looks_like_caffe(buf) else None
     else:
-        with open(path, "rb") as f:
-            kind = "caffe" if _caffe_protobuf.looks_like_caffe(f.read()) else None
+        kind = None
     if kind is None:
         raise ValueError(
             f"{path}: not a weights file in a format kerascnn reads (recognised from the "
@@ -233,7 +237,7 @@ def _read_keras_legacy_h5(path):
                 group = root[layer]
                 for index, weight in enumerate(_attribute(group, "weight_names") or []):
                     tensors[f"{layer}/{index}"] = _as_float32(group[weight][()])
-    except (OSError, KeyError, TypeError) as err:
+    except (OSError, KeyError, TypeError, ValueError, AttributeError) as err:
         raise _corrupt(path, "Keras HDF5", f"{type(err).__name__}: {err}") from err
     return tensors
 
@@ -248,7 +252,7 @@ def _read_torch(path):
             return _torch_pickle.read_legacy(path, f)
     except _torch_pickle.CorruptError as err:
         raise _corrupt(path, "PyTorch", err) from err
-    except (zipfile.BadZipFile, EOFError, struct.error, OSError) as err:
+    except (zipfile.BadZipFile, EOFError, struct.error, OSError, MemoryError) as err:
         raise _corrupt(path, "PyTorch", f"{type(err).__name__}: {err}") from err
 
 

@@ -190,6 +190,29 @@ def test_pickle_naming_a_forbidden_global_is_refused_and_nothing_runs(tmp_path, 
     assert marker.exists()
 
 
+class _TamperedTensor:
+    """Rebuilt by the allowed ``_rebuild_tensor_v2``, then BUILD rewrites its stride to
+    reach outside its storage."""
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+    def __reduce__(self):
+        import collections
+
+        storage = self.tensor.untyped_storage()
+        typed = torch.storage.TypedStorage(wrap_storage=storage, dtype=torch.float32, _internal=True)
+        args = (typed, 0, (4,), (1,), False, collections.OrderedDict())
+        return (torch._utils._rebuild_tensor_v2, args, {"stride": (1 << 40,)})
+
+
+def test_pickle_cannot_rewrite_a_rebuilt_tensor(tmp_path):
+    path = tmp_path / "tampered.pth"
+    torch.save({"w": _TamperedTensor(torch.ones(4))}, path)
+    with pytest.raises(ValueError, match="truncated or corrupt.*sets the state"):
+        read_weights_file(path)
+
+
 def test_pickled_model_object_is_refused_with_advice(tmp_path):
     path = tmp_path / "model.pth"
     torch.save(torch.nn.Sequential(torch.nn.Linear(2, 2)), path)
