@@ -1,0 +1,180 @@
+"""What a TF Serving client gets (issue 13, items 6, 8, 9): an export made under
+umask 022 is readable by others (0755 folders, 0644 files, ``models.config`` too);
+in a TensorFlow-only process, images sent 2x and 10x larger (PNG) get the same
+probabilities as the original-size images -- the export resizes, it does not keep
+the central pixels -- and an empty batch gets empty results from both signatures.
+
+Two exports: ``kerascnn export m.keras`` with no run preprocessing (RGB, 16x16 input:
+the default resizes the shorter side to 16), and a Fashion-MNIST-like run's
+preprocessing written with ``Preprocessing.save`` (gray 28x28 images, resize 28,
+pad 2 to the network's 32x32, a per-pixel mean), whose export must carry the same
+``Preprocessing`` the run wrote.
+"""
+
+import io
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from kerascnn.data.preprocessing import Preprocessing
+from kerascnn.layers import BatchNormalization
+
+pytestmark = [pytest.mark.tf_only, pytest.mark.slow]  # two subprocesses, two exports
+
+EXPORT = r"""
+import os, sys
+os.umask(0o022)
+import numpy as np
+from kerascnn.cli import main
+from kerascnn.data.preprocessing import Preprocessing
+from kerascnn.evaluation.loading import load_keras_model
+from kerascnn.export import export_model
+
+work = sys.argv[1]
+base = os.path.join(work, "saved_models")
+assert main(["export", os.path.join(work, "rgb.keras"), "--name", "rgb",
+             "--export-dir", base]) == 0
+run = os.path.join(work, "run")
+prep, names = Preprocessing.load(run)
+export_model(load_keras_model(os.path.join(run, "checkpoints", "best.keras")), "gray",
+             base_dir=base, preprocessing=prep, class_names=names, verbose=False)
+"""
+
+SERVE = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+
+base, npz = sys.argv[1], np.load(sys.argv[2])
+out = {}
+for name, channels in (("rgb", 3), ("gray", 1)):
+    sig = tf.saved_model.load(f"{base}/{name}/1").signatures
+    for f in (1, 2, 10):
+        blobs = [npz[f"{name}_png{f}_{i}"].tobytes() for i in range(3)]
+        out[f"{name}_bytes{f}"] = sig["serving_default"](
+            image_bytes=tf.constant(blobs))["probabilities"].numpy().tolist()
+        out[f"{name}_images{f}"] = sig["serving_images"](
+            images=tf.constant(npz[f"{name}_big{f}"], tf.float32))["probabilities"].numpy().tolist()
+    empty = {"bytes": sig["serving_default"](image_bytes=tf.constant([], tf.string)),
+             "images": sig["serving_images"](images=tf.zeros([0, 0, 0, channels])),
+             "images16": sig["serving_images"](images=tf.zeros([0, 16, 16, channels]))}
+    out[f"{name}_empty"] = {k: {key: list(v.shape) for key, v in r.items()}
+                            for k, r in empty.items()}
+out["kerascnn_imported"] = any(m.startswith("kerascnn") for m in sys.modules)
+print(json.dumps(out))
+"""
+
+
+def _model(size, channels, classes, seed):
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((size, size, channels))
+    x = keras.layers.Rescaling(1 / 64.0)(inp)
+    x = keras.layers.Conv2D(8, 3, padding="same")(x)
+    x = BatchNormalization()(x)  # oneDNN's fused kernel, which an empty batch broke
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Conv2D(8, 3, strides=2)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, keras.layers.Dense(classes, activation="softmax")(x))
+
+
+def _png(image):
+    buf = io.BytesIO()
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buf, format="PNG")
+    return np.frombuffer(buf.getvalue(), np.uint8)
+
+
+def _up(images, f):  # nearest-neighbour enlargement: every pixel becomes an f x f block
+    return np.repeat(np.repeat(images, f, axis=1), f, axis=2)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    work = tmp_path_factory.mktemp("serving")
+    rng = np.random.default_rng(0)
+    rgb_model, gray_model = _model(16, 3, 5, seed=1), _model(32, 1, 4, seed=2)
+    rgb_model.save(str(work / "rgb.keras"))
+    os.makedirs(work / "run" / "checkpoints")
+    gray_model.save(str(work / "run" / "checkpoints" / "best.keras"))
+    mean = rng.uniform(20, 120, (32, 32, 1)).astype(np.float32)
+    prep = Preprocessing(image_size=32, channels=1, resize=28, pad=2, mean=mean)
+    names = ["t-shirt", "trouser", "pullover", "dress"]
+    prep.save(str(work / "run"), names)
+    images = {"rgb": rng.integers(0, 256, (3, 16, 16, 3), dtype=np.uint8),
+              "gray": rng.integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)}
+    arrays = {}
+    for name, x in images.items():
+        for f in (1, 2, 10):
+            arrays[f"{name}_big{f}"] = _up(x, f)
+            for i in range(3):
+                arrays[f"{name}_png{f}_{i}"] = _png(_up(x, f)[i])
+    np.savez(str(work / "inputs.npz"), **arrays)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, "-c", EXPORT, str(work)], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    base = str(work / "saved_models")
+    proc = subprocess.run([sys.executable, "-c", SERVE, base, str(work / "inputs.npz")],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    expected = {
+        "rgb": rgb_model.predict(images["rgb"].astype(np.float32), verbose=0),
+        "gray": gray_model.predict(
+            np.pad(images["gray"].astype(np.float32), [(0, 0), (2, 2), (2, 2), (0, 0)]) - mean,
+            verbose=0)}
+    return {"base": base, "out": json.loads(proc.stdout.strip().splitlines()[-1]),
+            "expected": expected, "prep": prep, "names": names}
+
+
+@pytest.mark.parametrize("name", ["rgb", "gray"])
+@pytest.mark.parametrize("factor", [1, 2, 10])
+@pytest.mark.parametrize("signature", ["bytes", "images"])
+def test_larger_images_get_the_original_answers(served, name, factor, signature):
+    out, expected = served["out"], served["expected"][name]
+    assert out["kerascnn_imported"] is False
+    probs = np.array(out[f"{name}_{signature}{factor}"])
+    assert probs.shape == expected.shape
+    np.testing.assert_allclose(probs, expected, atol=2e-5)
+    np.testing.assert_array_equal(probs.argmax(1), expected.argmax(1))
+
+
+@pytest.mark.parametrize("name,classes", [("rgb", 5), ("gray", 4)])
+def test_empty_batch_gets_empty_results(served, name, classes):
+    for kind, shapes in served["out"][f"{name}_empty"].items():
+        k = min(5, classes)
+        assert shapes == {"probabilities": [0, classes], "top5_classes": [0, k],
+                          "top5_names": [0, k], "top5_probabilities": [0, k]}, kind
+
+
+def test_export_carries_the_preprocessing_the_run_wrote(served):
+    gray = os.path.join(served["base"], "gray", "1", "assets.extra", "kerascnn.json")
+    with open(gray) as f:
+        meta = json.load(f)
+    assert Preprocessing.from_json(meta["preprocessing"]) == served["prep"]
+    assert meta["class_names"] == served["names"]
+    rgb = os.path.join(served["base"], "rgb", "1", "assets.extra", "kerascnn.json")
+    with open(rgb) as f:
+        default = Preprocessing.from_json(json.load(f)["preprocessing"])
+    assert default == Preprocessing(image_size=16, channels=3, resize=16)  # resize, no mean
+
+
+def test_export_is_readable_by_others_under_umask_022(served):
+    base = served["base"]
+    modes = {}
+    for root, dirs, files in os.walk(base):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            modes[os.path.relpath(path, base)] = stat.S_IMODE(os.lstat(path).st_mode)
+    assert modes["models.config"] == 0o644
+    assert modes[os.path.join("rgb", "1")] == 0o755
+    assert modes[os.path.join("gray", "1", "saved_model.pb")] == 0o644
+    for rel, mode in modes.items():
+        path = os.path.join(base, rel)
+        assert mode == (0o755 if os.path.isdir(path) else 0o644), (rel, oct(mode))
+    assert not [rel for rel in modes if ".tmp" in rel]
