@@ -264,7 +264,9 @@ def _unwrap(obj, path):
             raise CorruptError(f"a tensor's name is {key!r}")
         name = key[len("module."):] if key.startswith("module.") else key
         if name in tensors:
-            raise ValueError(f"{path}: holds the tensor {name!r} twice (with and without 'module.')")
+            raise ValueError(
+                f"{path}: holds the tensor {name!r} twice (with and without 'module.')"
+            )
         tensors[name] = value
     if not tensors:
         raise ValueError(f"{path}: the pickled dict holds no tensors (keys: {list(obj)[:5]})")
@@ -381,7 +383,9 @@ def read_legacy(path, f):
             raise CorruptError(f"storage {key} is cut off")
         (numel,) = struct.unpack("<q", head)
         if numel != root.numel:
-            raise CorruptError(f"storage {key} holds {numel} elements, the pickle says {root.numel}")
+            raise CorruptError(
+                f"storage {key} holds {numel} elements, the pickle says {root.numel}"
+            )
         dtype = root.stype.dtype(order)
         raw = f.read(numel * dtype.itemsize)
         if len(raw) != numel * dtype.itemsize:

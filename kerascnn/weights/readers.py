@@ -6,18 +6,20 @@ layout (OIHW convolutions from PyTorch and Caffe, HWIO from Keras), without
 PyTorch, Caffe, safetensors or TensorFlow at run time (numpy, h5py and the standard
 library only).
 
-The format is recognised from the file's content, never from its suffix alone:
+The format is recognised from the file's content (magic bytes, then structure),
+never from its suffix alone:
 
-==================== ================================= ===============================
-format               files                             tensor names
-==================== ================================= ===============================
-``keras``            Keras 3 ``.weights.h5``, ``.keras`` none: ``model.load_weights``
-``keras_legacy_h5``  keras.applications / Keras-2 HDF5  ``"<layer>/<i>"``, i = position
-                                                        in the layer's ``weight_names``
-``torch``            ``.pth`` zip or legacy pickle      the state-dict keys
-``safetensors``      ``.safetensors``                   the header's keys
-``caffe``            ``.caffemodel`` (both encodings)   ``"<layer>/<i>"``, i = blob index
-==================== ================================= ===============================
+- ``"keras"``: Keras 3 ``.weights.h5`` and ``.keras``; no tensors are read, the
+  caller uses ``model.load_weights``.
+- ``"keras_legacy_h5"``: keras.applications' Keras-2 HDF5 files (and any whole-model
+  Keras HDF5 file, read from its ``model_weights`` group): ``"<layer>/<i>"``, ``i``
+  the position in the layer's ``weight_names`` attribute, layers in ``layer_names``
+  order (names such as ``conv1/kernel:0`` are read from the file, never guessed).
+- ``"torch"``: PyTorch ``.pth`` state dicts, zip or legacy: the state-dict keys
+  (``{"state_dict": ...}`` / ``{"model": ...}`` unwrapped, ``module.`` stripped).
+- ``"safetensors"``: the header's keys, in the order of the data in the file.
+- ``"caffe"``: ``.caffemodel`` in either encoding: ``"<layer>/<i>"``, ``i`` the blob
+  index (0 weights, 1 bias), and every layer's type in ``layer_types``.
 
 Floating tensors are float32 (float16 and bfloat16 exactly, float64 rounded);
 integer tensors (``num_batches_tracked``) keep their integer type. A ``.pth`` is a
@@ -286,10 +288,11 @@ def _read_safetensors(path):
                 )
             dtype = np.dtype(_SAFETENSORS_DTYPES[dtype_name])
             count = int(np.prod(shape, dtype=np.int64))
-            if min(shape, default=0) < 0 or not 0 <= begin <= end or end - begin != count * dtype.itemsize:
+            nbytes = count * dtype.itemsize
+            if min(shape, default=0) < 0 or not 0 <= begin <= end or end - begin != nbytes:
                 raise _corrupt(path, "safetensors", f"tensor {name!r}: offsets and shape disagree")
             if data_start + end > size:
-                raise _corrupt(path, "safetensors", f"tensor {name!r} runs past the end of the file")
+                raise _corrupt(path, "safetensors", f"tensor {name!r} runs past the file's end")
             entries.append((begin, name, dtype_name, dtype, shape, count))
         for begin, name, dtype_name, dtype, shape, count in sorted(entries, key=lambda e: e[0]):
             f.seek(data_start + begin)

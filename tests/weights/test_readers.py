@@ -201,7 +201,9 @@ class _TamperedTensor:
         import collections
 
         storage = self.tensor.untyped_storage()
-        typed = torch.storage.TypedStorage(wrap_storage=storage, dtype=torch.float32, _internal=True)
+        typed = torch.storage.TypedStorage(
+            wrap_storage=storage, dtype=torch.float32, _internal=True
+        )
         args = (typed, 0, (4,), (1,), False, collections.OrderedDict())
         return (torch._utils._rebuild_tensor_v2, args, {"stride": (1 << 40,)})
 
@@ -278,7 +280,8 @@ def _keras_model():
     )
     rng = np.random.default_rng(1)
     for w in model.weights:
-        w.assign(rng.standard_normal(w.shape).astype("float32") + (2.0 if "variance" in w.path else 0.0))
+        shift = 2.0 if "variance" in w.path else 0.0  # a positive variance
+        w.assign(rng.standard_normal(w.shape).astype("float32") + shift)
     return model
 
 
@@ -321,7 +324,9 @@ def test_keras2_layout_with_colon_names_and_chunked_layer_names(tmp_path):
         f.attrs["backend"] = b"tensorflow"
         f.attrs["keras_version"] = b"2.2.4"
         names = [layer.name for layer in model.layers] + padding
-        legacy_h5_format.save_attributes_to_hdf5_group(f, "layer_names", [n.encode() for n in names])
+        legacy_h5_format.save_attributes_to_hdf5_group(
+            f, "layer_names", [n.encode() for n in names]
+        )
         for layer in model.layers:
             group = f.create_group(layer.name)
             short = {"kernel": "kernel", "bias": "bias", "gamma": "gamma", "beta": "beta",
@@ -420,7 +425,8 @@ def _one_of_each(tmp_path):
     files["legacy_pth"] = tmp_path / "b.pth"
     torch.save(state, files["legacy_pth"], _use_new_zipfile_serialization=False)
     files["safetensors"] = tmp_path / "c.safetensors"
-    save_file({"w": np.ones((64, 64), np.float32), "b": np.zeros(64, np.float32)}, files["safetensors"])
+    arrays = {"w": np.ones((64, 64), np.float32), "b": np.zeros(64, np.float32)}
+    save_file(arrays, files["safetensors"])
     files["caffe"] = tmp_path / "d.caffemodel"
     write_caffemodel(files["caffe"], _caffe_layers(), encoding="layers", shape="legacy")
     model = _keras_model()
@@ -473,10 +479,11 @@ def test_files_in_no_accepted_format(tmp_path):
 
 def test_reading_needs_neither_torch_nor_protobuf_nor_safetensors(tmp_path):
     files = _one_of_each(tmp_path)
+    readable = ("zip_pth", "legacy_pth", "safetensors", "caffe")
     script = (
         "import sys\n"
         "from kerascnn.weights.readers import read_weights_file\n"
-        f"for p in {[str(files[k]) for k in ('zip_pth', 'legacy_pth', 'safetensors', 'caffe')]!r}:\n"
+        f"for p in {[str(files[k]) for k in readable]!r}:\n"
         "    assert read_weights_file(p).tensors\n"
         "print(sorted(m for m in ('torch', 'safetensors', 'google.protobuf', 'caffe')"
         " if m in sys.modules))\n"
