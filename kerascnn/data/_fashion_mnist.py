@@ -84,7 +84,7 @@ def load(split="train", data_dir=None, download=True):
             "`sudo apt-get install dataset-fashion-mnist`."
         )
     source = from_arrays(*arrays, CLASS_NAMES, name="fashion_mnist")
-    source.info["split"] = split
+    source.split = split
     return source
 
 

@@ -33,11 +33,6 @@ _MAGIC = {
 }
 
 
-def check_file(path):
-    """Returns None when ``path`` looks like a complete image, else the reason."""
-    return sniff_file(path)[1]
-
-
 _SOF = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers
 
 
@@ -223,18 +218,22 @@ def load(root, split="train", validate="header", channels=3):
     folder = split_dir if split and os.path.isdir(split_dir) else root
     paths, labels, class_names, skipped, all_jpeg, max_short = list_folder(
         folder, validate, channels)
-    ds = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(paths), tf.constant(labels, tf.int64))
-    )
-    ds = ds.map(lambda p, y: (tf.io.read_file(p), y),
-                num_parallel_calls=tf.data.AUTOTUNE)
-    return Source(
-        dataset=ds,
+    source = Source(
+        dataset=None,
         encoded=True,
         class_names=class_names,
         num_examples=len(paths),
         channels=channels,
         name=os.path.basename(os.path.normpath(folder)) or "images",
-        info={"paths": paths, "labels": labels, "skipped": skipped, "root": folder,
-              "all_jpeg": all_jpeg, "max_short_side": max_short},
+        labels=np.asarray(labels, np.int64),
+        paths=tuple(paths),
+        all_jpeg=all_jpeg,
+        max_short_side=max_short,
+        skipped=skipped,
+        root=folder,
+        split=split if folder == split_dir else None,
     )
+    read = source.example_reader()
+    source.dataset = tf.data.Dataset.range(len(paths)).map(
+        read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return source

@@ -6,13 +6,13 @@ pipelines can decode only the crop they need (``decode_and_crop_jpeg``).
 
 from __future__ import annotations
 
+import os
+
 from kerascnn.data.sources import Source
 
 
 def load(name, split="train", data_dir=None, manual_dir=None, download=True):
     import tensorflow_datasets as tfds
-
-    import os
 
     data_dir = os.path.expanduser(data_dir) if data_dir else None
     manual_dir = os.path.expanduser(manual_dir) if manual_dir else None
@@ -55,8 +55,8 @@ def load(name, split="train", data_dir=None, manual_dir=None, download=True):
         num_examples=num_examples,
         channels=1 if channels == 1 else 3,
         name=name,
-        info={"split": split, "builder": builder,
-              # tfds stores these as JPEG (imagenet2012 converts its few PNG/CMYK
-              # files when preparing), so the pipelines may skip the format test.
-              "all_jpeg": getattr(image_feature, "encoding_format", None) == "jpeg"},
+        split=split,
+        # tfds stores these as JPEG (imagenet2012 converts its few PNG/CMYK files
+        # when preparing), so the pipelines may skip the format test.
+        all_jpeg=getattr(image_feature, "encoding_format", None) == "jpeg",
     )

@@ -61,6 +61,7 @@ def load(pattern, num_classes=None, class_names=None, label_offset=0, channels=3
     check_labels(labels + label_offset, num_classes, f"tfrecord:{pattern}", hint)
 
     def from_files(subset):
+        subset = list(subset)
         ds = tf.data.Dataset.from_tensor_slices(subset)
         ds = ds.interleave(
             tf.data.TFRecordDataset,
@@ -77,6 +78,7 @@ def load(pattern, num_classes=None, class_names=None, label_offset=0, channels=3
         num_examples=None,
         channels=channels,
         name="tfrecord",
-        # from_files: the pipelines shard by file when there are enough files.
-        info={"files": files, "label_offset": label_offset, "from_files": from_files},
+        # the pipelines shard by file when there are enough files
+        files=tuple(files),
+        read_files=from_files,
     )

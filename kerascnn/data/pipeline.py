@@ -1,16 +1,27 @@
 """tf.data pipelines: ``train_dataset`` (a paper's augmentation) and the ``center``
-evaluation view (``eval_preprocess`` / ``eval_dataset``).
+evaluation view (``eval_dataset``).
 
-Training: source -> shard (``InputContext``) -> [cache] -> shuffle -> parallel map
-of the policy's per-image step (decode / crop-before-decode / resize, uint8 out) ->
-``batch(drop_remainder=True)`` -> the policy's batch step compiled with
-``tf.function(jit_compile=True)`` -> [extra Keras layers] -> prefetch. In-memory
-sources of fixed-size images (Fashion-MNIST) skip per-image work entirely: shuffled
-indices are batched and gathered, then the compiled step runs once per batch.
+Training is one path of small stages, whatever the source::
 
-Randomness is stateless: per-image seeds come from ``tf.data.Dataset.random(seed,
-rerandomize_each_iteration=True)`` and the shuffle is seeded, so the same ``seed``
-gives the same batches and each epoch differs.
+    keys of one pass (indices of an indexed source, else records)  _pass_keys
+      -> shuffled per pass with a seed of (seed, pass)               _one_pass
+      -> passes in a row from the start step's pass, skipping to it   _passes
+      -> read (indexed) + the policy's per-image step, parallel       _examples
+      -> batch(drop_remainder=True) -> the policy's compiled step     _batches
+      -> [extra Keras layers] -> prefetch
+
+In-memory sources of fixed-size images (Fashion-MNIST) skip per-image work: keys are
+batched, then gathered, and the compiled step runs once per batch.
+
+Randomness is stateless and a function of ``seed`` alone: pass ``p`` is shuffled with
+a seed derived from ``(seed, p)`` (an indexed source gets a full permutation of its
+indices, a stream a ``shuffle`` buffer), and the ``i``-th example of pass ``p`` is
+augmented with a seed derived from ``(seed, p, i)``. So the batches of global step
+``k`` are the same whether the run started at step 0 or resumed at
+``start_step=k``; nothing depends on how many times an iterator was created, except
+that a non-repeating dataset's ``j``-th iteration is pass ``first pass + j`` (each
+Keras epoch sees a new pass). The skip to ``start_step`` works on indices (or, for a
+stream of records, on undecoded records): no image is decoded to skip it.
 """
 
 from __future__ import annotations
@@ -23,34 +34,30 @@ import tensorflow as tf
 from kerascnn.data import ops, stats
 from kerascnn.data.decode import decode_image
 from kerascnn.data.policies import Policy, get_policy, needs_dct_scaling
+from kerascnn.data.preprocessing import Preprocessing
 
 __all__ = [
     "train_dataset",
-    "eval_preprocess",
     "eval_dataset",
-    "resolve_mean",
+    "eval_preprocess",
     "compiled_batch_fn",
 ]
 
 logger = logging.getLogger("kerascnn.data")
 AUTOTUNE = tf.data.AUTOTUNE
+_NOT_GIVEN = object()
 
 
-def resolve_mean(mean, channels):
-    """``None`` -> ImageNet's mean RGB for 3 channels, none for 1; ``False``/``0``
-    -> no subtraction; else a float32 array ``(C,)`` or ``(H, W, C)``."""
+def _legacy_mean(mean, channels):
+    """The keyword API's ``mean`` (``train_dataset``, ``eval_dataset``,
+    ``eval_preprocess``, evaluation ``Member``), kept for its callers: ``None`` ->
+    ImageNet's mean RGB for 3 channels, none for 1; ``False``/``0`` -> none; else
+    the array. A :class:`Preprocessing` has one meaning instead (None: none); this is
+    the only place the old rule lives."""
     if mean is None:
         return np.asarray(stats.IMAGENET_MEAN_RGB, np.float32) if channels == 3 else None
     if mean is False or (np.isscalar(mean) and mean == 0):
         return None
-    mean = np.asarray(mean, np.float32)
-    if mean.ndim == 0:
-        mean = np.full([channels], mean, np.float32)
-    if mean.ndim not in (1, 3) or mean.shape[-1] != channels:
-        raise ValueError(
-            f"`mean` must be a mean RGB (C,) or per-pixel (H, W, C) with C={channels}."
-            f" Received: mean with shape={mean.shape}"
-        )
     return mean
 
 
@@ -69,7 +76,8 @@ def _size(image_size, name="image_size"):
 
 
 def _check_batch_size(batch_size):
-    if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+    if (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+            or batch_size <= 0):
         raise ValueError(
             f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
         )
@@ -82,16 +90,24 @@ def _shard(ds, input_context):
     return ds
 
 
+def _sharded_count(n, input_context):
+    """Elements of ``range(n)`` in this pipeline's ``shard``."""
+    if n is None or input_context is None or input_context.num_input_pipelines <= 1:
+        return n
+    return len(range(input_context.input_pipeline_id, n,
+                     input_context.num_input_pipelines))
+
+
 def _base_dataset(source, input_context):
     """The source's ``(image, label)`` dataset, sharded per input pipeline: by file
     when the source is made of at least as many files (TFRecord shards), else by
-    element."""
-    files, from_files = source.info.get("files"), source.info.get("from_files")
-    if (input_context is not None and from_files is not None
-            and len(files) >= input_context.num_input_pipelines > 1):
+    element. Returns ``(dataset, examples in it or None)``."""
+    if input_context is not None and source.read_files is not None and source.files \
+            and len(source.files) >= input_context.num_input_pipelines > 1:
         n, i = input_context.num_input_pipelines, input_context.input_pipeline_id
-        return from_files(files[i::n])
-    return _shard(source.dataset, input_context)
+        return source.read_files(list(source.files[i::n])), None
+    return (_shard(source.dataset, input_context),
+            _sharded_count(source.num_examples, input_context))
 
 
 def compiled_batch_fn(policy, *, image_size, mean=None, pca=None):
@@ -110,9 +126,133 @@ def compiled_batch_fn(policy, *, image_size, mean=None, pca=None):
     return augment
 
 
-def train_dataset(source, policy, *, batch_size, seed, image_size=None, mean=None,
+# -- training: the stages --------------------------------------------------------------
+def _mix(seed, *values):
+    """A stateless int64 derived from ``(seed, *values)`` (int64 scalars)."""
+    key = tf.constant(0, tf.int64)
+    for v in values:
+        key = key * 1_000_003 + tf.cast(v, tf.int64)
+    return tf.random.stateless_uniform(
+        [], tf.stack([tf.constant(seed, tf.int64), key]), minval=None, maxval=None,
+        dtype=tf.int64)
+
+
+class _Keys:
+    """What one pass reads, before anything is decoded: the indices of an indexed
+    source (``indices``; read with ``read``), else a stream of records (``stream``),
+    and the number of examples in a pass (``count``; None when unknown)."""
+
+    def __init__(self, source, input_context, cache, shuffle_buffer):
+        self.read = None
+        self.indices = None
+        self.stream = None
+        self.encoded = source.encoded
+        in_memory = source.images is not None
+        if source.indexed and (in_memory or not cache):
+            n = len(source.labels)
+            shard = (input_context.input_pipeline_id, input_context.num_input_pipelines) \
+                if input_context is not None and input_context.num_input_pipelines > 1 \
+                else (0, 1)
+            self.indices = np.arange(shard[0], n, shard[1], dtype=np.int64)
+            self.count = len(self.indices)
+            self.read = source.example_reader()
+            return
+        ds, self.count = _base_dataset(source, input_context)
+        if cache:  # decoded once, kept in memory; passes shuffle the decoded images
+            if source.encoded:
+                ds = ds.map(lambda x, y: (decode_image(x, source.channels), y),
+                            num_parallel_calls=AUTOTUNE)
+                ds = ds.ignore_errors(log_warning=True)
+                self.encoded = False
+            ds = ds.cache()
+        self.stream = ds
+        self.buffer = shuffle_buffer or min(self.count or 10000, 10000)
+
+
+def _one_pass(keys, seed, p):
+    """Pass ``p`` in its shuffled order: ``(key, p, i)`` with ``i`` the position."""
+    if keys.indices is not None:
+        order = tf.random.experimental.stateless_shuffle(
+            tf.constant(keys.indices), tf.stack([tf.constant(seed, tf.int64), p]))
+        ds = tf.data.Dataset.from_tensor_slices(order)
+    else:
+        ds = keys.stream.shuffle(keys.buffer, seed=_mix(seed, p, 0x5A),
+                                 reshuffle_each_iteration=False)
+    return ds.enumerate().map(lambda i, key: (key, p, i))
+
+
+def _passes(keys, seed, *, start, repeat, per_batch):
+    """Passes in a row from the pass holding element ``start * per_batch``, the
+    elements before it skipped (on keys: nothing is decoded). ``repeat``: forever;
+    else one pass per iteration of the dataset (the ``j``-th iteration is pass
+    ``first + j``: each Keras epoch a new pass)."""
+    m = keys.count
+    if repeat:
+        skip = start * per_batch
+        if not m:  # unknown pass length: skip the stream's first records
+            ds = tf.data.Dataset.range(0, np.iinfo(np.int64).max)
+            return ds.flat_map(lambda p: _one_pass(keys, seed, p)).skip(skip)
+        first, within = divmod(skip, m)
+        ds = tf.data.Dataset.range(first, np.iinfo(np.int64).max)
+        return ds.flat_map(lambda p: _one_pass(keys, seed, p).skip(
+            tf.where(tf.equal(p, first), tf.constant(within, tf.int64), 0)))
+    first = within = 0
+    if start:
+        if m is None:
+            raise ValueError(
+                "`start_step` without `repeat` needs the number of examples in a pass, "
+                "which this source does not know (TFRecord shards); train with "
+                f"repeat=True (training.steps_per_epoch). Received: start_step={start}")
+        steps = m // per_batch
+        if steps == 0:
+            raise ValueError(f"A pass of {m} examples has no batch of {per_batch}. "
+                             f"Received: batch_size={per_batch}")
+        first, within = divmod(start, steps)
+        within *= per_batch
+    state = {"next": first}
+
+    def iteration():  # called once per iterator of the dataset
+        p = state["next"]
+        state["next"] += 1
+        yield p, (within if p == first else 0)
+
+    spec = (tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64))
+    ds = tf.data.Dataset.from_generator(iteration, output_signature=spec)
+    return ds.flat_map(lambda p, s: _one_pass(keys, seed, p).skip(s))
+
+
+def _examples(ds, keys, policy, seed, *, channels, image_size, jpeg_only,
+              dct_scaling):
+    """Per image, in parallel: read (indexed sources), then the policy's example
+    step; ``(uint8 image, label, r)`` with ``r`` the example's random int64."""
+    read, encoded = keys.read, keys.encoded
+
+    def example(key, p, i):
+        image, label = read(key) if read is not None else key
+        r = _mix(seed, p, i)
+        image = policy.example_fn(image, tf.stack([r, tf.constant(seed, tf.int64)]),
+                                  encoded=encoded, channels=channels,
+                                  image_size=image_size, jpeg_only=jpeg_only,
+                                  dct_scaling=dct_scaling)
+        return image, label, r
+
+    ds = ds.map(example, num_parallel_calls=AUTOTUNE)
+    if encoded:
+        ds = ds.ignore_errors(log_warning=True)
+    return ds
+
+
+def _check_start_step(start_step):
+    if isinstance(start_step, bool) or not isinstance(start_step, (int, np.integer)) \
+            or start_step < 0:
+        raise ValueError(
+            f"`start_step` must be an int >= 0. Received: start_step={start_step!r}")
+    return int(start_step)
+
+
+def train_dataset(source, policy, *, batch_size, seed, image_size=None, mean=_NOT_GIVEN,
                   pca=None, input_context=None, cache=False, shuffle_buffer=None,
-                  extra_layers=(), repeat=False):
+                  extra_layers=(), repeat=False, start_step=0, preprocessing=None):
     """A training ``tf.data.Dataset`` of ``(float32 (B, h, w, C), int64 (B,))``.
 
     Args:
@@ -121,23 +261,33 @@ def train_dataset(source, policy, *, batch_size, seed, image_size=None, mean=Non
         ``cifar``) or a :class:`~kerascnn.data.policies.Policy`.
       batch_size: the global batch size; with ``input_context`` each pipeline makes
         ``input_context.get_per_replica_batch_size(batch_size)``.
-      seed: int; the same seed gives the same batches, each epoch differs.
-      image_size: output ``(h, w)``; default the policy's (227, 224 or 32). For
-        ``cifar`` smaller images are zero-padded (centred) to it first, e.g.
-        Fashion-MNIST 28x28 -> 32x32.
-      mean: mean RGB ``(C,)`` or per-pixel ``(H, W, C)`` to subtract (a per-pixel
-        mean of another size is centre-padded/cropped to the image); ``None``:
-        ImageNet's mean RGB for RGB sources, nothing for gray; ``False``: none.
+      seed: int; the batches are a function of the seed (and the step) alone, each
+        pass differs.
+      image_size: output ``(h, w)``; default the preprocessing's, else the policy's
+        (227, 224 or 32). For ``cifar`` smaller images are zero-padded (centred) to
+        it first, e.g. Fashion-MNIST 28x28 -> 32x32.
+      mean: the keyword form: mean RGB ``(C,)`` or per-pixel ``(H, W, C)`` to
+        subtract (a per-pixel mean of another size is centre-padded/cropped to the
+        image); not given or ``None``: ImageNet's mean RGB for RGB sources, nothing
+        for gray; ``False``: none. Prefer ``preprocessing``.
       pca: ``(eigval, eigvec)`` for PCA lighting; default ImageNet's.
       input_context: a ``tf.distribute.InputContext``: each input pipeline reads
         a distinct shard of the source.
-      cache: keep the decoded images in memory after the first epoch (for sources
+      cache: keep the decoded images in memory after the first pass (for sources
         that fit, e.g. CIFAR-10 from tfds).
-      shuffle_buffer: default ``min(num_examples, 10000)`` (all paths for an image
-        folder).
+      shuffle_buffer: for streamed sources (tfds, TFRecord, ``cache``): default
+        ``min(num_examples, 10000)``. Indexed sources (in memory, image folders) are
+        shuffled completely, by a permutation of their indices.
       extra_layers: Keras preprocessing layers (e.g. ``keras.layers.RandAugment``)
         applied to each batch on the 0-255 scale, before mean subtraction.
       repeat: repeat forever (for ``steps_per_epoch`` training).
+      start_step: the global step to start at: the dataset yields exactly the
+        batches an uninterrupted run yields from that step on (a resumed run passes
+        ``initial_epoch * steps_per_epoch``). Without ``repeat`` a step counts the
+        batches of whole passes (``num_examples // batch_size`` each).
+      preprocessing: a :class:`~kerascnn.data.preprocessing.Preprocessing`: its
+        ``mean`` (None: none) is subtracted and its ``image_size`` is the default
+        output size; not with ``mean``.
     """
     if isinstance(policy, str):
         policy = get_policy(policy)
@@ -146,11 +296,23 @@ def train_dataset(source, policy, *, batch_size, seed, image_size=None, mean=Non
             f"`policy` must be a policy name or Policy. Received: policy={policy!r}"
         )
     _check_batch_size(batch_size)
-    if not isinstance(seed, (int, np.integer)):
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"`seed` must be an int. Received: seed={seed!r}")
-    image_size = _size(image_size or policy.image_size)
+    start_step = _check_start_step(start_step)
     channels = source.channels
-    mean = resolve_mean(mean, channels)
+    if preprocessing is not None:
+        if mean is not _NOT_GIVEN:
+            raise ValueError("Pass the mean in `preprocessing` or as `mean`, not both. "
+                             f"Received: mean={mean!r}")
+        if not isinstance(preprocessing, Preprocessing):
+            raise ValueError("`preprocessing` must be a Preprocessing. "
+                             f"Received: preprocessing={preprocessing!r}")
+        mean = preprocessing.mean
+        image_size = image_size or preprocessing.image_size
+    else:
+        mean = _legacy_mean(None if mean is _NOT_GIVEN else mean, channels)
+    image_size = _size(image_size or policy.image_size)
+    mean = Preprocessing(image_size, channels, mean=mean).mean  # validated
     if pca is None:
         pca = (stats.IMAGENET_PCA_EIGVAL, stats.IMAGENET_PCA_EIGVEC)
     pca = (np.asarray(pca[0], np.float32), np.asarray(pca[1], np.float32))
@@ -165,70 +327,28 @@ def train_dataset(source, policy, *, batch_size, seed, image_size=None, mean=Non
     if input_context is not None:
         per_batch = input_context.get_per_replica_batch_size(batch_size)
     seed = int(seed)
-    batch_mean = None if extra_layers else mean
+    augment = compiled_batch_fn(policy, image_size=image_size,
+                                mean=None if extra_layers else mean, pca=pca)
+    batch_salt = tf.constant(seed ^ 0x5EED, tf.int64)
 
-    augment = compiled_batch_fn(policy, image_size=image_size, mean=batch_mean,
-                                pca=pca)
+    keys = _Keys(source, input_context, cache, shuffle_buffer)
+    ds = _passes(keys, seed, start=start_step, repeat=repeat, per_batch=per_batch)
+    if source.images is not None and keys.read is not None and policy.example == "none":
+        # in memory, fixed size: batch the indices, gather, one compiled step
+        read = keys.read
 
-    randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    fixed = source.images is not None and policy.example == "none"
-    if fixed:  # in memory, fixed size: batch indices first, no per-image work
-        images = tf.constant(source.images)
-        labels = tf.constant(source.labels)
-        n = len(source.images)
-        ds = _shard(tf.data.Dataset.range(n), input_context)
-        ds = ds.shuffle(shuffle_buffer or n, seed=seed, reshuffle_each_iteration=True)
-        if repeat:
-            ds = ds.repeat()
+        def gathered(idx, p, i):
+            images, labels = read(idx)
+            return augment(images, tf.stack([_mix(seed, p[0], i[0]), batch_salt])), labels
+
         ds = ds.batch(per_batch, drop_remainder=True)
-        ds = tf.data.Dataset.zip((ds, randoms.batch(2)))
-        ds = ds.map(
-            lambda idx, r: (augment(tf.gather(images, idx), r),
-                            tf.gather(labels, idx)),
-            num_parallel_calls=AUTOTUNE)
+        ds = ds.map(gathered, num_parallel_calls=AUTOTUNE)
     else:
-        encoded = source.encoded
-        jpeg_only = bool(source.info.get("all_jpeg"))
-        dct_scaling = needs_dct_scaling(source.info.get("max_short_side"), policy,
-                                        image_size)
-        paths = source.info.get("paths")
-        if paths is not None and not cache:  # image folder: shuffle paths, then read
-            ds = tf.data.Dataset.from_tensor_slices(
-                (tf.constant(paths), tf.constant(source.info["labels"], tf.int64)))
-            ds = _shard(ds, input_context)
-            read = True
-            buffer = shuffle_buffer or len(paths)
-        else:
-            ds = _base_dataset(source, input_context)
-            read = False
-            buffer = shuffle_buffer or min(source.num_examples or 10000, 10000)
-            if cache:
-                if encoded:
-                    ds = ds.map(lambda x, y: (decode_image(x, channels), y),
-                                num_parallel_calls=AUTOTUNE)
-                    ds = ds.ignore_errors(log_warning=True)
-                    encoded = False
-                ds = ds.cache()
-        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-        if repeat:
-            ds = ds.repeat()
-        ds = tf.data.Dataset.zip((ds, randoms))
-
-        def example(item, r):
-            image, label = item
-            if read:
-                image = tf.io.read_file(image)
-            example_seed = tf.stack([r, tf.constant(seed, tf.int64)])
-            image = policy.example_fn(image, example_seed, encoded=encoded,
-                                      channels=channels, image_size=image_size,
-                                      jpeg_only=jpeg_only, dct_scaling=dct_scaling)
-            return image, label, r
-
-        ds = ds.map(example, num_parallel_calls=AUTOTUNE)
-        if encoded:
-            ds = ds.ignore_errors(log_warning=True)
+        ds = _examples(ds, keys, policy, seed, channels=channels, image_size=image_size,
+                       jpeg_only=bool(source.all_jpeg),
+                       dct_scaling=needs_dct_scaling(source.max_short_side, policy,
+                                                     image_size))
         ds = ds.batch(per_batch, drop_remainder=True, num_parallel_calls=AUTOTUNE)
-        batch_salt = tf.constant(seed ^ 0x5EED, tf.int64)
         ds = ds.map(lambda x, y, r: (augment(x, tf.stack([r[0], batch_salt])), y),
                     num_parallel_calls=AUTOTUNE)
     for layer in extra_layers:
@@ -240,85 +360,74 @@ def train_dataset(source, policy, *, batch_size, seed, image_size=None, mean=Non
     return ds.prefetch(AUTOTUNE)
 
 
+# -- evaluation: the center view ---------------------------------------------------------
+def _legacy_preprocessing(channels, image_size, resize, pad, mean):
+    """A :class:`Preprocessing` from the keyword form (``mean`` as :func:`_legacy_mean`)."""
+    return Preprocessing(_size(image_size), channels, resize=resize, pad=pad,
+                         mean=_legacy_mean(mean, channels))
+
+
 def eval_preprocess(image, *, image_size, resize=None, mean=None, pad=0):
-    """The ``center`` view: uint8 ``(H, W, C)`` (or a batch) -> float32 ``(h, w, C)``.
-
-    Shorter side to ``resize`` (bilinear; skipped when None), ``pad`` zero pixels on
-    each side, centre crop to ``image_size`` (zero-padded, centred, when smaller),
-    ``mean`` subtracted (as in :func:`train_dataset`; ``None``: ImageNet's mean RGB
-    for RGB images). Pure TF graph ops, no XLA: the export puts exactly this inside
-    the SavedModel.
-    """
-    h, w = _size(image_size)
-    if resize is not None and (not isinstance(resize, (int, np.integer)) or resize <= 0):
-        raise ValueError(f"`resize` must be a positive int. Received: resize={resize!r}")
-    if not isinstance(pad, (int, np.integer)) or pad < 0:
-        raise ValueError(f"`pad` must be an int >= 0. Received: pad={pad!r}")
+    """Deprecated keyword form of :meth:`Preprocessing.__call__` (the ``center``
+    view), for its old callers: ``mean=None`` is ImageNet's mean RGB for RGB images
+    (see :func:`_legacy_mean`). Use ``Preprocessing(...)(image)``."""
     image = tf.convert_to_tensor(image)
-    channels = image.shape[-1]
-    mean = resolve_mean(mean, channels)
-    x = image
-    if resize is not None:
-        shape = tf.cast(tf.shape(x)[-3:-1], tf.float32)
-        scale = resize / tf.reduce_min(shape)
-        new = tf.cast(tf.round(shape * scale), tf.int32)
-        new = tf.maximum(new, resize)
-        x = tf.image.resize(x, new, method="bilinear")
-        x = tf.clip_by_value(tf.round(x), 0.0, 255.0)
-    x = tf.cast(x, tf.float32)
-    if pad:
-        paddings = [[0, 0]] * (x.shape.rank - 3) + [[pad, pad], [pad, pad], [0, 0]]
-        x = tf.pad(x, paddings)
-    x = tf.image.resize_with_crop_or_pad(x, h, w)
-    return ops.subtract_mean(x, mean)
+    return _legacy_preprocessing(int(image.shape[-1]), image_size, resize, pad, mean)(image)
 
 
-def _eval_uint8(image, image_size, resize, pad):
-    """Decoded uint8 image at a fixed size (for the multi-crop views)."""
-    x = image
-    if resize is not None:
-        shape = tf.cast(tf.shape(x)[:2], tf.float32)
-        new = tf.maximum(tf.cast(tf.round(shape * resize / tf.reduce_min(shape)),
-                                 tf.int32), resize)
-        x = tf.cast(tf.clip_by_value(tf.round(
-            tf.image.resize(x, new, method="bilinear")), 0, 255), tf.uint8)
-    if pad:
-        x = tf.pad(x, [[pad, pad], [pad, pad], [0, 0]])
-    return tf.image.resize_with_crop_or_pad(x, image_size[0], image_size[1])
-
-
-def eval_dataset(source, *, batch_size, image_size, resize=None, mean=None, pad=0,
-                 view=None, input_context=None, cache=False):
+def eval_dataset(source, *, batch_size, preprocessing=None, image_size=None,
+                 resize=_NOT_GIVEN, mean=_NOT_GIVEN, pad=_NOT_GIVEN, view=None,
+                 input_context=None, cache=False):
     """Evaluation batches, in the source's order, every example once (the last
     batch may be smaller).
 
     Without ``view``: ``(float32 (B, h, w, C), labels)``, the ``center`` view of
-    :func:`eval_preprocess`. With ``view`` (a callable from
-    :mod:`kerascnn.data.views`): each image is decoded, its shorter side resized to
-    ``resize``, centre-cropped to ``image_size`` and kept uint8; batches of those,
-    ``(uint8 (B, h, w, C), labels)``, are passed through ``view(images)`` (mean
-    subtraction is then the caller's).
+    ``preprocessing`` (:meth:`Preprocessing.__call__`, bit for bit). With ``view`` (a
+    callable from :mod:`kerascnn.data.views`): each image is resized, padded and
+    centre-cropped as the preprocessing says and kept uint8; batches of those,
+    ``(uint8 (B, h, w, C), labels)``, are passed through ``view(images)`` (the mean
+    is then the caller's to subtract).
+
+    ``preprocessing``: a :class:`Preprocessing` (mean None: no subtraction). The
+    keyword form ``image_size=, resize=None, mean=None, pad=0`` builds one, with the
+    old ``mean`` rule (None: ImageNet's mean RGB for RGB sources; False: none).
+    Encoded images are decoded to the preprocessing's channels.
     """
     _check_batch_size(batch_size)
-    image_size = _size(image_size)
-    channels = source.channels
+    legacy = {k: v for k, v in dict(resize=resize, mean=mean, pad=pad).items()
+              if v is not _NOT_GIVEN}
+    if preprocessing is None:
+        if image_size is None:
+            raise ValueError("`eval_dataset` needs a `preprocessing` (or `image_size`). "
+                             "Received: preprocessing=None")
+        preprocessing = _legacy_preprocessing(
+            source.channels, image_size, legacy.get("resize"), legacy.get("pad", 0),
+            legacy.get("mean"))
+    elif not isinstance(preprocessing, Preprocessing):
+        raise ValueError("`preprocessing` must be a Preprocessing. "
+                         f"Received: preprocessing={preprocessing!r}")
+    elif legacy or image_size is not None:
+        given = ", ".join(sorted([*legacy, *(["image_size"] if image_size else [])]))
+        raise ValueError(f"Pass either `preprocessing` or the keyword form, not both. "
+                         f"Received: {given} with a preprocessing")
+    channels = preprocessing.channels
+    if not source.encoded and source.channels != channels:
+        raise ValueError(
+            f"{source.name} holds {source.channels}-channel images, the preprocessing "
+            f"wants {channels}. Received: preprocessing.channels={channels}")
     if view is not None and not callable(view):
         raise ValueError(f"`view` must be callable or None. Received: view={view!r}")
-    ds = _base_dataset(source, input_context)
+    ds, _ = _base_dataset(source, input_context)
     if source.encoded:
         ds = ds.map(lambda x, y: (decode_image(x, channels), y),
                     num_parallel_calls=AUTOTUNE)
         ds = ds.ignore_errors(log_warning=True)
     if view is None:
-        resolved = resolve_mean(mean, channels)
-
         def prep(x, y):
-            return eval_preprocess(x, image_size=image_size, resize=resize,
-                                   mean=resolved if resolved is not None else False,
-                                   pad=pad), y
+            return preprocessing(x), y
     else:
-        def prep(x, y):
-            return _eval_uint8(x, image_size, resize, pad), y
+        def prep(x, y):  # on the 0-255 grid already: the cast is exact
+            return tf.cast(preprocessing.crop_uint8(x), tf.uint8), y
     ds = ds.map(prep, num_parallel_calls=AUTOTUNE)
     if cache:
         ds = ds.cache()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,18 @@ __all__ = ["Source", "load_source"]
 
 @dataclasses.dataclass
 class Source:
-    """A labelled image source.
+    """A labelled image source: what a pipeline may ask of it, as named fields.
+
+    Every source has ``dataset``, the whole split in its order; how a pipeline reads
+    less than all of it (a shuffled subset, a shard, a resumed run's remaining
+    examples) depends on what the source is made of:
+
+    - **indexed** sources (in-memory arrays, image folders): example ``i`` can be read
+      on its own, so pipelines shuffle, shard and skip *indices* (no image is read
+      for a skipped example) and read each with :meth:`example_reader`;
+    - **sharded-file** sources (TFRecord shards): ``files`` and :meth:`read_files`,
+      which reads a subset of the shards (sharding by file across workers);
+    - other sources (tfds): ``dataset`` only.
 
     Attributes:
       dataset: ``tf.data.Dataset`` of ``(image, label)``; ``image`` is a scalar
@@ -32,11 +44,21 @@ class Source:
         (H, W, C)``; ``label`` is an ``int64`` scalar in ``[0, num_classes)``.
       encoded: whether images are encoded bytes.
       class_names: one name per class id.
-      num_examples: number of examples, or None when unknown.
+      num_examples: number of examples, or None when unknown (TFRecord shards).
       channels: 1 or 3.
       name: a short name (for logs and file names).
-      images, labels: the whole split as numpy arrays when the source is in
-        memory (Fashion-MNIST), else None; the pipelines use them to batch first.
+      images: the whole split as ``uint8 (N, H, W, C)`` when it is in memory
+        (Fashion-MNIST), else None.
+      labels: ``int64 (N,)``, one label per example, when known without reading the
+        images (in memory, image folders), else None.
+      paths: image folder: example ``i`` is the file ``paths[i]``; else None.
+      files: sharded-file sources: the shard files, read by :meth:`read_files`.
+      all_jpeg: hint: every encoded image is a JPEG (the decoder skips the format test).
+      max_short_side: hint: the largest shorter side of the images (from file headers),
+        None when unknown; lets training drop the per-image DCT-scaling branch.
+      skipped: ``[(path, reason)]``, the bad files the listing left out.
+      root: the folder the examples were listed from (image folders), else None.
+      split: the split name, when the source has splits.
     """
 
     dataset: tf.data.Dataset
@@ -47,11 +69,66 @@ class Source:
     name: str
     images: np.ndarray | None = None
     labels: np.ndarray | None = None
-    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    paths: tuple[str, ...] | None = None
+    files: tuple[str, ...] | None = None
+    read_files: Callable[[Sequence[str]], tf.data.Dataset] | None = dataclasses.field(
+        default=None, repr=False)
+    all_jpeg: bool = False
+    max_short_side: int | None = None
+    skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    root: str | None = None
+    split: str | None = None
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def indexed(self) -> bool:
+        """Whether example ``i`` can be read on its own (:meth:`example_reader`)."""
+        return self.labels is not None and (self.images is not None
+                                            or self.paths is not None)
+
+    def example_reader(self) -> Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+        """``read(index) -> (image, label)``, graph-safe, for a ``tf.data`` map over
+        int64 indices of an :attr:`indexed` source (the arrays are captured once,
+        here, not per call)."""
+        if not self.indexed:
+            raise ValueError(
+                f"{self.name}: examples cannot be read by index (not in memory, not an "
+                "image folder); iterate `dataset` instead.")
+        labels = tf.constant(np.asarray(self.labels, np.int64))
+        if self.images is not None:
+            images = tf.constant(self.images)
+            return lambda i: (tf.gather(images, i), tf.gather(labels, i))
+        paths = tf.constant(list(self.paths))
+        return lambda i: (tf.io.read_file(tf.gather(paths, i)), tf.gather(labels, i))
+
+    def take(self, n: int) -> "Source":
+        """The first ``n`` examples (all when ``n`` is None or not smaller), as a
+        source of the same kind where it can be (indexed sources stay indexed; a
+        sharded-file source becomes a plain stream)."""
+        if n is None or (self.num_examples is not None and n >= self.num_examples):
+            return self
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"`n` must be an int >= 0. Received: n={n!r}")
+        n = int(n)
+        cut = lambda a: None if a is None else a[:n]  # noqa: E731
+        return dataclasses.replace(
+            self, dataset=self.dataset.take(n),
+            num_examples=n if self.num_examples is not None or self.indexed else None,
+            name=f"{self.name}[:{n}]", images=cut(self.images), labels=cut(self.labels),
+            paths=cut(self.paths), files=None, read_files=None, skipped=[])
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """Deprecated: the old untyped view (``paths``, ``labels``, ``files``,
+        ``skipped``, ``root``, ``all_jpeg``, ``max_short_side``, ``split``); read the
+        named fields instead. A copy: writing to it changes nothing."""
+        return {"paths": self.paths, "labels": self.labels, "files": self.files,
+                "from_files": self.read_files, "skipped": self.skipped,
+                "root": self.root, "all_jpeg": self.all_jpeg,
+                "max_short_side": self.max_short_side, "split": self.split}
 
     def __repr__(self):
         return (
@@ -103,6 +180,33 @@ def check_labels(labels, num_classes, name, hint=""):
         )
 
 
+# Options each kind of source takes. ``manual_dir`` and ``download`` concern
+# downloads (tfds; Fashion-MNIST's tfds fallback): a recipe sets them once for its
+# default source and keeps them when its source is switched to files already on disk
+# (``--set 'data.source="tfrecord:/data/train-*"'``), so other kinds ignore them.
+_OPTIONS = {
+    "fashion_mnist": {"download"},
+    "tfds": {"manual_dir", "download"},
+    "tfrecord": {"num_classes", "class_names", "label_offset", "channels",
+                 "check_records"},
+    "folder": {"validate", "channels"},
+}
+_DOWNLOAD_OPTIONS = {"manual_dir", "download"}
+
+
+def _options(kind, kwargs):
+    """The ``kwargs`` that ``kind`` takes; download options of other kinds dropped,
+    anything else unknown refused in one line."""
+    known = _OPTIONS[kind]
+    for key, value in kwargs.items():
+        if key not in known and key not in _DOWNLOAD_OPTIONS:
+            every = sorted(set().union(*_OPTIONS.values()))
+            raise ValueError(
+                f"Unknown source option for a {kind} source; options are {sorted(known)} "
+                f"(of {every}). Received: {key}={value!r}")
+    return {k: v for k, v in kwargs.items() if k in known}
+
+
 def load_source(spec, split="train", *, data_dir=None, **kwargs) -> Source:
     """Loads a labelled image source.
 
@@ -114,9 +218,12 @@ def load_source(spec, split="train", *, data_dir=None, **kwargs) -> Source:
         For an image folder the split is a sub-folder (``<dir>/<split>``) when it
         exists, else the folder itself.
       data_dir: where the data lives (Fashion-MNIST IDX folder, tfds data dir).
-      **kwargs: per-kind options: ``manual_dir``, ``download`` (tfds);
-        ``validate`` (image folder: ``"header"``, ``"decode"`` or ``False``);
-        ``num_classes``, ``class_names``, ``label_offset`` (TFRecord).
+      **kwargs: per-kind options: ``manual_dir``, ``download`` (tfds;
+        ``download`` also Fashion-MNIST's tfds fallback; both are ignored by image
+        folders and TFRecords, so a recipe's ``manual_dir`` survives a change of
+        source); ``validate`` (image folder: ``"header"``, ``"decode"`` or
+        ``False``); ``num_classes``, ``class_names``, ``label_offset`` (TFRecord);
+        ``channels`` (image folder, TFRecord). Any other name is an error.
     """
     if not isinstance(spec, (str, os.PathLike)):
         raise ValueError(f"`spec` must be a string or a path. Received: spec={spec!r}")
@@ -126,19 +233,21 @@ def load_source(spec, split="train", *, data_dir=None, **kwargs) -> Source:
     if spec == "fashion_mnist":
         from kerascnn.data import _fashion_mnist
 
-        return _fashion_mnist.load(split, data_dir=data_dir, **kwargs)
+        return _fashion_mnist.load(split, data_dir=data_dir,
+                                   **_options("fashion_mnist", kwargs))
     if spec.startswith("tfds:"):
         from kerascnn.data import _tfds
 
-        return _tfds.load(spec[len("tfds:"):], split, data_dir=data_dir, **kwargs)
+        return _tfds.load(spec[len("tfds:"):], split, data_dir=data_dir,
+                          **_options("tfds", kwargs))
     if spec.startswith("tfrecord:"):
         from kerascnn.data import _tfrecord
 
-        return _tfrecord.load(spec[len("tfrecord:"):], **kwargs)
+        return _tfrecord.load(spec[len("tfrecord:"):], **_options("tfrecord", kwargs))
     if os.path.isdir(spec):
         from kerascnn.data import _folder
 
-        return _folder.load(spec, split, **kwargs)
+        return _folder.load(spec, split, **_options("folder", kwargs))
     if os.path.exists(spec):
         raise ValueError(
             f"An image-folder source must be a directory. Received: spec={spec!r}"

@@ -60,8 +60,8 @@ def test_dropping_the_dct_branch_for_small_images_changes_nothing(policy, size,
     from kerascnn.data.policies import needs_dct_scaling
 
     src = load_source(str(image_folder))  # shorter sides <= 56 < 2 x 32
-    assert not needs_dct_scaling(src.info["max_short_side"], policy, size)
-    unknown = dataclasses.replace(src, info={**src.info, "max_short_side": None})
+    assert not needs_dct_scaling(src.max_short_side, policy, size)
+    unknown = dataclasses.replace(src, max_short_side=None)
     a = _first(train_dataset(src, policy, batch_size=4, seed=3, image_size=size))
     b = _first(train_dataset(unknown, policy, batch_size=4, seed=3, image_size=size))
     np.testing.assert_array_equal(a[0], b[0])
@@ -225,7 +225,7 @@ def test_resnet_policy_on_mock_imagenet2012(tmp_path):
     with tfds.testing.mock_data(num_examples=4,
                                 policy=tfds.testing.MockPolicy.USE_CODE):
         src = load_source("tfds:imagenet2012", data_dir=str(tmp_path))
-        assert src.info["all_jpeg"]
+        assert src.all_jpeg
         ds = train_dataset(src, get_policy("resnet", scale=(20, 30)), batch_size=2,
                            seed=0, image_size=(16, 16))
         batches = [(x.numpy(), y.numpy()) for x, y in ds]
@@ -240,3 +240,90 @@ def test_imagenet_policies_on_gray_in_memory_images(name, rng):
     policy = get_policy(name, resize=32) if name == "alexnet" else get_policy(name)
     x, y = _first(train_dataset(src, policy, batch_size=3, seed=0, image_size=(24, 24)))
     assert x.shape == (3, 24, 24, 1) and np.isfinite(x).all()
+
+
+# -- resuming: start_step ------------------------------------------------------
+def _batches(ds, n=None):
+    it = iter(ds) if n is None else iter(ds.take(n))
+    return [[t.numpy() for t in b] for b in it]
+
+
+def _assert_same(got, want):
+    assert len(got) == len(want) and got
+    for (gx, gy), (wx, wy) in zip(got, want):
+        np.testing.assert_array_equal(gx, wx)
+        np.testing.assert_array_equal(gy, wy)
+
+
+def _tfrecords(tmp_path, rng, shards=2, per_shard=5):
+    from imagegen import encode, smooth_image
+
+    for s in range(shards):
+        with tf.io.TFRecordWriter(str(tmp_path / f"train-{s}")) as w:
+            for k in range(per_shard):
+                ex = tf.train.Example(features=tf.train.Features(feature={
+                    "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(
+                        value=[encode(smooth_image(rng, 20 + k, 24), "JPEG")])),
+                    "image/class/label": tf.train.Feature(
+                        int64_list=tf.train.Int64List(value=[k % 3])),
+                }))
+                w.write(ex.SerializeToString())
+    return load_source("tfrecord:" + str(tmp_path / "train-*"), num_classes=3)
+
+
+@pytest.mark.parametrize("kind", ["memory", "memory_decoded", "folder", "tfrecord"])
+def test_start_step_with_repeat_continues_the_uninterrupted_stream(kind, image_folder,
+                                                                   tmp_path, rng):
+    if kind == "memory":
+        src, policy, size = _id_source(10), get_policy("cifar", pad=2), (6, 6)
+    elif kind == "memory_decoded":
+        images = rng.integers(0, 256, (10, 30, 34, 3), dtype=np.uint8)
+        src = from_arrays(images, np.arange(10) % 2, ["a", "b"])
+        policy, size = SMALL["resnet"]["policy"], (20, 20)
+    elif kind == "folder":
+        src, policy, size = load_source(str(image_folder)), SMALL["resnet"]["policy"], (20, 20)
+    else:
+        src, policy, size = _tfrecords(tmp_path, rng), SMALL["alexnet"]["policy"], (28, 28)
+
+    def make(start):
+        return train_dataset(src, policy, batch_size=4, seed=5, image_size=size,
+                             repeat=True, start_step=start)
+
+    full = _batches(make(0), 9)  # 36 examples: passes of 10 or 12 crossed mid-batch
+    for k in (3, 7):
+        _assert_same(_batches(make(k), 9 - k), full[k:])
+    # the same seed from a fresh dataset: the same stream; the passes differ
+    _assert_same(_batches(make(0), 9), full)
+    assert not np.array_equal(full[0][0], full[3][0])
+
+
+@pytest.mark.parametrize("kind", ["memory", "folder"])
+def test_start_step_without_repeat_counts_whole_passes(kind, image_folder):
+    if kind == "memory":
+        src, policy, size = _id_source(10), get_policy("cifar", pad=2), (6, 6)
+    else:
+        src, policy, size = load_source(str(image_folder)), SMALL["vgg"]["policy"], (20, 20)
+    steps = src.num_examples // 4  # batches in a pass (drop_remainder)
+
+    def epochs(ds, n):  # one iteration per epoch, as Keras' fit without steps_per_epoch
+        return [b for _ in range(n) for b in _batches(ds)]
+
+    def make(start):
+        return train_dataset(src, policy, batch_size=4, seed=2, image_size=size,
+                             start_step=start)
+
+    full = epochs(make(0), 3)
+    assert len(full) == 3 * steps
+    assert not np.array_equal(full[0][0], full[steps][0])  # each epoch differs
+    for k in (steps + 1, 2 * steps):
+        resumed = make(k)
+        got = epochs(resumed, 3 - k // steps)
+        _assert_same(got, full[k:])
+    with pytest.raises(ValueError, match="start_step=-1"):
+        make(-1)
+
+
+def test_start_step_without_repeat_on_an_unsized_stream_is_refused(tmp_path, rng):
+    src = _tfrecords(tmp_path, rng)
+    with pytest.raises(ValueError, match="start_step=2"):
+        train_dataset(src, "alexnet", batch_size=2, seed=0, start_step=2)

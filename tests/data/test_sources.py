@@ -87,10 +87,10 @@ def test_header_sizes_and_max_short_side(image_folder, rng):
             assert size == (im.height, im.width), name
     src = load_source(str(image_folder))
     want = 0
-    for path in src.info["paths"]:
+    for path in src.paths:
         with Image.open(path) as im:
             want = max(want, min(im.size))
-    assert src.info["max_short_side"] == want
+    assert src.max_short_side == want
 
 
 def test_dct_scaling_needed_only_for_large_images():
@@ -251,3 +251,34 @@ def test_from_arrays_checks_labels_and_shapes():
         from_arrays(np.zeros((3, 4, 4, 1)), [0, 1, 1], ["a", "b"])
     src = from_arrays(np.zeros((3, 4, 4), np.uint8), [0, 1, 1], ["a", "b"])
     assert src.channels == 1 and src.images.shape == (3, 4, 4, 1)
+
+
+def test_typed_source_fields_take_and_reader(image_folder, tmp_path, rng):
+    src = load_source(str(image_folder))
+    assert src.indexed and len(src.paths) == len(src.labels) == src.num_examples == 12
+    assert src.root == str(image_folder) and src.skipped == [] and src.all_jpeg
+    read = src.example_reader()
+    for i in (0, 7, 11):
+        data, label = read(tf.constant(i, tf.int64))
+        assert data.numpy() == open(src.paths[i], "rb").read()
+        assert int(label) == src.labels[i]
+    few = src.take(5)
+    assert few.indexed and few.num_examples == 5 and few.paths == src.paths[:5]
+    assert [int(y) for _, y in few.dataset] == list(src.labels[:5])
+    assert src.take(50) is src
+    pattern = _write_shards(tmp_path, rng, [[0, 1], [1, 0, 1]])
+    shards = load_source("tfrecord:" + pattern, num_classes=2)
+    assert not shards.indexed and len(shards.files) == 2
+    assert len(list(shards.read_files(shards.files[1:]))) == 3
+    assert len(list(shards.take(4).dataset)) == 4
+
+
+def test_download_options_are_ignored_by_files_on_disk(image_folder, tmp_path, rng):
+    # a recipe's manual_dir (tfds:imagenet2012) kept when the source becomes files
+    src = load_source(str(image_folder), manual_dir="~/imagenet", download=False)
+    assert src.num_examples == 12
+    pattern = _write_shards(tmp_path, rng, [[0, 1]])
+    assert load_source("tfrecord:" + pattern, num_classes=2,
+                       manual_dir="/data/manual").files
+    with pytest.raises(ValueError, match="label_ofset=1"):
+        load_source(str(image_folder), label_ofset=1)
