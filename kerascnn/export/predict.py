@@ -115,8 +115,3 @@ def predict_files(model_path: str, images, k: int = 5) -> list[Prediction]:
                         for c, n in zip(ids_all[i][:k], names_all[i][:k])]
     return results
 
-
-def write_preprocessing(folder, preprocessing, class_names) -> str:
-    """Deprecated alias of ``Preprocessing.save(folder, class_names)``, kept only
-    until ``kerascnn.training.trainer`` calls that directly; remove it then."""
-    return preprocessing.save(folder, class_names)
