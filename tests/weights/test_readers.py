@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from _weights_helpers import (
     old_style_tensor_pickles,
+    torch_zip_as_big_endian,
     write_caffemodel,
     write_legacy_with_storage_views,
 )
@@ -111,6 +112,18 @@ def test_torch_save_files_read_exactly(tmp_path, zip_format):
     expected = _torch_expected(state)
     assert expected["1.num_batches_tracked"].dtype == np.int64
     _assert_read(path, "torch", expected, tmp_path)
+
+
+def test_torch_zip_written_big_endian(tmp_path):
+    state = _torch_state()
+    little = tmp_path / "little.pth"
+    torch.save(state, little)
+    big = tmp_path / "big.pth"
+    torch_zip_as_big_endian(little, big)
+    assert big.read_bytes() != little.read_bytes()
+    expected = _torch_expected(state)
+    _assert_tensors_equal(_torch_expected(torch.load(big)), expected)  # torch reads it so
+    _assert_read(big, "torch", expected, tmp_path)
 
 
 def test_torch_legacy_rebuild_tensor_of_2017_files(tmp_path):
