@@ -83,7 +83,10 @@ def AlexNet(
         include_top: include ``flatten fc6 drop6 fc7 drop7 fc8``. fc6 is sized for
             the 6×6×256 map of a 227×227 input, so ``include_top=True`` needs
             exactly that size.
-        weights: None (random init) or the path of a weights file to load.
+        weights: None (random init), a weight set's name (e.g. "imagenet": see
+            ``get_model_info(name).weight_sets``) or the path of a weights file
+            (Keras' own or a publisher's); inputs then are RGB, 0-255, minus the
+            set's mean (``preprocess_input``).
         input_tensor: optional Keras tensor to use as the input.
         input_shape: (H, W, C), C in {1, 3}; default (227, 227, 3); at least
             67×67 with ``include_top=False``.

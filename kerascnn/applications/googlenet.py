@@ -108,7 +108,10 @@ def GoogLeNet(
 
     Args:
         include_top: include global average pool, dropout and the classifier.
-        weights: None (random init) or the path of a weights file to load.
+        weights: None (random init), a weight set's name (e.g. "imagenet": see
+            ``get_model_info(name).weight_sets``) or the path of a weights file
+            (Keras' own or a publisher's); inputs then are RGB, 0-255, minus the
+            set's mean (``preprocess_input``).
         input_tensor: optional Keras tensor to use as the input.
         input_shape: (H, W, C), C in {1, 3}; default (224, 224, 3). Any size of at
             least 32×32 works (65×65 with ``aux_logits=True``: the auxiliary 5×5

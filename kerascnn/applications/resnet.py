@@ -271,8 +271,12 @@ _ARGS_DOC = """
     Args:
         include_top: include the global average pool and the fc layer
             (``predictions``).
-        weights: None (random initialisation) or the path of a weights file
-            (``.weights.h5``) to load after building.
+        weights: None (random initialisation), a weight set's name
+            (``get_model_info(name).weight_sets``, e.g. "imagenet"; downloaded once
+            into Keras' cache) or the path of a weights file (Keras'
+            ``.weights.h5``/``.keras`` or a publisher's file: keras.applications
+            HDF5, PyTorch ``.pth``, ``.safetensors``). Pretrained models take RGB,
+            0-255, minus the set's mean (``preprocess_input``).
         input_tensor: optional Keras tensor to use as the input.
         input_shape: (H, W, C) with C in {1, 3}; default %(size)s. Any size of at
             least %(min)d×%(min)d works (H, W may be None): the network ends in

@@ -64,7 +64,10 @@ def VGG(
             the 7×7×512 map of a 224×224 input, so ``include_top=True`` needs
             exactly that size (for other sizes, use include_top=False or the
             fully-convolutional conversion of ``kerascnn.evaluation``).
-        weights: None (random init) or the path of a weights file to load.
+        weights: None (random init), a weight set's name (e.g. "imagenet": see
+            ``get_model_info(name).weight_sets``) or the path of a weights file
+            (Keras' own or a publisher's); inputs then are RGB, 0-255, minus the
+            set's mean (``preprocess_input``).
         input_tensor: optional Keras tensor to use as the input.
         input_shape: (H, W, C), C in {1, 3}; default (224, 224, 3); at least
             32×32 with ``include_top=False``.

@@ -254,3 +254,17 @@ def test_unknown_set_name_suggests_and_lists(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", None)
     with pytest.raises(ValueError, match=r"Did you mean 'torchvision'.*'torchvision_v2'"):
         ResNet50(weights="torchvison", include_top=False)
+
+
+def test_models_command_shows_the_weights(capsys):
+    from kerascnn.cli import main
+
+    assert main(["models"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line}
+    assert rows["resnet50"].rstrip().endswith("imagenet, torchvision, torchvision_v2")
+    assert rows["plain18"].rstrip().endswith("-") and rows["vgg16c"].rstrip().endswith("-")
+    assert main(["models", "--weights"]) == 0
+    out = capsys.readouterr().out
+    for ws in sets.all_weight_sets():
+        assert any(line.split()[:2] == [ws.network, ws.name] and ws.file.file_name in line
+                   for line in out.splitlines()), (ws.network, ws.name)
