@@ -55,7 +55,7 @@ def register(subparsers):
                       help="passes over the training images per network")
     p.add_argument("--points", type=_positive(int), default=None,
                    help="points of the curves (test evaluations) per network "
-                   "(default 20; --epochs: one per epoch)")
+                   "(default 12; --epochs: one per epoch)")
     p.add_argument("--batch-size", type=_positive(int), default=None,
                    help="global batch (default 128, the paper's)")
     p.add_argument("--lr", type=_positive(float), default=None,
@@ -70,7 +70,7 @@ def register(subparsers):
                    help="use the first N training images (default all)")
     p.add_argument("--test-examples", type=_positive(int), default=None,
                    help="test images of each curve point (default 1000); the final "
-                   "test error uses the whole test split")
+                   "test error is the last point's")
     p.add_argument("--precision", choices=_PRECISIONS, default=None,
                    help="default mixed_bfloat16 (2x on CPU); --paper: float32")
     p.add_argument("--strategy", choices=_STRATEGIES, default="auto",

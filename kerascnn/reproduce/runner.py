@@ -68,7 +68,7 @@ class Settings:
     budget_minutes: float | None = None
     iterations: int | None = None
     epochs: int | None = None
-    points: int = 20
+    points: int = 12
     batch_size: int = 128
     lr: float = 0.1
     momentum: float = 0.9
@@ -78,7 +78,7 @@ class Settings:
     image_size: int | None = None
     train_examples: int | None = None
     test_examples: int = 1000
-    final_test_examples: int | None = None
+    final_test_examples: int | None = None  # None: the curve's test subset (its last point)
     eval_batch_size: int = 500
     precision: str = "mixed_bfloat16"
     strategy: str = "auto"
@@ -226,17 +226,25 @@ def prepare_data(settings: Settings, output_dir, *, train_source=None, test_sour
     else:
         _log(f"computing the per-pixel mean of {train.name} "
              f"({train.num_examples or '?'} images)")
-        mean = np.asarray(stats.compute_mean(train, per_pixel=True,
-                                             image_size=(size, size)), np.float32)
+        if train.images is not None and train.images.shape[1:3] == (size, size):
+            total = np.zeros(train.images.shape[1:], np.float64)
+            for i in range(0, len(train.images), 10_000):
+                total += train.images[i:i + 10_000].sum(axis=0, dtype=np.float64)
+            mean = (total / len(train.images)).astype(np.float32)
+        else:
+            mean = np.asarray(stats.compute_mean(train, per_pixel=True,
+                                                 image_size=(size, size)), np.float32)
         os.makedirs(output_dir, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=output_dir, prefix=".tmp-", suffix=".npy")
         os.close(fd)
         np.save(tmp, mean)
         os.replace(tmp, mean_path)
+    test = _subset(test_source, settings.test_examples)
     return StudyData(
         train=train,
-        test=_subset(test_source, settings.test_examples),
-        final_test=_subset(test_source, settings.final_test_examples),
+        test=test,
+        final_test=(test if settings.final_test_examples is None
+                    else _subset(test_source, settings.final_test_examples)),
         mean=mean,
         image_size=size,
         augment=augment,
@@ -246,21 +254,23 @@ def prepare_data(settings: Settings, output_dir, *, train_source=None, test_sour
 
 
 # -- models -------------------------------------------------------------------------
-def _build(net, data: StudyData, settings: Settings, iterations):
-    import keras
-
+def _network(net, data: StudyData):
     from kerascnn.applications import get_model
+
+    return get_model(net.model, input_shape=(data.image_size, data.image_size,
+                                             data.channels),
+                     classes=data.num_classes, name=net.key, **net.kwargs())
+
+
+def _build(net, data: StudyData, settings: Settings):
+    """The network, compiled with the paper's SGD (the learning rate is set per step
+    by :func:`_lr_schedule`)."""
     from kerascnn.training.metrics import TopKError
     from kerascnn.training.optimizers import L2SGD
 
-    model = get_model(net.model, input_shape=(data.image_size, data.image_size,
-                                              data.channels),
-                      classes=data.num_classes, name=net.key, **net.kwargs())
-    bounds = [max(1, int(round(f * iterations))) for f in LR_STEPS]
-    lr = keras.optimizers.schedules.PiecewiseConstantDecay(
-        bounds, [settings.lr, settings.lr / 10, settings.lr / 100])
+    model = _network(net, data)
     model.compile(
-        optimizer=L2SGD(learning_rate=lr, momentum=settings.momentum,
+        optimizer=L2SGD(learning_rate=settings.lr, momentum=settings.momentum,
                         l2=settings.weight_decay),
         loss="sparse_categorical_crossentropy",
         metrics=[TopKError(k=1)],
@@ -268,6 +278,40 @@ def _build(net, data: StudyData, settings: Settings, iterations):
         run_eagerly=settings.run_eagerly,
     )
     return model
+
+
+def _reinitialise(model, net, data, seed):
+    """Gives a compiled ``model`` the initial weights a fresh build with ``seed`` has
+    and a zeroed optimizer state, keeping its traced train/test functions (tracing a
+    56-layer net costs a minute on the 2-core CPU)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model.set_weights(_network(net, data).get_weights())
+    for v in model.optimizer.variables:
+        v.assign(np.zeros(v.shape, v.dtype))
+
+
+def _lr_schedule(base, bounds, per_point):
+    """lr = base, /10 from iteration ``bounds[0]``, /100 from ``bounds[1]``."""
+    import keras
+
+    class StepLR(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.epoch, self.current = 0, None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_begin(self, batch, logs=None):
+            it = self.epoch * per_point + batch
+            lr = base * 0.1 ** sum(it >= b for b in bounds)
+            if lr != self.current:
+                self.model.optimizer.learning_rate = lr
+                self.current = lr
+
+    return StepLR()
 
 
 def _current_lr(model):
@@ -321,10 +365,11 @@ def _make_recorder(tag, run_dir, history, iterations, per_point, points, setting
 
 
 def train_network(net, seed, settings: Settings, iterations, data: StudyData, run_dir,
-                  *, strategy=None, log=_log) -> dict:
+                  *, strategy=None, cache=None, log=_log) -> dict:
     """Trains ``net`` with ``seed`` for ``iterations`` into ``run_dir``, or returns the
     result a previous run wrote there (``result.json``: the network is not trained
-    again)."""
+    again). ``cache``: a dict of compiled models by network key, reused (with fresh
+    initial weights) instead of compiling the same network again."""
     import keras
 
     from kerascnn.training.strategy import select_strategy
@@ -335,13 +380,13 @@ def train_network(net, seed, settings: Settings, iterations, data: StudyData, ru
         log(f"{tag}: finished earlier ({result_path}); not trained again")
         return _read_json(result_path)
     os.makedirs(run_dir, exist_ok=True)
+    cache = {} if cache is None else cache
     strategy = select_strategy(strategy or settings.strategy)
     points = settings.points
     per_point = iterations // points
     ckpt = os.path.join(run_dir, "checkpoint.keras")
     state_path = os.path.join(run_dir, "state.json")
     started = time.time()
-    keras.utils.set_random_seed(seed)
     with strategy.scope():
         if os.path.exists(ckpt) and os.path.exists(state_path):
             state = _read_json(state_path)
@@ -349,10 +394,17 @@ def train_network(net, seed, settings: Settings, iterations, data: StudyData, ru
             start, history = int(state["points_done"]), list(state["history"])
             log(f"{tag}: resuming from its checkpoint at point {start}/{points}")
         else:
-            model = _build(net, data, settings, iterations)
+            if net.key in cache:
+                model = cache[net.key]
+                _reinitialise(model, net, data, seed)
+            else:
+                keras.utils.set_random_seed(seed)
+                model = _build(net, data, settings)
             start, history = 0, []
             log(f"training {tag}: {iterations} iterations of {settings.batch_size} "
                 f"({points} points of {per_point}), {model.count_params():,} parameters")
+        cache[net.key] = model
+    bounds = [max(1, int(round(f * iterations))) for f in LR_STEPS]
     train_ds = data.train_dataset(settings.batch_size, seed=seed * 1009 + start)
     test_ds = data.eval_dataset(data.test, settings.eval_batch_size)
     recorder = _make_recorder(tag, run_dir, history, iterations, per_point, points,
@@ -360,10 +412,14 @@ def train_network(net, seed, settings: Settings, iterations, data: StudyData, ru
     if start < points:
         model.fit(train_ds, epochs=points, initial_epoch=start,
                   steps_per_epoch=per_point, validation_data=test_ds, verbose=0,
-                  callbacks=[recorder])
+                  callbacks=[_lr_schedule(settings.lr, bounds, per_point), recorder])
     train_seconds = time.time() - started
-    final = model.evaluate(data.eval_dataset(data.final_test, settings.eval_batch_size),
-                           return_dict=True, verbose=0)
+    if data.final_test is data.test and history:  # the last curve point is the final
+        final = {"top1_error": history[-1]["test_error"], "loss": history[-1]["test_loss"]}
+    else:
+        final = model.evaluate(data.eval_dataset(data.final_test,
+                                                 settings.eval_batch_size),
+                               return_dict=True, verbose=0)
     _save_model(model, os.path.join(run_dir, "model.keras"))
     result = {
         "network": net.key,
@@ -396,8 +452,9 @@ def train_network(net, seed, settings: Settings, iterations, data: StudyData, ru
 
 
 # -- the plan -----------------------------------------------------------------------
-def _calibrate(study, settings, data, strategy, log):
-    """Times compilation, training steps and the curve evaluation of each network."""
+def _calibrate(study, settings, data, strategy, cache, log):
+    """Times compilation, training steps and the curve evaluation of each network;
+    the compiled models are kept in ``cache`` for the training."""
     from kerascnn.training.strategy import select_strategy
 
     strategy = select_strategy(strategy or settings.strategy)
@@ -405,7 +462,7 @@ def _calibrate(study, settings, data, strategy, log):
     test_ds = data.eval_dataset(data.test, settings.eval_batch_size)
     for net in study.networks:
         with strategy.scope():
-            model = _build(net, data, settings, 1000)
+            model = _build(net, data, settings)
         ds = data.train_dataset(settings.batch_size, seed=12345)
         t = time.time()
         model.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)
@@ -421,13 +478,13 @@ def _calibrate(study, settings, data, strategy, log):
         out[net.key] = {"compile_and_first_steps_s": first, "step_s": step,
                         "curve_eval_s": evaluation}
         log(f"calibration {net.key}: {step:.3f} s/iteration, curve evaluation "
-            f"{evaluation:.1f} s, compilation {first:.1f} s")
-        del model
+            f"{evaluation:.1f} s, compilation and first steps {first:.1f} s")
+        cache[net.key] = model
     return out
 
 
 def plan_study(study: Study, settings: Settings, data: StudyData, output_dir, *,
-               started=None, strategy=None, log=_log) -> dict:
+               started=None, strategy=None, cache=None, log=_log) -> dict:
     """The study's plan: read from ``plan.json`` or made (and written) now."""
     path = os.path.join(output_dir, "plan.json")
     key = settings.plan_key()
@@ -459,14 +516,16 @@ def plan_study(study: Study, settings: Settings, data: StudyData, output_dir, *,
         t0 = time.time()
         log(f"calibrating the step time of {len(study.networks)} networks for a "
             f"{budget / 60:.1f}-minute budget")
-        calibration = _calibrate(study, settings, data, strategy, log)
+        calibration = _calibrate(study, settings, data, strategy,
+                                 {} if cache is None else cache, log)
         spent = time.time() - (started or t0)
         runs = seeds
-        fixed = runs * sum(
-            c["compile_and_first_steps_s"] + settings.points * c["curve_eval_s"]
-            + c["curve_eval_s"] * (data.final_test.num_examples or 10_000)
-            / max(1, data.test.num_examples or 1) + 2.0
-            for c in calibration.values())
+        final_ratio = (0.0 if data.final_test is data.test else
+                       (data.final_test.num_examples or 10_000)
+                       / max(1, data.test.num_examples or 1))
+        # compiled once (in the calibration, already spent), reused by every seed
+        fixed = runs * sum((settings.points + final_ratio) * c["curve_eval_s"] + 3.0
+                           for c in calibration.values())
         per_iteration = runs * sum(c["step_s"] for c in calibration.values())
         left = SAFETY * budget - spent - fixed
         iterations = int(max(0.0, left) / per_iteration)
@@ -504,15 +563,16 @@ def plan_study(study: Study, settings: Settings, data: StudyData, output_dir, *,
 
 
 # -- a study ------------------------------------------------------------------------
-def _train_all(study, settings, plan, data, output_dir, strategy, log):
+def _train_all(study, settings, plan, data, output_dir, strategy, log, cache=None):
     settings = dataclasses.replace(settings, points=plan["points"])
+    cache = {} if cache is None else cache
     results = {}
     for seed in range(plan["seeds"]):
         for net in study.networks:
             run_dir = os.path.join(output_dir, "nets", f"{net.key}-s{seed}")
             results.setdefault(net.key, {})[seed] = train_network(
                 net, seed, settings, plan["iterations"], data, run_dir,
-                strategy=strategy, log=log)
+                strategy=strategy, cache=cache, log=log)
     return results
 
 
@@ -557,19 +617,21 @@ def run_study(study: Study, settings: Settings, output_dir=None, *, train_source
             log(f"the {nets_study.name} networks {', '.join(missing)} are not trained "
                 f"in {nets_dir}: training them now (the {nets_study.name} study's "
                 f"budget, {settings.budget_minutes or nets_study.budget_minutes} min)")
+        cache = {}
         if plan is None:
             plan = plan_study(nets_study, settings, data, nets_dir, started=started,
-                              strategy=strategy, log=log)
+                              strategy=strategy, cache=cache, log=log)
         plan = dict(plan, seeds=1)
         one = dataclasses.replace(nets_study, networks=study.networks)
-        trained = _train_all(one, settings, plan, data, nets_dir, strategy, log)
+        trained = _train_all(one, settings, plan, data, nets_dir, strategy, log, cache)
         report = _responses_report(study, trained, data, nets_dir, log)
     else:
         data = prepare_data(settings, output_dir, train_source=train_source,
                             test_source=test_source)
+        cache = {}
         plan = plan_study(study, settings, data, output_dir, started=started,
-                          strategy=strategy, log=log)
-        trained = _train_all(study, settings, plan, data, output_dir, strategy, log)
+                          strategy=strategy, cache=cache, log=log)
+        trained = _train_all(study, settings, plan, data, output_dir, strategy, log, cache)
         report = _curves_report(study, trained, output_dir)
     report.update({
         "study": study.name,
