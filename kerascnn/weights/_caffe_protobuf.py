@@ -21,6 +21,9 @@ that padding where the layer type fixes the rank: an ``InnerProduct`` weight
 1x1xNxK becomes (N, K), a ``Convolution`` weight stays 4-D, and every bias
 1x1x1xN becomes (N,); for other layer types the leading 1s are dropped (a
 1x1x1x1 blob becomes (1,)).
+
+The V0 layers of the first Caffe releases (``V1LayerParameter.layer = 1``) are not
+read: such files are refused with a pointer to Caffe's ``upgrade_net_proto_binary``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ import numpy as np
 
 class CorruptError(Exception):
     """Internal: the message is truncated or inconsistent (the caller adds the path)."""
+
+
+class UnsupportedError(Exception):
+    """Internal: a valid Caffe file in a form this reader does not read (V0 layers)."""
 
 
 # V1LayerParameter.LayerType -> the layer type string (caffe's UpgradeV1LayerType).
@@ -246,6 +253,11 @@ def _layer(buf, start, stop, v1):
             layer_type = bytes(buf[value[0] : value[1]]).decode("utf-8", "replace")
         elif field == blobs_field and wire == _BYTES:
             blobs.append(value)
+        elif v1 and field == 1 and wire == _BYTES:
+            raise UnsupportedError(
+                "it holds V0 layers (Caffe before 2014): convert it with Caffe's "
+                "upgrade_net_proto_binary first"
+            )
     arrays = []
     for index, (b_start, b_stop) in enumerate(blobs):
         shape, legacy, data = _blob(buf, b_start, b_stop)

@@ -173,6 +173,8 @@ def detect_format(path) -> str:
     not exist, is none of these formats, or is a recognised container that is cut off.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"A folder, not a weights file. Received: path={path!r}")
     if not os.path.isfile(path):
         raise ValueError(f"No such weights file. Received: path={path!r}")
     with open(path, "rb") as f:
@@ -310,3 +312,5 @@ def _read_caffe(path):
         return _caffe_protobuf.read(buf)
     except _caffe_protobuf.CorruptError as err:
         raise _corrupt(path, "Caffe", err) from err
+    except _caffe_protobuf.UnsupportedError as err:
+        raise ValueError(f"{path}: {err}") from None

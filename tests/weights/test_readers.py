@@ -422,6 +422,19 @@ def test_caffemodel_double_data(tmp_path):
         assert wf.layer_types == types
 
 
+def test_caffemodel_with_v0_layers_is_refused_with_advice(tmp_path):
+    """Caffe's first releases nested a V0 layer (``V1LayerParameter.layer = 1``)."""
+    path = tmp_path / "v0.caffemodel"
+    write_caffemodel(path, _caffe_layers()[:2], encoding="layers", shape="legacy")
+    data = path.read_bytes()
+    v0_layer = b"\x0a\x05conv0\x12\x04conv"  # V0LayerParameter {name, type}
+    v1_layer = b"\x0a" + bytes([len(v0_layer)]) + v0_layer  # V1LayerParameter {layer}
+    path.write_bytes(data + b"\x12" + bytes([len(v1_layer)]) + v1_layer)
+    with pytest.raises(ValueError, match="V0 layers.*upgrade_net_proto_binary") as info:
+        read_weights_file(path)
+    assert str(path) in str(info.value)
+
+
 # -- recognition and errors ---------------------------------------------------------
 
 
@@ -488,6 +501,8 @@ def test_files_in_no_accepted_format(tmp_path):
             assert accepted in message
     with pytest.raises(ValueError, match="No such weights file"):
         read_weights_file(tmp_path / "missing.pth")
+    with pytest.raises(ValueError, match="A folder, not a weights file"):
+        read_weights_file(tmp_path)
 
 
 def test_reading_needs_neither_torch_nor_protobuf_nor_safetensors(tmp_path):
