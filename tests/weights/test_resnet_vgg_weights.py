@@ -103,6 +103,7 @@ def test_torchvision_resnet18_safetensors_and_notop(resnet18_torch, tmp_path):
     assert close(features, want)
 
 
+@pytest.mark.slow
 def test_torchvision_resnet50_v15_equals_pytorch(resnet50_torch):
     from kerascnn.applications import ResNet50
 
@@ -114,6 +115,7 @@ def test_torchvision_resnet50_v15_equals_pytorch(resnet50_torch):
     assert close(got, torch_forward(torch_model, x))
 
 
+@pytest.mark.slow
 def test_torchvision_bottleneck_file_refused_by_v1_model(resnet50_torch):
     """Same shapes, other function: refused by origin, naming the argument to pass."""
     from kerascnn.applications import ResNet50
@@ -155,6 +157,7 @@ def keras_resnet50(tmp_path_factory):
     return model, str(path), str(notop_path)
 
 
+@pytest.mark.slow
 def test_keras_applications_resnet50_equals_keras(keras_resnet50):
     """keras.applications' v1 (stride on the 1x1, conv biases before each BN) on BGR
     minus the caffe mean against ours on RGB minus the mean."""
@@ -168,6 +171,7 @@ def test_keras_applications_resnet50_equals_keras(keras_resnet50):
     assert close(got, want), np.abs(got - want).max()
 
 
+@pytest.mark.slow
 def test_keras_applications_resnet50_notop_and_v15_refused(keras_resnet50):
     import keras
 
@@ -281,3 +285,17 @@ def test_keras_applications_vgg16_equals_keras(keras_vgg16):
     ref_trunk = keras.Model(ref.input, ref.get_layer("block5_pool").output)
     want = ref_trunk.predict(keras_caffe_input(x), verbose=0)
     assert close(trunk.predict(x - KERAS_MEAN_RGB, verbose=0), want)
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".weights.h5"])
+def test_keras_own_files_through_the_builder(suffix, tmp_path):
+    """Keras' own formats still load with ``model.load_weights`` (recognised from the
+    content by the reader)."""
+    from kerascnn.applications import ResNet20
+
+    model = ResNet20(classes=3, input_shape=(16, 16, 3))
+    path = str(tmp_path / f"net{suffix}")
+    model.save(path) if suffix == ".keras" else model.save_weights(path)
+    again = ResNet20(classes=3, input_shape=(16, 16, 3), weights=path)
+    for a, b in zip(model.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
