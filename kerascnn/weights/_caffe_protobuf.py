@@ -14,13 +14,13 @@ this module decodes the protobuf wire format (varint, 64-bit, length-delimited a
   ``channels = 2``, ``height = 3``, ``width = 4``, ``data = 5`` (float) and
   ``double_data = 8`` (used instead of ``data`` when present, as Caffe does).
 
-Blob shapes: ``shape.dim`` when the blob has a ``shape``; otherwise the legacy
-``(num, channels, height, width)``, which Caffe matches against a layer's blob by
-padding the layer's shape with leading 1s (``Blob::ShapeEquals``). This module undoes
-that padding where the layer type fixes the rank: an ``InnerProduct`` weight
-1x1xNxK becomes (N, K), a ``Convolution`` weight stays 4-D, and every bias
-1x1x1xN becomes (N,); for other layer types the leading 1s are dropped (a
-1x1x1x1 blob becomes (1,)).
+Blob shapes: the legacy ``(num, channels, height, width)`` when the blob has any of
+them (Caffe's ``Blob::FromProto`` gives them precedence), otherwise ``shape.dim``.
+Caffe matches a legacy blob against a layer's blob by padding the layer's shape with
+leading 1s (``Blob::ShapeEquals``). This module undoes that padding where the layer
+type fixes the rank: an ``InnerProduct`` weight 1x1xNxK becomes (N, K), a
+``Convolution`` weight stays 4-D, and every bias 1x1x1xN becomes (N,); for other
+layer types the leading 1s are dropped (a 1x1x1x1 blob becomes (1,)).
 
 The V0 layers of the first Caffe releases (``V1LayerParameter.layer = 1``) are not
 read: such files are refused with a pointer to Caffe's ``upgrade_net_proto_binary``.
@@ -221,9 +221,8 @@ def _blob(buf, start, stop):
 
 
 def _shape_of(layer, layer_type, index, shape, legacy, count):
-    if shape is not None:
-        shape = tuple(shape)
-    elif legacy:
+    # As Caffe's Blob::FromProto / ShapeEquals: any legacy field wins over ``shape``.
+    if legacy:
         # Caffe reads a legacy blob as (num, channels, height, width), 0 where unset.
         shape = tuple(legacy.get(field, 0) for field in (1, 2, 3, 4))
         ranks = _LEGACY_RANKS.get(layer_type)
@@ -231,7 +230,7 @@ def _shape_of(layer, layer_type, index, shape, legacy, count):
         while len(shape) > rank and shape[0] == 1:
             shape = shape[1:]
     else:
-        shape = ()
+        shape = tuple(shape) if shape is not None else ()
     if any(d < 0 for d in shape) or int(np.prod(shape, dtype=np.int64)) != count:
         raise CorruptError(
             f"blob {index} of layer {layer!r} has {count} values for its shape {shape}"
