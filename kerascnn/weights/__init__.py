@@ -8,3 +8,33 @@ model keeps kerascnn's input convention (RGB, 0-255, minus the set's mean RGB).
 The table of weight sets (``sets.py``) sits beside the registry; ``loading.py``
 resolves a builder's ``weights=`` argument.
 """
+
+from kerascnn.weights.classes import decode_predictions, imagenet_classes
+from kerascnn.weights.loading import cache_dir, fetch, preprocess_input
+from kerascnn.weights.readers import WeightsFile, read_weights_file
+from kerascnn.weights.sets import (
+    WeightFile,
+    WeightSet,
+    all_weight_sets,
+    get_weight_set,
+    register_weight_set,
+    unregister_weight_set,
+    weight_sets,
+)
+
+__all__ = [
+    "WeightFile",
+    "WeightSet",
+    "WeightsFile",
+    "all_weight_sets",
+    "cache_dir",
+    "decode_predictions",
+    "fetch",
+    "get_weight_set",
+    "imagenet_classes",
+    "preprocess_input",
+    "read_weights_file",
+    "register_weight_set",
+    "unregister_weight_set",
+    "weight_sets",
+]
