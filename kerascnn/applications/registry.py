@@ -15,8 +15,12 @@ import dataclasses
 import difflib
 from typing import Callable
 
+from kerascnn.evaluation.protocols import PAPER_PROTOCOLS
+
 FAMILIES = ("alexnet", "vgg", "googlenet", "resnet", "plain", "resnet_cifar", "plain_cifar")
-PROTOCOLS = ("center", "10crop", "144crop", "multicrop", "dense", "dense+multicrop", "test")
+# The keys of paper_results: the evaluation's protocol table (``test``: the CIFAR nets'
+# single-view test error, the ``center`` protocol's figure).
+PROTOCOLS = PAPER_PROTOCOLS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -38,6 +38,7 @@ __all__ = [
     "PREPROCESSING_FILE",
     "Preprocessing",
     "resize_shorter",
+    "shorter_side_shape",
     "subtract_mean",
 ]
 
@@ -203,12 +204,22 @@ def resize_shorter(image, size):
     import tensorflow as tf
 
     x = tf.convert_to_tensor(image)
-    shape = tf.cast(tf.shape(x)[-3:-1], tf.float32)
-    size_f = tf.cast(size, tf.float32)
-    new = tf.cast(tf.round(shape * (size_f / tf.reduce_min(shape))), tf.int32)
-    new = tf.maximum(new, tf.cast(size, tf.int32))
-    x = tf.image.resize(x, new, method="bilinear")
+    x = tf.image.resize(x, shorter_side_shape(tf.shape(x)[-3:-1], size), method="bilinear")
     return tf.clip_by_value(tf.round(x), 0.0, 255.0)
+
+
+def shorter_side_shape(shape, size):
+    """``int32 [h, w]`` of an image of ``shape = [height, width]`` rescaled
+    isotropically so that its shorter side is ``size`` (the longer
+    ``round(side * size / shorter)``): the arithmetic of :func:`resize_shorter`, for
+    the views that sample the rescaled image without making it. ``size`` may be a
+    tensor, and a vector ``(S,)`` of sizes gives ``(S, 2)``."""
+    import tensorflow as tf
+
+    shape = tf.cast(shape, tf.float32)
+    size = tf.cast(size, tf.float32)
+    new = tf.round(shape * tf.expand_dims(size / tf.reduce_min(shape), -1))
+    return tf.cast(tf.maximum(new, tf.expand_dims(size, -1)), tf.int32)
 
 
 def subtract_mean(images, mean):

@@ -28,6 +28,8 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from kerascnn.data.preprocessing import Preprocessing, resize_shorter, shorter_side_shape
+
 __all__ = [
     "resize_shorter",
     "center_crop",
@@ -77,31 +79,16 @@ def _batched(fn, image, **kwargs):
     raise ValueError(f"`image` must be (H, W, C) or (B, H, W, C). Received: image.shape={image.shape}")
 
 
-def _resized_hw(height, width, shorter):
-    """(h, w) of the image whose shorter side is ``shorter``; aspect ratio kept."""
-    h = tf.cast(height, tf.float32)
-    w = tf.cast(width, tf.float32)
-    s = tf.constant(float(shorter), tf.float32) if not isinstance(shorter, tf.Tensor) else tf.cast(shorter, tf.float32)
-    portrait = h > w
-    new_h = tf.where(portrait, tf.round(h * s / w), s)
-    new_w = tf.where(portrait, s, tf.round(w * s / h))
-    return tf.cast(new_h, tf.int32), tf.cast(new_w, tf.int32)
-
-
-def resize_shorter(image, size):
-    """Isotropic rescale so the shorter side is ``size`` (float32 out, bilinear)."""
-    image = tf.convert_to_tensor(image)
-    shape = tf.shape(image)
-    new_h, new_w = _resized_hw(shape[0], shape[1], size)
-    return tf.image.resize(tf.cast(image, tf.float32), tf.stack([new_h, new_w]), method="bilinear")
-
-
-def _prepare(image, resize, square):
+def _prepare(image, resize, square, pad=0):
+    """Shorter side to ``resize`` (:func:`resize_shorter`, the ``center`` view's), ``pad``
+    zero pixels around (the ``center`` view's order), then the centre square if asked."""
     image = tf.convert_to_tensor(image)
     if resize is not None:
         image = resize_shorter(image, resize)
     else:
         image = tf.cast(image, tf.float32)
+    if pad:
+        image = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
     if square:
         shape = tf.shape(image)
         side = tf.minimum(shape[0], shape[1])
@@ -121,25 +108,22 @@ def _gather_crops(image, tops, lefts, crop, flips):
     return tf.gather(patches, cols, axis=2, batch_dims=1)  # (V, ch, cw, C)
 
 
-def _center_crop_one(image, crop_size, resize, square):
+def center_crop(image, crop_size, *, resize=None, pad=0):
+    """The ``center`` view without the mean, ``(1, h, w, C)`` (``(B, 1, h, w, C)`` for a
+    batch): exactly :meth:`Preprocessing.crop_uint8
+    <kerascnn.data.preprocessing.Preprocessing.crop_uint8>` (shorter side to ``resize``,
+    ``pad``, centre crop or centred zero padding to ``crop_size``), the one centre view
+    that ``eval_dataset``, the export and every evaluation share."""
+    image = tf.convert_to_tensor(image)
+    if image.shape.rank not in (3, 4):
+        raise ValueError(f"`image` must be (H, W, C) or (B, H, W, C). Received: image.shape={image.shape}")
+    prep = Preprocessing(_pair(crop_size), int(image.shape[-1]), resize=resize, pad=pad)
+    return tf.expand_dims(prep.crop_uint8(image), -4)
+
+
+def _ten_crop_one(image, crop_size, resize, square, pad):
     crop = _pair(crop_size)
-    image = _prepare(image, resize, square)
-    shape = tf.shape(image)
-    tops = tf.reshape((shape[0] - crop[0]) // 2, [1])
-    lefts = tf.reshape((shape[1] - crop[1]) // 2, [1])
-    return _gather_crops(image, tops, lefts, crop, tf.constant([False]))
-
-
-def center_crop(image, crop_size, *, resize=None, square=False):
-    """The ``center`` view, ``(1, h, w, C)``: shorter side to ``resize`` (if given), the
-    centre ``crop_size`` crop. Same pixels as ``kerascnn.data.eval_preprocess`` without mean."""
-    _pair(crop_size)
-    return _batched(_center_crop_one, image, crop_size=crop_size, resize=resize, square=square)
-
-
-def _ten_crop_one(image, crop_size, resize, square):
-    crop = _pair(crop_size)
-    image = _prepare(image, resize, square)
+    image = _prepare(image, resize, square, pad)
     shape = tf.shape(image)
     dy, dx = shape[0] - crop[0], shape[1] - crop[1]
     tops = tf.stack([0, 0, dy, dy, dy // 2])
@@ -150,17 +134,19 @@ def _ten_crop_one(image, crop_size, resize, square):
     return _gather_crops(image, tops, lefts, crop, flips)
 
 
-def ten_crop(image, crop_size=224, *, resize=None, square=False):
+def ten_crop(image, crop_size=224, *, resize=None, square=False, pad=0):
     """AlexNet's and ResNet's 10 views, ``(10, h, w, C)``.
 
     Order: top-left, top-right, bottom-left, bottom-right, centre, then the same five
     mirrored left-right. ``resize`` rescales the shorter side first (256 in the papers);
     ``square=True`` then centre-crops the square, as AlexNet does ("rescale the shorter side
     to 256 and centre-crop 256x256"); ResNet (fb.resnet.torch, torchvision ``TenCrop``)
-    takes the corners of the whole rescaled image (``square=False``).
+    takes the corners of the whole rescaled image (``square=False``). ``pad`` zero pixels
+    are added after the resize, as in the ``center`` view.
     """
     _pair(crop_size)
-    return _batched(_ten_crop_one, image, crop_size=crop_size, resize=resize, square=square)
+    return _batched(_ten_crop_one, image, crop_size=crop_size, resize=resize, square=square,
+                    pad=int(pad))
 
 
 def sample_regions(image, regions, size):
@@ -194,13 +180,9 @@ def sample_regions(image, regions, size):
 
 def _scale_geometry(height, width, scales):
     """Per scale: resized (h, w) and the original-pixels-per-resized-pixel ratios."""
-    scales = tf.constant(scales, tf.float32)
-    h = tf.cast(height, tf.float32)
-    w = tf.cast(width, tf.float32)
-    portrait = h > w
-    new_h = tf.where(portrait, tf.round(h * scales / w), scales)
-    new_w = tf.where(portrait, scales, tf.round(w * scales / h))
-    return new_h, new_w, h / new_h, w / new_w
+    new = tf.cast(shorter_side_shape(tf.stack([height, width]), tf.constant(scales)), tf.float32)
+    new_h, new_w = new[:, 0], new[:, 1]
+    return new_h, new_w, tf.cast(height, tf.float32) / new_h, tf.cast(width, tf.float32) / new_w
 
 
 def googlenet_144_regions(height, width, crop_size=224, scales=GOOGLENET_SCALES, flip=True):

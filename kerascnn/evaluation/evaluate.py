@@ -20,7 +20,8 @@ import tensorflow as tf
 
 from kerascnn.evaluation.fully_convolutional import has_convertible_head, to_fully_convolutional
 from kerascnn.evaluation.metrics import TopKError
-from kerascnn.evaluation.protocols import PROTOCOLS, Protocol, make_protocol
+from kerascnn.data.preprocessing import Preprocessing, subtract_mean
+from kerascnn.evaluation.protocols import PROTOCOLS, TABLE, make_protocol
 from kerascnn.evaluation.report import EvaluationReport, ProtocolResult, paper_result
 
 __all__ = ["Member", "evaluate"]
@@ -35,12 +36,18 @@ class Member:
     Attributes:
         model: a ``keras.Model`` (or any callable ``images -> posteriors`` with
             ``input_shape``, e.g. a loaded SavedModel wrapper).
-        mean: mean subtracted from the 0-255 pixels: ``(C,)`` or ``(H, W, C)``; None:
-            ImageNet's mean RGB for RGB images, nothing for gray (as
-            ``kerascnn.data.train_dataset``); False: no subtraction.
-        pad: zero pixels added around every decoded image first (28 -> 32 for
+        preprocessing: the network's
+            :class:`~kerascnn.data.preprocessing.Preprocessing` (the one a training run
+            wrote, or a weight set's): its ``image_size`` is the crop size, its
+            ``resize`` the default shorter side of ``center``/``10crop``, its ``pad``
+            and ``mean`` (None: no subtraction) those of every view; ``center`` is
+            exactly its view. Without it, the keyword form below builds one.
+        mean: keyword form: mean subtracted from the 0-255 pixels: ``(C,)`` or
+            ``(H, W, C)``; None: ImageNet's mean RGB for RGB images, nothing for gray
+            (as ``kerascnn.data.train_dataset``); False: no subtraction.
+        pad: keyword form: zero pixels added around every image (28 -> 32 for
             Fashion-MNIST on the CIFAR nets).
-        crop_size: network input size (default: the model's input size).
+        crop_size: keyword form: network input size (default: the model's input size).
         name: registry name for the paper's figures (default: the model's name).
         from_logits: whether the model outputs logits (default: guessed from the last
             layer's activation; softmax is applied to logits).
@@ -52,9 +59,28 @@ class Member:
     crop_size: object = None
     name: str | None = None
     from_logits: bool | None = None
+    preprocessing: Preprocessing | None = None
+
+    def resolved_preprocessing(self) -> Preprocessing:
+        """The :class:`Preprocessing` this member is evaluated with (the keyword form
+        resolved; no resize: the protocol's ``resize`` applies)."""
+        if self.preprocessing is not None:
+            if not isinstance(self.preprocessing, Preprocessing):
+                raise ValueError("`preprocessing` must be a kerascnn Preprocessing. "
+                                 f"Received: preprocessing={self.preprocessing!r}")
+            if self.crop_size is not None and _pair(self.crop_size) != self.preprocessing.image_size:
+                raise ValueError(
+                    f"`crop_size` contradicts the preprocessing's image_size "
+                    f"{self.preprocessing.image_size}. Received: crop_size={self.crop_size!r}")
+            return self.preprocessing
+        from kerascnn.data.pipeline import _legacy_mean
+
+        channels = _channels(self)
+        return Preprocessing(_input_size(self), channels, pad=int(self.pad),
+                             mean=_legacy_mean(self.mean, channels))
 
 
-def _as_members(models, mean, pad, crop_size):
+def _as_members(models, mean, pad, crop_size, preprocessing):
     if isinstance(models, (keras.Model, Member)) or not isinstance(models, Sequence):
         models = [models]
     if not models:
@@ -62,9 +88,13 @@ def _as_members(models, mean, pad, crop_size):
     out = []
     for m in models:
         if not isinstance(m, Member):
-            m = Member(m, mean=mean, pad=pad, crop_size=crop_size)
+            m = Member(m, mean=mean, pad=pad, crop_size=crop_size, preprocessing=preprocessing)
         out.append(m)
     return out
+
+
+def _pair(size):
+    return (int(size), int(size)) if isinstance(size, int) else tuple(int(v) for v in size)
 
 
 def _input_size(member):
@@ -100,11 +130,12 @@ def _outputs_logits(model):
 
 
 def _family(name):
-    try:
-        from kerascnn.applications import get_model_info
+    """The registry family of ``name`` (the paper defaults), None for other names."""
+    from kerascnn.applications import get_model_info
 
+    try:
         return get_model_info(name).family
-    except Exception:  # unknown name or the zoo not importable: no paper defaults
+    except ValueError:  # not a registry name: no paper defaults
         return None
 
 
@@ -114,10 +145,8 @@ def _flexible(model):
         return model
     inputs = keras.Input((None, None, model.inputs[0].shape[-1]), name="image")
     try:
-        return keras.models.clone_model(
-            model, input_tensors=[inputs] if isinstance(model.input, list) else inputs, clone_function=lambda l: l
-        )
-    except Exception:
+        return keras.models.clone_model(model, input_tensors=inputs, clone_function=lambda l: l)
+    except ValueError:  # not a functional graph Keras can re-apply: _probe_dense says so
         return model
 
 
@@ -152,17 +181,20 @@ def _step(net, logits, channels):
 class _Runner:
     """Per member: the protocol's view functions and the compiled forward passes."""
 
-    def __init__(self, member, protocol_name, options, need_dense):
+    def __init__(self, member, protocol_name, options):
         self.member = member
         self.model = member.model
         name = member.name or getattr(self.model, "name", None)
         self.name = name
         family = _family(name) if name else None
-        crop = _input_size(member)
-        self.channels = _channels(member)
-        from kerascnn.data.pipeline import resolve_mean
-
-        self.mean = resolve_mean(member.mean, self.channels)
+        prep = member.resolved_preprocessing()
+        crop = prep.image_size
+        self.channels = prep.channels
+        self.mean = prep.mean
+        need_dense = TABLE[protocol_name].dense
+        options = dict(options)
+        if member.preprocessing is not None and "resize" not in options:
+            options["resize"] = prep.resize  # the center view is the network's own
         self.logits = _outputs_logits(self.model) if member.from_logits is None else bool(member.from_logits)
         min_dense = None
         self.dense_model = None
@@ -172,7 +204,8 @@ class _Runner:
                 min_dense = max(crop)
             else:
                 self.dense_model = _flexible(self.model)
-        self.protocol = make_protocol(protocol_name, crop_size=crop, family=family, min_dense_size=min_dense, **options)
+        self.protocol = make_protocol(protocol_name, crop_size=crop, family=family, min_dense_size=min_dense,
+                                      pad=prep.pad, **options)
         if self.dense_model is not None:
             self._probe_dense()
         self._crop_step = _step(self.model, self.logits, self.channels)
@@ -184,7 +217,7 @@ class _Runner:
         try:
             out = self.dense_model(tf.zeros([1, q, q + 8, self.channels]), training=False)
             ok = out.shape.rank == 2
-        except Exception:  # noqa: BLE001 -- any failure means: not fully convolutional
+        except (ValueError, tf.errors.InvalidArgumentError):  # fixed-size layers (Flatten + Dense)
             ok = False
         if not ok:
             raise ValueError(
@@ -194,24 +227,14 @@ class _Runner:
             )
 
     # -- input pipeline ------------------------------------------------------------
-    def _center(self, x):
-        x = tf.cast(x, tf.float32)
-        if self.mean is None:
-            return x
-        mean = tf.constant(self.mean)
-        if self.mean.ndim == 3 and x.shape[-3:-1] != tuple(self.mean.shape[:2]):
-            mean = tf.reduce_mean(mean, axis=[0, 1])  # per-pixel mean on a different size
-        return x - mean
-
     def views(self, image):
-        pad = int(self.member.pad)
-        if pad:
-            image = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
+        """The protocol's views of one decoded image, the mean subtracted as the
+        preprocessing says (:func:`~kerascnn.data.preprocessing.subtract_mean`)."""
         out = {}
         if self.protocol.uses_crops:
-            out["crops"] = self._center(self.protocol.crops(image))
+            out["crops"] = subtract_mean(self.protocol.crops(image), self.mean)
         if self.protocol.uses_dense:
-            out["dense"] = tuple(self._center(v) for v in self.protocol.dense(image))
+            out["dense"] = tuple(subtract_mean(v, self.mean) for v in self.protocol.dense(image))
         return out
 
     def posteriors(self, batch):
@@ -252,6 +275,7 @@ def evaluate(
     mean=None,
     pad=0,
     crop_size=None,
+    preprocessing=None,
     max_examples=None,
     verbose=1,
     **protocol_options,
@@ -269,7 +293,9 @@ def evaluate(
         batch_size: images per step (each gives ``num_views`` network inputs). Dense
             evaluation of images of different sizes (ImageNet) runs one image (and its
             mirror) per step, as the network input then has that image's size.
-        mean, pad, crop_size: preprocessing of models not given as :class:`Member`.
+        preprocessing: the :class:`~kerascnn.data.preprocessing.Preprocessing` of models
+            not given as :class:`Member` (see :class:`Member`).
+        mean, pad, crop_size: the keyword form of it (see :class:`Member`).
         max_examples: evaluate only the first N images.
         verbose: 0 silent, 1 progress bar and the table.
         **protocol_options: ``resize``, ``scales``, ``dense_scales``, ``train_scale``,
@@ -284,9 +310,9 @@ def evaluate(
             raise ValueError(f"Unknown protocol. Expected one of {list(PROTOCOLS)}. Received: protocol={p!r}")
     if int(batch_size) < 1:
         raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size}")
-    members = _as_members(model, mean, pad, crop_size)
+    members = _as_members(model, mean, pad, crop_size, preprocessing)
     # Everything that can be wrong is found here, before any image is read.
-    runners = {p: [_Runner(m, p, protocol_options, p in ("dense", "dense+multicrop")) for m in members] for p in protocols}
+    runners = {p: [_Runner(m, p, protocol_options) for m in members] for p in protocols}
     channels = runners[protocols[0]][0].channels
     raw, num_examples, source_name = _source_dataset(source, split, channels)
     if max_examples is not None:

@@ -1,9 +1,10 @@
-"""The papers' test protocols as named, validated view recipes.
+"""The papers' test protocols: one table of small entries, validated per network.
 
 ==================  ==========================================================  ===========
 name                views of one image                                          paper
 ==================  ==========================================================  ===========
-``center``          shorter side to ``resize``, the centre crop                 all (1 crop)
+``center``          the ``center`` view of the preprocessing (shorter side to   all (1 crop)
+                    ``resize``, centre crop)
 ``10crop``          four corners + centre, and mirrors (AlexNet: of the square)  AlexNet, ResNet
 ``144crop``         4 scales x 3 squares x (4 corners, centre, square) x 2      GoogLeNet
 ``multicrop``       5x5 grid x 2 flips x 3 scales Q = 150                       VGG
@@ -11,32 +12,142 @@ name                views of one image                                          
 ``dense+multicrop`` average of the ``dense`` and ``multicrop`` posteriors       VGG Table 5
 ==================  ==========================================================  ===========
 
+Each row is one :class:`ProtocolSpec` in :data:`TABLE`: its views of one image, how many,
+which options it takes (``resize``/``square`` before its crops, a set of ``scales``,
+``dense_scales``) and what it needs of the network (``dense``: a network that runs on whole
+images). A new protocol is one entry; :data:`PROTOCOLS` (the names), the evaluation, the
+command line and the registry's ``paper_results`` keys (:data:`PAPER_PROTOCOLS`) all read the
+table. This module imports no TensorFlow at module level, so that
+``kerascnn.applications.registry`` can read the names under any Keras backend.
+
 Softmax posteriors are averaged over the views of an image (and, for ``dense``, over the
 scales). Defaults are the papers' (``../shared/PAPERS.md``) for 224/227 crops: resize 256;
 GoogLeNet scales 256, 288, 320, 352; VGG Q = {256, 384, 512} (or {S-32, S, S+32} for a
 single training scale S); ResNet dense scales {224, 256, 384, 480, 640}. For other crop
 sizes (e.g. 32x32 CIFAR-style nets) every default size is scaled by ``crop / 224`` -- a
 convention of ours, the papers only test at ImageNet sizes.
+
+Padding (``pad``, Fashion-MNIST's 28 -> 32) follows the ``center`` view of
+:class:`~kerascnn.data.preprocessing.Preprocessing` for the one-scale protocols (resize,
+then pad, then crop); the multi-scale ones pad the original image before rescaling it.
+``center`` is exactly the preprocessing's view, bit for bit, so ``square`` (AlexNet's
+"centre-crop the square first") changes only the ``10crop`` corners: the centre crop of
+the centre square is the centre crop of the image, up to one pixel of rounding.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable
 
-import tensorflow as tf
+__all__ = [
+    "PAPER_PROTOCOLS",
+    "PROTOCOLS",
+    "TABLE",
+    "Protocol",
+    "ProtocolSpec",
+    "default_scales",
+    "make_protocol",
+]
 
-from kerascnn.data import views
-
-__all__ = ["PROTOCOLS", "Protocol", "make_protocol", "default_scales"]
-
-PROTOCOLS = ("center", "10crop", "144crop", "multicrop", "dense", "dense+multicrop")
-
-RESNET_DENSE_SCALES = (224, 256, 384, 480, 640)
-VGG_SCALES = views.VGG_SCALES
-GOOGLENET_SCALES = views.GOOGLENET_SCALES
+RESNET_DENSE_SCALES = (224, 256, 384, 480, 640)  # GoogLeNet's and VGG's: kerascnn.data.views
 PAPER_RESIZE = 256
 CIFAR_FAMILIES = ("resnet_cifar", "plain_cifar")
+RESNET_FAMILIES = ("resnet", "plain", "resnet_cifar", "plain_cifar")
+
+
+def _padded(image, pad):
+    import tensorflow as tf
+
+    image = tf.convert_to_tensor(image)
+    return tf.pad(image, [[pad, pad], [pad, pad], [0, 0]]) if pad else image
+
+
+def _center(p, image):
+    from kerascnn.data import views
+
+    return views.center_crop(image, p.crop_size, resize=p.resize, pad=p.pad)
+
+
+def _ten(p, image):
+    from kerascnn.data import views
+
+    return views.ten_crop(image, p.crop_size, resize=p.resize, square=p.square, pad=p.pad)
+
+
+def _googlenet(p, image):
+    from kerascnn.data import views
+
+    return views.googlenet_144_crops(_padded(image, p.pad), p.crop_size, scales=p.scales, flip=p.flip)
+
+
+def _vgg_grid(p, image):
+    from kerascnn.data import views
+
+    return views.vgg_grid_crops(_padded(image, p.pad), p.crop_size, scales=p.scales, grid=p.grid, flip=p.flip)
+
+
+def _flips(p):
+    return 2 if p.flip else 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ProtocolSpec:
+    """One row of the table.
+
+    Attributes:
+        name: the protocol's name.
+        views: one line: the views of one image.
+        paper: where it comes from.
+        crops: ``(protocol, image) -> (V, h, w, C)`` float32 fixed-size views on the
+            0-255 scale (no mean), or None (whole images only).
+        count: ``protocol -> V``, the number of fixed-size views.
+        resize: takes ``resize`` (shorter side before its crops) and ``square``.
+        scale_set: takes ``scales`` with these paper defaults: ``"googlenet"`` or
+            ``"vgg"`` (None: no scales).
+        dense: adds the whole image (and mirror) at each of ``dense_scales``: the
+            network must run on whole images (fully convolutional).
+        paper_names: the keys of a registry entry's ``paper_results`` that hold the
+            paper's figure for this protocol, first match wins (the CIFAR nets' single
+            view is the paper's ``test`` error).
+    """
+
+    name: str
+    views: str
+    paper: str
+    crops: Callable | None
+    count: Callable
+    resize: bool = False
+    scale_set: str | None = None
+    dense: bool = False
+    paper_names: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if not self.paper_names:
+            object.__setattr__(self, "paper_names", (self.name,))
+
+
+TABLE = {
+    spec.name: spec
+    for spec in (
+        ProtocolSpec("center", "the centre crop", "all", _center, lambda p: 1, resize=True,
+                     paper_names=("center", "test")),
+        ProtocolSpec("10crop", "4 corners + centre, and mirrors", "AlexNet, ResNet", _ten,
+                     lambda p: 10, resize=True),
+        ProtocolSpec("144crop", "scales x 3 squares x (4 corners, centre, square) x flips",
+                     "GoogLeNet", _googlenet, lambda p: len(p.scales) * 3 * 6 * _flips(p),
+                     scale_set="googlenet"),
+        ProtocolSpec("multicrop", "grid x grid x flips x scales", "VGG", _vgg_grid,
+                     lambda p: len(p.scales) * p.grid**2 * _flips(p), scale_set="vgg"),
+        ProtocolSpec("dense", "whole image at each Q, and its mirror", "VGG, ResNet", None,
+                     lambda p: 0, dense=True),
+        ProtocolSpec("dense+multicrop", "dense and multicrop posteriors averaged",
+                     "VGG Table 5", _vgg_grid, lambda p: len(p.scales) * p.grid**2 * _flips(p),
+                     scale_set="vgg", dense=True),
+    )
+}
+PROTOCOLS = tuple(TABLE)
+PAPER_PROTOCOLS = tuple(dict.fromkeys(n for spec in TABLE.values() for n in spec.paper_names))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,11 +158,12 @@ class Protocol:
         name: one of :data:`PROTOCOLS`.
         crop_size: ``(h, w)`` of a crop (the network's input size).
         resize: shorter side before the ``center``/``10crop`` crops (None: as is).
-        square: centre-crop the square before ``10crop``/``center`` (AlexNet).
+        square: centre-crop the square before ``10crop`` (AlexNet).
         scales: shorter sides of ``144crop`` and ``multicrop``.
         dense_scales: shorter sides Q of ``dense`` (and of ``dense+multicrop``).
         grid: grid size of ``multicrop`` (5 in VGG).
         flip: add the mirrored views.
+        pad: zero pixels around each image (see the module docstring for where).
     """
 
     name: str
@@ -62,53 +174,48 @@ class Protocol:
     dense_scales: tuple[int, ...] = ()
     grid: int = 5
     flip: bool = True
+    pad: int = 0
+
+    @property
+    def spec(self) -> ProtocolSpec:
+        return TABLE[self.name]
 
     @property
     def uses_dense(self) -> bool:
-        return self.name in ("dense", "dense+multicrop")
+        return self.spec.dense
 
     @property
     def uses_crops(self) -> bool:
-        return self.name != "dense"
+        return self.spec.crops is not None
 
     @property
     def num_views(self) -> int:
-        """Network inputs per image (crops, plus 2 whole images per dense scale)."""
-        f = 2 if self.flip else 1
-        n = {
-            "center": 1,
-            "10crop": 10,
-            "144crop": len(self.scales) * 3 * 6 * f,
-            "multicrop": len(self.scales) * self.grid**2 * f,
-            "dense": 0,
-            "dense+multicrop": len(self.scales) * self.grid**2 * f,
-        }[self.name]
-        return n + (len(self.dense_scales) * f if self.uses_dense else 0)
+        """Network inputs per image (crops, plus 1 or 2 whole images per dense scale)."""
+        return self.spec.count(self) + (len(self.dense_scales) * _flips(self) if self.uses_dense else 0)
 
     def crops(self, image):
         """The fixed-size views of one image, ``(V, h, w, C)`` float32 (0-255)."""
-        if self.name == "center":
-            return views.center_crop(image, self.crop_size, resize=self.resize, square=self.square)
-        if self.name == "10crop":
-            return views.ten_crop(image, self.crop_size, resize=self.resize, square=self.square)
-        if self.name == "144crop":
-            return views.googlenet_144_crops(image, self.crop_size, scales=self.scales, flip=self.flip)
-        if self.name in ("multicrop", "dense+multicrop"):
-            return views.vgg_grid_crops(image, self.crop_size, scales=self.scales, grid=self.grid, flip=self.flip)
-        raise ValueError(f"Protocol {self.name!r} has no fixed-size crops.")
+        if not self.uses_crops:
+            raise ValueError(f"Protocol {self.name!r} has no fixed-size crops.")
+        return self.spec.crops(self, image)
 
     def dense(self, image):
         """One ``(2, Q', Q'', C)`` tensor per dense scale (image and mirror)."""
+        from kerascnn.data import views
+
+        image = _padded(image, self.pad)
         return tuple(views.dense_view(image, q, flip=self.flip) for q in self.dense_scales)
 
     def describe(self) -> str:
         bits = [f"crop {self.crop_size[0]}x{self.crop_size[1]}"]
-        if self.name in ("center", "10crop") and self.resize:
-            bits.append(f"resize {self.resize}" + (" square" if self.square else ""))
-        if self.name in ("144crop", "multicrop", "dense+multicrop"):
+        if self.spec.resize and self.resize:
+            bits.append(f"resize {self.resize}" + (" square" if self.square and self.name != "center" else ""))
+        if self.spec.scale_set:
             bits.append("scales " + ",".join(map(str, self.scales)))
         if self.uses_dense:
             bits.append("Q " + ",".join(map(str, self.dense_scales)))
+        if self.pad:
+            bits.append(f"pad {self.pad}")
         return f"{self.name} ({self.num_views} views; {'; '.join(bits)})"
 
 
@@ -122,10 +229,14 @@ def _scaled(sizes, crop):
 def default_scales(name, family=None, crop=224, train_scale=None):
     """The papers' default scales of protocol ``name`` for a model ``family``.
 
+    ``name`` is a protocol name or a scale set (``"googlenet"``, ``"vgg"``, ``"dense"``).
     ``train_scale`` (VGG's S): an int S gives Q = {S-32, S, S+32}; a ``(lo, hi)`` range gives
     {lo, (lo+hi)/2, hi} (the paper's {256, 384, 512} for [256, 512]).
     """
-    if name == "144crop":
+    from kerascnn.data.views import GOOGLENET_SCALES, VGG_SCALES
+
+    kind = "dense" if name == "dense" else TABLE[name].scale_set if name in TABLE else name
+    if kind == "googlenet":
         return _scaled(GOOGLENET_SCALES, crop)
     if train_scale is not None:
         if isinstance(train_scale, (int, float)):
@@ -133,9 +244,21 @@ def default_scales(name, family=None, crop=224, train_scale=None):
             return (s - 32, s, s + 32)
         lo, hi = (int(v) for v in train_scale)
         return (lo, (lo + hi) // 2, hi)
-    if name == "dense" and family in ("resnet", "plain", "resnet_cifar", "plain_cifar"):
+    if kind == "dense" and family in RESNET_FAMILIES:
         return _scaled(RESNET_DENSE_SCALES, crop)
     return _scaled(VGG_SCALES, crop)
+
+
+def _pair(size):
+    if isinstance(size, int):
+        size = (size, size)
+    try:
+        size = tuple(int(s) for s in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"`crop_size` must be a positive int or (height, width). Received: crop_size={size!r}") from None
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"`crop_size` must be a positive int or (height, width). Received: crop_size={size}")
+    return size
 
 
 def _positive_ints(values, arg):
@@ -162,6 +285,7 @@ def make_protocol(
     square=None,
     grid=5,
     flip=True,
+    pad=0,
     min_dense_size=None,
 ) -> Protocol:
     """Build and validate a :class:`Protocol`; every error is raised here, before any image.
@@ -177,15 +301,17 @@ def make_protocol(
         scales: shorter sides for ``144crop``/``multicrop`` (default: the paper's).
         dense_scales: Q for ``dense``/``dense+multicrop`` (default: the paper's).
         train_scale: VGG's training scale S (int or ``(lo, hi)``), sets the default Q.
-        square: centre-crop the square first for ``center``/``10crop`` (default: AlexNet).
+        square: centre-crop the square first for ``10crop`` (default: AlexNet).
         grid: ``multicrop`` grid size.
         flip: add mirrored views.
+        pad: zero pixels around each image (see the module docstring).
         min_dense_size: smallest image the dense network accepts (the training size for a
             converted AlexNet/VGG); a smaller Q is an error.
     """
-    if name not in PROTOCOLS:
+    if name not in TABLE:
         raise ValueError(f"Unknown protocol. Expected one of {list(PROTOCOLS)}. Received: protocol={name!r}")
-    crop = views._pair(crop_size)
+    spec = TABLE[name]
+    crop = _pair(crop_size)
     c = max(crop)
     if resize == "default":
         # CIFAR nets are tested on the whole 32x32 image (He et al. 2016, §4.2).
@@ -201,17 +327,19 @@ def make_protocol(
         square = family == "alexnet"
     if int(grid) < 1:
         raise ValueError(f"`grid` must be a positive int. Received: grid={grid}")
-    kwargs = dict(name=name, crop_size=crop, resize=resize, square=bool(square), grid=int(grid), flip=bool(flip))
-    if name in ("144crop", "multicrop", "dense+multicrop"):
-        crop_name = "144crop" if name == "144crop" else "multicrop"
-        s = default_scales(crop_name, family, c, train_scale) if scales is None else _positive_ints(scales, "scales")
+    if isinstance(pad, bool) or int(pad) < 0:
+        raise ValueError(f"`pad` must be an int >= 0. Received: pad={pad!r}")
+    kwargs = dict(name=name, crop_size=crop, resize=resize, square=bool(square), grid=int(grid), flip=bool(flip),
+                  pad=int(pad))
+    if spec.scale_set:
+        s = default_scales(spec.scale_set, family, c, train_scale) if scales is None else _positive_ints(scales, "scales")
         if min(s) < c:
             raise ValueError(
                 f"Protocol {name!r}: every scale must be at least the crop size {c} (a crop "
                 f"cannot be larger than the rescaled image). Received: scales={s}"
             )
         kwargs["scales"] = s
-    if name in ("dense", "dense+multicrop"):
+    if spec.dense:
         d = default_scales("dense", family, c, train_scale) if dense_scales is None else _positive_ints(dense_scales, "dense_scales")
         if min_dense_size is not None and min(d) < int(min_dense_size):
             raise ValueError(

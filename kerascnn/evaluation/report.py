@@ -11,20 +11,20 @@ __all__ = ["EvaluationReport", "ProtocolResult", "paper_result"]
 
 
 def paper_result(name, protocol):
-    """The paper's ``{"top1", "top5", "dataset"}`` for a registry model name and protocol,
-    or None when the name or the protocol is not in the registry."""
-    if not name:
+    """The paper's ``{"top1", "top5", "dataset"}`` for a registry model name and protocol
+    (under the first of the protocol's ``paper_names`` the registry entry has), or None
+    when the name is not in the registry or it has no figure for the protocol."""
+    from kerascnn.applications import get_model_info
+    from kerascnn.evaluation.protocols import TABLE
+
+    if not name or protocol not in TABLE:
         return None
     try:
-        from kerascnn.applications import get_model_info
-
         info = get_model_info(name)
-    except Exception:  # not a registry name (or the zoo not importable): no figure
+    except ValueError:  # not a registry name: no figure
         return None
-    results = getattr(info, "paper_results", None) or {}
-    if protocol == "center" and "center" not in results and "test" in results:
-        return results["test"]  # the CIFAR nets' single-view test error
-    return results.get(protocol)
+    results = info.paper_results or {}
+    return next((results[k] for k in TABLE[protocol].paper_names if k in results), None)
 
 
 @dataclasses.dataclass

@@ -8,6 +8,12 @@ import tensorflow as tf
 from kerascnn.data import views
 
 
+def _rounded(x):
+    """Views made by resizing the image (center, 10crop, dense) are on the 0-255 grid, as
+    the center view of kerascnn.data.preprocessing."""
+    return np.clip(np.round(x), 0, 255)
+
+
 def _image(h=40, w=50, c=3, seed=0):
     return np.random.RandomState(seed).randint(0, 256, (h, w, c)).astype(np.uint8)
 
@@ -31,7 +37,7 @@ def test_ten_crop_is_exactly_corners_centre_and_mirrors():
 
 def test_ten_crop_resize_and_square():
     img = _image(40, 60)
-    resized = tf.image.resize(img.astype(np.float32), (32, 48)).numpy()
+    resized = _rounded(tf.image.resize(img.astype(np.float32), (32, 48)).numpy())
     out = views.ten_crop(img, 24, resize=32).numpy()
     np.testing.assert_array_equal(out[1], resized[:24, -24:])
     square = resized[:, 8:40]  # AlexNet: centre-crop the 32x32 square first
@@ -40,16 +46,20 @@ def test_ten_crop_resize_and_square():
     np.testing.assert_array_equal(out_sq[8], square[-24:, -24:][:, ::-1])
 
 
-def test_center_crop_matches_eval_preprocess():
+def test_center_crop_is_the_preprocessing_center_view():
+    from kerascnn.data.preprocessing import Preprocessing
+
     img = _image(41, 57)
     out = views.center_crop(img, 28, resize=36).numpy()
     assert out.shape == (1, 28, 28, 3)
-    resized = tf.image.resize(img.astype(np.float32), (36, 50)).numpy()
+    resized = _rounded(tf.image.resize(img.astype(np.float32), (36, 50)).numpy())
     np.testing.assert_array_equal(out[0], resized[4:32, 11:39])
-    from kerascnn import data
-
-    ref = data.eval_preprocess(tf.constant(img), image_size=28, resize=36, mean=False).numpy()
-    np.testing.assert_allclose(out[0], ref, atol=0.5 + 1e-4)  # eval_preprocess rounds after resizing
+    ref = Preprocessing((28, 28), 3, resize=36)(tf.constant(img)).numpy()
+    np.testing.assert_array_equal(out[0], ref)
+    # pad after the resize; smaller than the crop: centred zero padding
+    small = views.center_crop(img[:20, :22], 28, pad=2).numpy()[0]
+    np.testing.assert_array_equal(small[2:26, 1:27], np.pad(img[:20, :22], [(2, 2), (2, 2), (0, 0)]))
+    assert small[:2].max() == 0 and small[26:].max() == 0
 
 
 def test_batch_input_gives_views_per_image():
@@ -133,7 +143,7 @@ def test_dense_view_is_whole_rescaled_image_and_mirror():
     img = _image(30, 45)
     out = views.dense_view(img, 40).numpy()
     assert out.shape == (2, 40, 60, 3)
-    resized = tf.image.resize(img.astype(np.float32), (40, 60)).numpy()
+    resized = _rounded(tf.image.resize(img.astype(np.float32), (40, 60)).numpy())
     np.testing.assert_array_equal(out[0], resized)
     np.testing.assert_array_equal(out[1], resized[:, ::-1])
 
