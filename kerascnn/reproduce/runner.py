@@ -205,7 +205,8 @@ def _native_size(source):
     return 32
 
 
-def prepare_data(settings: Settings, output_dir, *, train_source=None, test_source=None):
+def prepare_data(settings: Settings, output_dir, *, train_source=None, test_source=None,
+                 log=_log):
     """Loads (or takes) the sources, the subsets and the per-pixel mean
     (``<output_dir>/mean.npy``, computed once)."""
     from kerascnn.data import load_source, stats
@@ -224,7 +225,7 @@ def prepare_data(settings: Settings, output_dir, *, train_source=None, test_sour
     if os.path.exists(mean_path):
         mean = np.load(mean_path, allow_pickle=False)
     else:
-        _log(f"computing the per-pixel mean of {train.name} "
+        log(f"computing the per-pixel mean of {train.name} "
              f"({train.num_examples or '?'} images)")
         if train.images is not None and train.images.shape[1:3] == (size, size):
             total = np.zeros(train.images.shape[1:], np.float64)
@@ -609,7 +610,7 @@ def run_study(study: Study, settings: Settings, output_dir=None, *, train_source
         else:
             plan = None
         data = prepare_data(settings, nets_dir, train_source=train_source,
-                            test_source=test_source)
+                            test_source=test_source, log=log)
         missing = [n.key for n in study.networks
                    if not os.path.exists(os.path.join(nets_dir, "nets", f"{n.key}-s0",
                                                       "result.json"))]
@@ -627,7 +628,7 @@ def run_study(study: Study, settings: Settings, output_dir=None, *, train_source
         report = _responses_report(study, trained, data, nets_dir, log)
     else:
         data = prepare_data(settings, output_dir, train_source=train_source,
-                            test_source=test_source)
+                            test_source=test_source, log=log)
         cache = {}
         plan = plan_study(study, settings, data, output_dir, started=started,
                           strategy=strategy, cache=cache, log=log)
@@ -721,9 +722,9 @@ def _responses_report(study, trained, data, nets_dir, log):
             f"(min {np.min(s):.3f}, max {np.max(s):.3f}) on {len(images)} test images")
         del model
     roles = dict(study.roles)
-    pairs = [(roles["plain_shallow"], roles["resnet_shallow"]),
-             (roles["plain_deep"], roles["resnet_deep"])]
-    pairs = [p for p in pairs if p[0] in measured and p[1] in measured]
+    pairs = [(roles[p], roles[r]) for p, r in (("plain_shallow", "resnet_shallow"),
+                                               ("plain_deep", "resnet_deep"))
+             if p in roles and r in roles]
     found = claim_rules.responses_claims({k: v["std"] for k, v in measured.items()},
                                          pairs, labels)
     return {

@@ -65,7 +65,9 @@ def test_every_output_is_written(degradation):
         assert not os.path.exists(os.path.join(folder, "checkpoint.keras"))
         result = json.load(open(os.path.join(folder, "result.json")))
         assert [r["iteration"] for r in result["history"]] == [2, 4]
-        assert result["final_test_examples"] == 24
+        # the final test error is the last curve point's, on the curve's test subset
+        assert result["final_test_examples"] == 16
+        assert result["final_test_error"] == result["history"][-1]["test_error"]
         # one progress line per curve point
         assert sum(f"{net.key} seed 0: point" in m for m in log) == 2
     with open(os.path.join(out, "results.json")) as f:
