@@ -67,13 +67,15 @@ def test_paper_figure_beside_ours_for_a_registry_model(tmp_path, capsys):
     assert row["examples"] == 8
 
 
-def test_saved_model_export_gives_the_keras_numbers(keras_files, tmp_path, capsys):
+@pytest.mark.parametrize("resize", [None, 28])  # 28: a Fashion-MNIST run's export (resize, pad 2)
+def test_saved_model_export_gives_the_keras_numbers(keras_files, tmp_path, capsys, resize):
     from kerascnn import export
 
     d, a, _ = keras_files
     path = export.export_model(
         a, "net_a", base_dir=str(tmp_path / "saved_models"), verbose=False,
-        preprocessing=dict(image_size=(32, 32), channels=1, pad=2, mean=np.array([MEAN], np.float32)),
+        preprocessing=dict(image_size=(32, 32), channels=1, pad=2, resize=resize,
+                           mean=np.array([MEAN], np.float32)),
         class_names=[str(i) for i in range(10)],
     )
     common = ["--limit", "40", "--protocol", "center,10crop", "--resize", "none", "--quiet"]
