@@ -108,8 +108,10 @@ class Policy:
             u = tf.random.stateless_uniform([3], seed)
             s = tf.minimum(lo + tf.floor(u[0] * (hi - lo + 1)), hi)  # S ~ U{lo..hi}
             f = s / tf.reduce_min(shape)
-            hh = tf.minimum(shape[0], tf.round(th / f))
-            ww = tf.minimum(shape[1], tf.round(tw / f))
+            # at least one pixel: a tiny image (1x1) rescaled to S covers under half
+            # a pixel of the window otherwise, and an empty window cannot be decoded
+            hh = tf.clip_by_value(tf.round(th / f), 1.0, shape[0])
+            ww = tf.clip_by_value(tf.round(tw / f), 1.0, shape[1])
             y = tf.floor(u[1] * (shape[0] - hh + 1))
             x = tf.floor(u[2] * (shape[1] - ww + 1))
             return tf.cast(tf.stack([y, x, hh, ww]), tf.int32)

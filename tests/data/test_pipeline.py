@@ -327,3 +327,25 @@ def test_start_step_without_repeat_on_an_unsized_stream_is_refused(tmp_path, rng
     src = _tfrecords(tmp_path, rng)
     with pytest.raises(ValueError, match="start_step=2"):
         train_dataset(src, "alexnet", batch_size=2, seed=0, start_step=2)
+
+
+def test_tiny_images_go_through_every_policy_and_the_center_view(tmp_path, rng):
+    """Valid 1x1, 2x3, ... JPEG and PNG files are trained on, never dropped (a 1x1
+    image once gave an empty crop window under the scale policies)."""
+    from imagegen import encode
+
+    sizes = [(1, 1), (2, 3), (3, 2), (1, 5), (5, 1), (4, 4)]
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i, (h, w) in enumerate(sizes):
+            img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+            (tmp_path / c / f"{i}.jpg").write_bytes(encode(img, "JPEG"))
+            (tmp_path / c / f"{i}.png").write_bytes(encode(img, "PNG"))
+    src = load_source(str(tmp_path))
+    assert src.num_examples == 24
+    for name in ("alexnet", "vgg", "googlenet", "resnet", "cifar"):  # the papers' scales
+        ds = train_dataset(src, name, batch_size=8, seed=0, image_size=(16, 16))
+        labels = np.concatenate([y.numpy() for _, y in ds])
+        assert sorted(labels.tolist()) == [0] * 12 + [1] * 12, name
+    xs = [x.numpy() for x, _ in eval_dataset(src, batch_size=8, image_size=16, resize=18)]
+    assert sum(len(x) for x in xs) == 24 and all(np.isfinite(x).all() for x in xs)
