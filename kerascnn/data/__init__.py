@@ -1,25 +1,25 @@
-"""kerascnn.data: sources, decoding, the papers' augmentation (XLA), statistics.
+"""kerascnn.data: sources, decoding, the papers' augmentation (XLA), statistics,
+evaluation views and the one preprocessing description.
 
-``load_source`` -> ``Source``; ``train_dataset(source, policy, ...)``;
-``eval_dataset`` / ``eval_preprocess`` (the ``center`` view); ``decode_image``;
-``get_policy`` / ``list_policies``; ``kerascnn.data.stats``. The multi-crop
-evaluation views live in ``kerascnn.data.views`` (imported on first use).
+``load_source`` -> a typed ``Source``; ``train_dataset(source, policy, ...)``;
+``Preprocessing`` (the ``center`` view, shared by evaluation, export and predict) and
+``eval_dataset``; ``decode_image``; ``get_policy`` / ``list_policies``;
+``kerascnn.data.stats``; the multi-crop evaluation views in ``kerascnn.data.views``.
 """
 
-import importlib
-
-from kerascnn.data import ops, stats
+from kerascnn.data import ops, stats, views
 from kerascnn.data.decode import decode_image
-from kerascnn.data.pipeline import eval_dataset, eval_preprocess, train_dataset
+from kerascnn.data.pipeline import eval_dataset, train_dataset
 from kerascnn.data.policies import Policy, get_policy, list_policies
+from kerascnn.data.preprocessing import Preprocessing
 from kerascnn.data.sources import Source, from_arrays, load_source
 
 __all__ = [
     "Policy",
+    "Preprocessing",
     "Source",
     "decode_image",
     "eval_dataset",
-    "eval_preprocess",
     "from_arrays",
     "get_policy",
     "list_policies",
@@ -27,10 +27,5 @@ __all__ = [
     "ops",
     "stats",
     "train_dataset",
+    "views",
 ]
-
-
-def __getattr__(name):  # lazy: a missing or broken views.py cannot break the package
-    if name == "views":
-        return importlib.import_module("kerascnn.data.views")
-    raise AttributeError(f"module 'kerascnn.data' has no attribute {name!r}")

@@ -39,7 +39,6 @@ from kerascnn.data.preprocessing import Preprocessing
 __all__ = [
     "train_dataset",
     "eval_dataset",
-    "eval_preprocess",
     "compiled_batch_fn",
 ]
 
@@ -49,8 +48,8 @@ _NOT_GIVEN = object()
 
 
 def _legacy_mean(mean, channels):
-    """The keyword API's ``mean`` (``train_dataset``, ``eval_dataset``,
-    ``eval_preprocess``, evaluation ``Member``), kept for its callers: ``None`` ->
+    """The keyword API's ``mean`` (``train_dataset``, ``eval_dataset``, evaluation
+    ``Member``), kept for its callers: ``None`` ->
     ImageNet's mean RGB for 3 channels, none for 1; ``False``/``0`` -> none; else
     the array. A :class:`Preprocessing` has one meaning instead (None: none); this is
     the only place the old rule lives."""
@@ -365,14 +364,6 @@ def _legacy_preprocessing(channels, image_size, resize, pad, mean):
     """A :class:`Preprocessing` from the keyword form (``mean`` as :func:`_legacy_mean`)."""
     return Preprocessing(_size(image_size), channels, resize=resize, pad=pad,
                          mean=_legacy_mean(mean, channels))
-
-
-def eval_preprocess(image, *, image_size, resize=None, mean=None, pad=0):
-    """Deprecated keyword form of :meth:`Preprocessing.__call__` (the ``center``
-    view), for its old callers: ``mean=None`` is ImageNet's mean RGB for RGB images
-    (see :func:`_legacy_mean`). Use ``Preprocessing(...)(image)``."""
-    image = tf.convert_to_tensor(image)
-    return _legacy_preprocessing(int(image.shape[-1]), image_size, resize, pad, mean)(image)
 
 
 def eval_dataset(source, *, batch_size, preprocessing=None, image_size=None,

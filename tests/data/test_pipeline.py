@@ -1,11 +1,11 @@
-"""train_dataset / eval_dataset / eval_preprocess on real (generated) data."""
+"""train_dataset / eval_dataset / the center view on real (generated) data."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerascnn.data import (eval_dataset, eval_preprocess, from_arrays, get_policy,
+from kerascnn.data import (Preprocessing, eval_dataset, from_arrays, get_policy,
                            load_source, train_dataset)
 
 # Small versions of the paper policies (same code paths, tiny images).
@@ -155,21 +155,39 @@ def test_train_dataset_argument_errors(image_folder):
         train_dataset(src, "resnet", batch_size=2, seed=0, mean=[1.0, 2.0])
 
 
-def test_eval_preprocess_center_crop_matches_numpy(rng):
+def test_center_view_matches_numpy(rng):
     img = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
     mean = np.array([10.0, 20.0, 30.0], np.float32)
-    out = eval_preprocess(img, image_size=(24, 32), resize=40, mean=mean).numpy()
+    out = Preprocessing((24, 32), resize=40, mean=mean)(img).numpy()
     np.testing.assert_allclose(out, img[8:32, 14:46].astype(np.float32) - mean)
     # shorter side 40 -> 20: the whole image halves, then the centre crop
-    small = eval_preprocess(img, image_size=(20, 20), resize=20, mean=False).numpy()
+    small = Preprocessing((20, 20), resize=20)(img).numpy()
     assert small.shape == (20, 20, 3)
     half = img.astype(np.float32).reshape(20, 2, 30, 2, 3).mean((1, 3))
     assert np.abs(small - half[:, 5:25]).mean() < 12
     gray = rng.integers(0, 256, (28, 28, 1), dtype=np.uint8)
-    padded = eval_preprocess(gray, image_size=(32, 32), pad=2).numpy()
+    padded = Preprocessing((32, 32), channels=1, pad=2)(gray).numpy()
     np.testing.assert_array_equal(padded, np.pad(gray, [(2, 2), (2, 2), (0, 0)]))
     with pytest.raises(ValueError, match="resize=-1"):
-        eval_preprocess(img, image_size=8, resize=-1)
+        Preprocessing(8, resize=-1)
+
+
+def test_eval_dataset_keyword_form_keeps_the_old_mean_rule(rng):
+    """eval_dataset(mean=None) is ImageNet's mean RGB for RGB sources, nothing for gray;
+    mean=False nothing; Preprocessing(mean=None) nothing (one meaning)."""
+    from kerascnn.data.stats import IMAGENET_MEAN_RGB
+
+    images = rng.integers(0, 256, (3, 12, 12, 3), dtype=np.uint8)
+    src = from_arrays(images, [0, 1, 0], ["a", "b"])
+    plain = _first(eval_dataset(src, batch_size=3, preprocessing=Preprocessing(12)))[0]
+    np.testing.assert_array_equal(plain, images.astype(np.float32))
+    old = _first(eval_dataset(src, batch_size=3, image_size=12))[0]
+    np.testing.assert_array_equal(old, plain - np.float32(IMAGENET_MEAN_RGB))
+    none = _first(eval_dataset(src, batch_size=3, image_size=12, mean=False))[0]
+    np.testing.assert_array_equal(none, plain)
+    gray = from_arrays(images[..., :1], [0, 1, 0], ["a", "b"])
+    np.testing.assert_array_equal(_first(eval_dataset(gray, batch_size=3, image_size=12))[0],
+                                  images[..., :1].astype(np.float32))
 
 
 def test_eval_dataset_order_views_and_gray_padding():
