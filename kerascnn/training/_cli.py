@@ -37,7 +37,9 @@ def register(subparsers):
 
 
 def run(args) -> int:
+    from kerascnn.training.experiment import SetupError
     from kerascnn.training.recipe import RecipeError, load_recipe
+    from kerascnn.training.run_dir import RunLocked
 
     overrides = list(args.set)
     if args.epochs is not None:
@@ -51,11 +53,15 @@ def run(args) -> int:
         return 2
     from kerascnn.training.trainer import train
 
-    result = train(recipe, output_dir=args.output_dir, strategy=args.strategy,
-                   precision=args.precision, init_from=args.init_from,
-                   data_dir=args.data_dir, export_dir=args.export_dir,
-                   export=not args.no_export,
-                   verbose="auto" if args.verbose is None else args.verbose)
+    try:
+        result = train(recipe, output_dir=args.output_dir, strategy=args.strategy,
+                       precision=args.precision, init_from=args.init_from,
+                       data_dir=args.data_dir, export_dir=args.export_dir,
+                       export=not args.no_export,
+                       verbose="auto" if args.verbose is None else args.verbose)
+    except (SetupError, RunLocked) as err:  # found before training: one line
+        print(f"kerascnn train: error: {err}")
+        return 2
     if result.diverged:
         print(f"kerascnn train: error: {result.message}")
         return 1

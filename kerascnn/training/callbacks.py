@@ -5,32 +5,40 @@
   counters survive a resume.
 - :func:`epoch_schedule`: GoogLeNet's −4 % every 8 epochs, or fixed steps (ResNet
   CIFAR), as ``keras.callbacks.LearningRateScheduler``.
-- :class:`SafeBackupAndRestore`: ``BackupAndRestore`` that never backs up
-  non-finite weights and keeps its backup when the run diverged.
-- :class:`AtomicCheckpoint`: ``last.keras`` / ``best.keras`` written to a temporary
-  file, then ``os.replace``d; a crash never leaves half a checkpoint.
+- :class:`Divergence`: the one record of whether the run diverged (a non-finite loss),
+  shared by the three callbacks that act on it.
+- :class:`SafeBackupAndRestore`: ``BackupAndRestore`` whose epoch-end backup is
+  written elsewhere then renamed, never holds non-finite weights, and, when it cannot
+  be read, falls back to ``checkpoints/last.keras`` with a one-line message.
+- :class:`AtomicCheckpoint`: ``last.keras`` / ``best.keras`` written elsewhere, then
+  renamed; a crash never leaves half a checkpoint.
 - :class:`NaNGuard`: stops at a non-finite loss, naming the last good checkpoint.
 - :class:`HistoryCSV`: the epoch history, continuous across resumes (rows of
   epochs that are trained again are dropped).
 - :class:`EpochSummary`: one line per epoch: lr, top-1/top-5 error.
-- :class:`CurvePlot`: ``curves.png`` (loss and top-1 error, train/val, learning-rate
-  drops marked), redrawn from the CSV each epoch.
+- :class:`CurvePlot`: ``curves.png`` (:mod:`kerascnn.training.plots`), redrawn from
+  the CSV each epoch.
+
+Every file is written through :mod:`kerascnn._io` (elsewhere, then renamed, with the
+modes the user's umask gives an ordinary file).
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
-import tempfile
 
 import keras
 import numpy as np
 
+from kerascnn._io import atomic_path, atomic_write, read_json, write_json
+from kerascnn.training.plots import plot_history
+
 __all__ = [
     "AtomicCheckpoint",
     "CurvePlot",
+    "Divergence",
     "EpochSummary",
     "HistoryCSV",
     "NaNGuard",
@@ -44,28 +52,12 @@ __all__ = [
 
 
 def atomic_write_text(path: str, text: str) -> None:
-    """Writes ``text`` to a temporary file next to ``path``, then renames it."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Deprecated alias of :func:`kerascnn._io.atomic_write`, kept only until
+    ``kerascnn/export`` has switched to it."""
+    atomic_write(path, text)
 
 
-def _read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
+_read_json = read_json
 
 
 def _finite(value) -> bool:
@@ -73,6 +65,10 @@ def _finite(value) -> bool:
         return math.isfinite(float(value))
     except (TypeError, ValueError):
         return True
+
+
+def _log(msg):
+    print(f"[kerascnn] {msg}", flush=True)
 
 
 def _lr(model) -> float:
@@ -103,9 +99,9 @@ class PlateauSchedule(keras.callbacks.ReduceLROnPlateau):
             best = None if self.best is None else float(self.best)
             if best is not None and not math.isfinite(best):
                 best = None
-            atomic_write_text(self.state_path, json.dumps(
-                {"epoch": epoch + 1, "best": best, "wait": int(self.wait),
-                 "cooldown_counter": int(self.cooldown_counter)}))
+            write_json(self.state_path,
+                       {"epoch": epoch + 1, "best": best, "wait": int(self.wait),
+                        "cooldown_counter": int(self.cooldown_counter)})
 
 
 def epoch_schedule(name, base_lr, *, decay_rate=0.96, decay_epochs=8, boundaries=()):
@@ -144,110 +140,244 @@ class StepDeadline(keras.callbacks.Callback):
                   "(step deadline)", flush=True)
 
 
-class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """``BackupAndRestore`` that skips the backup of an epoch whose loss is not
-    finite and keeps the backup (for inspection or a retry with other settings)
-    when the run stopped on one."""
+class Divergence:
+    """Whether the run diverged: the one fact that :class:`NaNGuard`,
+    :class:`AtomicCheckpoint` and :class:`SafeBackupAndRestore` share (the first
+    non-finite loss sets it; nothing of that epoch is saved afterwards)."""
 
-    def __init__(self, backup_dir, **kwargs):
-        super().__init__(backup_dir, **kwargs)
+    def __init__(self):
         self.diverged = False
+        self.message = ""
 
-    def on_train_batch_end(self, batch, logs=None):
-        if logs and not _finite(logs.get("loss", 0.0)):
+    def seen(self, logs) -> bool:
+        """Records a non-finite ``loss`` in ``logs``; True once the run diverged."""
+        if not self.diverged and logs and not _finite(logs.get("loss", 0.0)):
             self.diverged = True
+        return self.diverged
+
+
+class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` whose backup a kill or a full disk cannot break.
+
+    Keras 3.15 overwrites ``backup/latest.weights.h5`` in place, then
+    ``training_metadata.json``: a kill or ``ENOSPC`` in between leaves a truncated
+    file that every later run fails to open. Here each epoch's weights go to a new
+    file, ``backup/epoch-<n>.weights.h5``, written elsewhere and renamed
+    (:func:`kerascnn._io.atomic_path`); then ``training_metadata.json`` (``epoch``,
+    ``batch`` and the name of that file) is replaced atomically: that rename is the
+    commit, and the older weights file is removed only after it. A kill at any point
+    leaves a metadata file that names a whole weights file.
+
+    :meth:`resume_point` decides once, before the data pipeline is built, where the
+    run resumes: the backup when it reads, else ``fallback`` (an
+    :class:`AtomicCheckpoint`: ``checkpoints/last.keras`` and its epoch), with a
+    one-line message; ``on_train_begin`` restores that state. An epoch whose loss is
+    not finite is never backed up, and the backup is kept when the run diverged.
+    """
+
+    def __init__(self, backup_dir, divergence: Divergence | None = None,
+                 fallback: "AtomicCheckpoint | None" = None, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.divergence = divergence or Divergence()
+        self.fallback = fallback
+        self._plan = None
+
+    @property
+    def diverged(self) -> bool:
+        return self.divergence.diverged
+
+    # -- where to resume -------------------------------------------------------------
+    def resume_point(self):
+        """``(epoch, weights file or None)``: the epoch to resume at and the file to
+        restore (None: a fresh start). Decided once; the message printed once."""
+        if self._plan is None:
+            self._plan = self._decide()
+        return self._plan
+
+    def _decide(self):
+        folder = self.backup_dir
+        if os.path.isdir(folder):
+            for name in os.listdir(folder):  # a write that a kill interrupted
+                if name.startswith(".tmp-"):
+                    os.remove(os.path.join(folder, name))
+        has_backup = os.path.isdir(folder) and bool(os.listdir(folder))
+        problem = None
+        if has_backup:
+            meta = read_json(self._training_metadata_path)
+            if not isinstance(meta, dict) or not isinstance(meta.get("epoch"), int):
+                problem = "training_metadata.json is missing or unreadable"
+            else:
+                weights = os.path.join(folder, os.path.basename(
+                    str(meta.get("weights", "latest.weights.h5"))))
+                problem = _h5_problem(weights)
+                if problem is None:
+                    return int(meta["epoch"]), weights
+        epoch = self.fallback.saved_epoch() if self.fallback is not None else None
+        if epoch is not None:
+            why = (f"the backup in {folder} cannot be read ({problem})" if problem
+                   else f"there is no backup in {folder}")
+            _log(f"{why}; resuming from {self.fallback.last_path} (epoch {epoch})")
+            return epoch, self.fallback.last_path
+        if problem:
+            _log(f"the backup in {folder} cannot be read ({problem}) and there is no "
+                 "checkpoint: training starts at epoch 1")
+        return 0, None
+
+    def on_train_begin(self, logs=None):
+        self._load_model()
+
+    def _load_model(self):
+        epoch, path = self.resume_point()
+        if path is None:
+            return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        try:
+            self.model.load_weights(path)
+        except (OSError, ValueError, KeyError) as err:
+            raise ValueError(
+                f"Cannot restore {path} into this run's network ({err}). The recipe "
+                "must be the one the run started with; start afresh with another "
+                "--output-dir.") from None
+        self.model._initial_epoch = epoch
+
+    # -- backing up ------------------------------------------------------------------
+    def on_train_batch_end(self, batch, logs=None):
+        if self.divergence.seen(logs):
             return
         super().on_train_batch_end(batch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.diverged or (logs and not _finite(logs.get("loss", 0.0))):
-            self.diverged = True
+        if self.divergence.seen(logs):
             return
         super().on_epoch_end(epoch, logs)
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        name = f"epoch-{self._current_epoch:04d}"
+        if self.save_freq != "epoch":
+            name += f"-batch-{self._last_batch_seen:06d}"
+        name += ".weights.h5"
+        with atomic_path(os.path.join(self.backup_dir, name), suffix=".weights.h5") as tmp:
+            self.model.save_weights(tmp, overwrite=True)
+        write_json(self._training_metadata_path,
+                   {"epoch": self._current_epoch, "batch": self._last_batch_seen,
+                    "weights": name})
+        for old in os.listdir(self.backup_dir):
+            if old.endswith(".weights.h5") and old != name and not old.startswith(".tmp-"):
+                os.remove(os.path.join(self.backup_dir, old))
 
     def on_train_end(self, logs=None):
         if not self.diverged:
             super().on_train_end(logs)
 
 
+def _h5_problem(path):
+    """None when ``path`` is an HDF5 file whose every dataset reads, else why not."""
+    import h5py
+
+    if not os.path.exists(path):
+        return f"{os.path.basename(path)} is missing"
+    try:
+        with h5py.File(path, "r") as f:
+            def read(_, obj):
+                if isinstance(obj, h5py.Dataset):
+                    obj[()]
+            f.visititems(read)
+    except (OSError, RuntimeError, KeyError, ValueError) as err:
+        return f"{os.path.basename(path)}: {str(err).splitlines()[0]}"
+    return None
+
+
 class AtomicCheckpoint(keras.callbacks.Callback):
     """Saves ``<dir>/last.keras`` every epoch and ``<dir>/best.keras`` when
-    ``monitor`` improves (mode ``min``), each written to a temporary ``.keras`` file
-    in the same folder and ``os.replace``d into place. Epochs whose loss is not finite
-    are never saved. ``last_good`` is the path of the newest complete checkpoint."""
+    ``monitor`` improves (mode ``min``), each written elsewhere and renamed into place
+    (:func:`kerascnn._io.atomic_path`), then ``<dir>/state.json`` (the epochs
+    ``last.keras`` holds, the best value). Nothing is saved once the run diverged.
+    ``last_good`` is the path of the newest complete checkpoint."""
 
-    def __init__(self, directory, monitor="val_top1_error", save_best=True):
+    def __init__(self, directory, monitor="val_top1_error", save_best=True,
+                 divergence: Divergence | None = None):
         super().__init__()
         self.directory = directory
         self.monitor = monitor
         self.save_best = save_best
+        self.divergence = divergence or Divergence()
         self.last_path = os.path.join(directory, "last.keras")
         self.best_path = os.path.join(directory, "best.keras")
         self.state_path = os.path.join(directory, "state.json")
         self.best = math.inf
         self.last_good = None
 
+    def saved_epoch(self) -> int | None:
+        """How many epochs ``last.keras`` holds; None when there is none."""
+        state = read_json(self.state_path)
+        if not isinstance(state, dict) or not os.path.exists(self.last_path):
+            return None
+        epoch = state.get("epoch")
+        return epoch if isinstance(epoch, int) and epoch > 0 else None
+
     def on_train_begin(self, logs=None):
         os.makedirs(self.directory, exist_ok=True)
-        state = _read_json(self.state_path)
+        state = read_json(self.state_path)
         if state:
             self.best = state.get("best", math.inf) if state.get("best") is not None else math.inf
         if os.path.exists(self.last_path):
             self.last_good = self.last_path
 
     def _save(self, path):
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".keras")
-        os.close(fd)
-        try:
+        with atomic_path(path, suffix=".keras") as tmp:
             self.model.save(tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        if not _finite(logs.get("loss", 0.0)) or getattr(self.model, "_kerascnn_diverged", False):
+        if self.divergence.seen(logs):
             return
+        logs = logs or {}
         self._save(self.last_path)
         self.last_good = self.last_path
         current = logs.get(self.monitor)
         if self.save_best and current is not None and float(current) < self.best:
             self.best = float(current)
             self._save(self.best_path)
-        atomic_write_text(self.state_path, json.dumps(
-            {"epoch": epoch + 1, "best": None if math.isinf(self.best) else self.best,
-             "monitor": self.monitor}))
+        write_json(self.state_path,
+                   {"epoch": epoch + 1, "best": None if math.isinf(self.best) else self.best,
+                    "monitor": self.monitor})
 
 
 class NaNGuard(keras.callbacks.Callback):
     """Stops training at the first non-finite loss and says which checkpoint is the
     last good one (``message``; ``diverged`` is True afterwards)."""
 
-    def __init__(self, checkpoint: AtomicCheckpoint | None = None, backup_dir=None):
+    def __init__(self, checkpoint: AtomicCheckpoint | None = None, backup_dir=None,
+                 divergence: Divergence | None = None):
         super().__init__()
         self.checkpoint = checkpoint
         self.backup_dir = backup_dir
-        self.diverged = False
-        self.message = ""
+        self.divergence = divergence or (checkpoint.divergence if checkpoint else Divergence())
+
+    @property
+    def diverged(self) -> bool:
+        return self.divergence.diverged
+
+    @property
+    def message(self) -> str:
+        return self.divergence.message
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
-        if loss is None or _finite(loss) or self.diverged:
+        if loss is None or _finite(loss) or self.divergence.message:
             return
-        self.diverged = True
-        self.model._kerascnn_diverged = True
+        self.divergence.diverged = True
         self.model.stop_training = True
         good = self.checkpoint.last_good if self.checkpoint else None
         where = (f"the last good checkpoint is {good}" if good
                  else "no checkpoint was written yet")
         if self.backup_dir and os.path.isdir(self.backup_dir):
             where += f" (the resumable backup of the last good epoch is in {self.backup_dir})"
-        self.message = (f"Training stopped: the loss became {loss} at batch {batch}; "
-                        f"{where}. Lower the learning rate (--set "
-                        f"optimizer.learning_rate=...) and run again.")
-        print("\n" + self.message, flush=True)
+        self.divergence.message = (
+            f"Training stopped: the loss became {loss} at batch {batch}; {where}. Lower "
+            "the learning rate (--set optimizer.learning_rate=...) and run again.")
+        print("\n" + self.divergence.message, flush=True)
 
 
 class HistoryCSV(keras.callbacks.Callback):
@@ -278,7 +408,7 @@ class HistoryCSV(keras.callbacks.Callback):
         lines = [",".join(keys)]
         for row in self._rows:
             lines.append(",".join(str(row.get(k, "")) for k in keys))
-        atomic_write_text(self.path, "\n".join(lines) + "\n")
+        atomic_write(self.path, "\n".join(lines) + "\n")
 
     def on_epoch_end(self, epoch, logs=None):
         if self._rows is None:
@@ -306,56 +436,6 @@ class EpochSummary(keras.callbacks.Callback):
                 parts.append(f"{label} top-1 error {logs[f'{prefix}top1_error']:.2f}% "
                              f"top-5 error {logs[f'{prefix}top5_error']:.2f}%")
         print("\n" + " | ".join(parts), flush=True)
-
-
-def plot_history(csv_path, png_path, title=None):
-    """Draws loss and top-1 error (train and validation) per epoch from a history
-    CSV, with a dashed line where the learning rate dropped; written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return None
-
-    def col(name):
-        return np.array([float(r[name]) if r.get(name) not in (None, "") else np.nan
-                         for r in rows])
-
-    epochs = col("epoch") + 1
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, label in ((axes[0], "loss", "loss"),
-                           (axes[1], "top1_error", "top-1 error (%)")):
-        for prefix, style in (("", "-"), ("val_", "--")):
-            if prefix + key in rows[0]:
-                ax.plot(epochs, col(prefix + key), style, marker="o", markersize=3,
-                        label=("train" if not prefix else "validation"))
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    if "learning_rate" in rows[0]:
-        lr = col("learning_rate")
-        for i in range(1, len(lr)):
-            if lr[i] < lr[i - 1]:
-                for ax in axes:
-                    ax.axvline(epochs[i] - 0.5, color="gray", linestyle=":")
-                axes[1].annotate(f"lr {lr[i]:.3g}", (epochs[i] - 0.5, 0.95),
-                                 xycoords=("data", "axes fraction"), fontsize=8,
-                                 rotation=90, va="top", ha="right", color="gray")
-    axes[0].legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(png_path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, png_path)
-    return png_path
 
 
 class CurvePlot(keras.callbacks.Callback):

@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import os
 
-import tensorflow as tf
-
 __all__ = ["STRATEGIES", "PRECISIONS", "select_strategy", "set_precision", "tf_config_workers"]
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
@@ -33,9 +31,11 @@ def tf_config_workers() -> int:
     return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
 
 
-def select_strategy(name: str = "auto") -> tf.distribute.Strategy:
-    """The strategy named ``name`` (one of :data:`STRATEGIES`); a
+def select_strategy(name: str = "auto"):
+    """The ``tf.distribute.Strategy`` named ``name`` (one of :data:`STRATEGIES`); a
     ``tf.distribute.Strategy`` instance is returned as is."""
+    import tensorflow as tf  # here, not at import: ``kerascnn train --help`` stays fast
+
     if isinstance(name, tf.distribute.Strategy):
         return name
     if name not in STRATEGIES:

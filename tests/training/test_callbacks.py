@@ -93,21 +93,24 @@ def test_nan_stops_and_names_last_good_checkpoint(tmp_path, capsys):
     x, y = _data(64, poison_from=40)  # batches 0-4 fine, 5+ produce inf/nan
     model = _model()
     ckpt = cb.AtomicCheckpoint(str(tmp_path / "ckpt"), monitor="top1_error")
-    guard = cb.NaNGuard(ckpt)
-    backup = cb.SafeBackupAndRestore(str(tmp_path / "backup"))
+    guard = cb.NaNGuard(ckpt)  # shares the checkpoint's Divergence
     clean = (x[:40], y[:40])
+    backup = cb.SafeBackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False)
     model.fit(*clean, batch_size=8, epochs=1, verbose=0, callbacks=[guard, ckpt, backup])
     good = keras.saving.load_model(ckpt.last_path).get_weights()
-    os.makedirs(tmp_path / "backup")  # a backup of an earlier epoch (a resumed run)
-    open(tmp_path / "backup" / "training_metadata.json", "w").write('{"epoch": 1}')
-    model.fit(x, y, batch_size=8, epochs=3, initial_epoch=1, shuffle=False, verbose=0,
+    kept = sorted(os.listdir(tmp_path / "backup"))  # the backup of epoch 1
+    assert kept == ["epoch-0001.weights.h5", "training_metadata.json"]
+    # a resumed run (a new backup callback, as in a new process) that diverges
+    backup = cb.SafeBackupAndRestore(str(tmp_path / "backup"), divergence=ckpt.divergence)
+    assert backup.resume_point() == (1, str(tmp_path / "backup" / "epoch-0001.weights.h5"))
+    model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0,
               callbacks=[guard, ckpt, backup])
-    assert guard.diverged
+    assert guard.diverged and backup.diverged and ckpt.divergence.diverged
     assert ckpt.last_path in guard.message and ckpt.last_path in capsys.readouterr().out
     # the NaN epoch was not saved over the good checkpoint, and the backup is kept
     for a, b in zip(keras.saving.load_model(ckpt.last_path).get_weights(), good):
         np.testing.assert_array_equal(a, b)
-    assert backup.diverged and os.listdir(tmp_path / "backup") == ["training_metadata.json"]
+    assert sorted(os.listdir(tmp_path / "backup")) == kept
     assert not [f for f in os.listdir(tmp_path / "ckpt") if f.startswith(".tmp")]
 
 
@@ -146,3 +149,69 @@ def test_step_deadline_caps_the_plateau_rate(capsys):
             model.optimizer.learning_rate = 0.001
     np.testing.assert_allclose(seen, [0.1, 0.1, 0.01, 0.001, 0.001], rtol=1e-5)
     assert "capped at 0.01" in capsys.readouterr().out
+
+
+def _two_epochs_with_backup(tmp_path):
+    x, y = _data()
+    model = _model()
+    ckpt = cb.AtomicCheckpoint(str(tmp_path / "ckpt"), monitor="top1_error")
+    backup = cb.SafeBackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False)
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[ckpt, backup])
+    return model, ckpt
+
+
+def test_backup_is_written_elsewhere_then_committed(tmp_path):
+    model, _ = _two_epochs_with_backup(tmp_path)
+    folder = tmp_path / "backup"
+    assert sorted(os.listdir(folder)) == ["epoch-0002.weights.h5", "training_metadata.json"]
+    meta = json.load(open(folder / "training_metadata.json"))
+    assert meta == {"epoch": 2, "batch": 0, "weights": "epoch-0002.weights.h5"}
+    fresh = _model()
+    backup = cb.SafeBackupAndRestore(str(folder))
+    backup.set_model(fresh)
+    backup.on_train_begin()
+    assert fresh._initial_epoch == 2
+    for a, b in zip(fresh.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(fresh.optimizer.iterations.numpy(),
+                                  model.optimizer.iterations.numpy())
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "no_metadata"])
+def test_unreadable_backup_falls_back_to_the_last_checkpoint(tmp_path, capsys, damage):
+    """Issue 13 item 2: a truncated backup (a kill or a full disk under Keras' own
+    in-place write) no longer blocks every later run."""
+    model, ckpt = _two_epochs_with_backup(tmp_path)
+    folder = tmp_path / "backup"
+    weights = folder / "epoch-0002.weights.h5"
+    if damage == "truncate":
+        data = weights.read_bytes()
+        weights.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        weights.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 300)
+    else:
+        os.remove(folder / "training_metadata.json")
+    fresh = _model()
+    backup = cb.SafeBackupAndRestore(str(folder), fallback=cb.AtomicCheckpoint(ckpt.directory))
+    assert backup.resume_point() == (2, ckpt.last_path)
+    out = capsys.readouterr().out
+    assert f"the backup in {folder} cannot be read (" in out
+    assert f"resuming from {ckpt.last_path} (epoch 2)" in out and out.count("\n") == 1
+    backup.set_model(fresh)
+    backup.on_train_begin()
+    assert fresh._initial_epoch == 2
+    saved = keras.saving.load_model(ckpt.last_path)
+    for a, b in zip(fresh.get_weights(), saved.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(fresh.optimizer.iterations.numpy(), 8)  # 2 epochs x 4
+
+
+def test_unreadable_backup_without_checkpoint_starts_over(tmp_path, capsys):
+    folder = tmp_path / "backup"
+    folder.mkdir()
+    (folder / "training_metadata.json").write_text('{"epoch": 3, "weights": "w.weights.h5"}')
+    (folder / ".tmp-abc.weights.h5").write_bytes(b"half")  # an interrupted write
+    backup = cb.SafeBackupAndRestore(str(folder))
+    assert backup.resume_point() == (0, None)
+    assert "w.weights.h5 is missing" in capsys.readouterr().out
+    assert not (folder / ".tmp-abc.weights.h5").exists()

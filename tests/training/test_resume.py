@@ -1,0 +1,260 @@
+"""Nothing lost (issue 13 items 1-5, 8): a run killed at any stage finishes, when the
+same command runs again, with the final metrics of an uninterrupted run.
+
+Kill points are deterministic: the test watches the run's folders with inotify and
+sends SIGKILL the moment a file of the stage appears (the backup's temporary weights
+file, ``trained.json`` before the test evaluation, the export's temporary folder),
+then checks on disk that the kill came where it was meant to. A full disk is a small
+tmpfs mounted on the run's ``backup/`` folder."""
+
+import ctypes
+import ctypes.util
+import csv
+import json
+import os
+import select
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tinyrun import TINY, make_folder
+
+pytestmark = pytest.mark.tf_only  # tf.data / SavedModel
+
+IN_CREATE, IN_MOVED_TO = 0x100, 0x80
+RECIPE = dict(epochs=3, steps=2, batch=4)
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+TIMEOUT = 400
+
+
+class _Watch:
+    """inotify on one folder: the names created or moved into it, as they happen."""
+
+    def __init__(self, folder, mask=IN_CREATE | IN_MOVED_TO):
+        self.libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        self.fd = self.libc.inotify_init1(os.O_NONBLOCK)
+        if self.fd < 0 or self.libc.inotify_add_watch(self.fd, os.fsencode(folder), mask) < 0:
+            raise OSError(ctypes.get_errno(), "inotify")
+
+    def events(self, timeout):
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if not ready:
+            return []
+        data, out, i = os.read(self.fd, 65536), [], 0
+        while i < len(data):
+            _, mask, _, length = struct.unpack_from("iIII", data, i)
+            name = data[i + 16:i + 16 + length].rstrip(b"\0").decode()
+            out.append((name, mask))
+            i += 16 + length
+        return out
+
+    def close(self):
+        os.close(self.fd)
+
+
+def _cmd(recipe, run, export_dir, *extra):
+    return [sys.executable, "-m", "kerascnn.cli", "train", recipe, "--output-dir", run,
+            "--export-dir", export_dir, "--verbose", "2", *extra]
+
+
+def _umask_022():
+    os.umask(0o022)
+
+
+def _run(cmd, cwd):
+    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True,
+                          timeout=TIMEOUT, preexec_fn=_umask_022)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def _kill_when(cmd, cwd, folder, match, delay=0.0):
+    """Starts ``cmd``; SIGKILLs it when ``match(name)`` for a name appearing in
+    ``folder`` (created by the test beforehand). Returns the name."""
+    os.makedirs(folder, exist_ok=True)
+    watch = _Watch(folder)
+    log = open(os.path.join(cwd, "killed.log"), "w")
+    proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=_umask_022)
+    deadline, seen = time.time() + TIMEOUT, None
+    try:
+        while seen is None and time.time() < deadline and proc.poll() is None:
+            for name, _ in watch.events(0.5):
+                if match(name):
+                    seen = name
+                    break
+        if seen is not None:
+            if delay:
+                time.sleep(delay)
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        watch.close()
+        if proc.poll() is None:
+            proc.kill()
+    log.close()
+    assert seen is not None, open(os.path.join(cwd, "killed.log")).read()[-3000:]
+    assert proc.returncode == -signal.SIGKILL
+    return seen
+
+
+def _rows(run):
+    with open(os.path.join(run, "history.csv"), newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _final(run):
+    metrics = json.load(open(os.path.join(run, "test_metrics.json")))
+    last = _rows(run)[-1]
+    return metrics, {k: float(v) for k, v in last.items()}
+
+
+def _same_as_reference(run, reference):
+    metrics, last = _final(run)
+    ref_metrics, ref_last = reference
+    assert metrics == pytest.approx(ref_metrics, rel=1e-4, abs=1e-4)
+    assert last == pytest.approx(ref_last, rel=1e-4, abs=1e-4)
+    assert [int(r["epoch"]) for r in _rows(run)] == list(range(RECIPE["epochs"]))
+    done = json.load(open(os.path.join(run, "completed.json")))
+    assert done["epochs"] == RECIPE["epochs"] and done["export"]
+    assert not os.path.exists(os.path.join(run, "backup"))
+    assert not os.path.exists(os.path.join(run, "run.lock"))
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    folder = make_folder(str(root / "data"), per_class_train=8, per_class_test=4)
+    recipe = root / "tiny.toml"
+    recipe.write_text(TINY.format(source=folder, lr=0.05, **RECIPE))
+    return root, str(recipe)
+
+
+@pytest.fixture(scope="module")
+def reference(setup):
+    """An uninterrupted run (umask 022): its final metrics and its folders."""
+    root, recipe = setup
+    run, export_dir = str(root / "ref"), str(root / "ref_sm")
+    _run(_cmd(recipe, run, export_dir), str(root))
+    return _final(run), run, export_dir
+
+
+def test_modes_under_umask_022(reference):
+    """Issue 13 item 8: what the run and the export write is readable by others."""
+    _, run, export_dir = reference
+    wrong = []
+    for top in (run, export_dir):
+        for folder, dirs, files in os.walk(top):
+            mode = os.stat(folder).st_mode & 0o777
+            if mode != 0o755:
+                wrong.append((folder, oct(mode)))
+            for name in files:
+                path = os.path.join(folder, name)
+                mode = os.stat(path).st_mode & 0o777
+                if mode != 0o644:
+                    wrong.append((path, oct(mode)))
+    assert not wrong
+    for name in ("checkpoints/last.keras", "history.csv", "preprocessing.json",
+                 "trained.json", "test_metrics.json", "completed.json", "curves.png"):
+        assert os.path.exists(os.path.join(run, name)), name
+    assert os.path.exists(os.path.join(export_dir, "models.config"))
+    assert os.path.exists(os.path.join(export_dir, "tiny", "1", "saved_model.pb"))
+
+
+def test_kill_mid_epoch_then_resume(setup, reference, tmp_path):
+    root, recipe = setup
+    run, export_dir = str(tmp_path / "run"), str(tmp_path / "sm")
+    cmd = _cmd(recipe, run, export_dir)
+    # the first backup commit (the metadata's rename) ends epoch 1; a moment later the
+    # run is inside epoch 2
+    _kill_when(cmd, str(tmp_path), os.path.join(run, "backup"),
+               lambda name: name == "training_metadata.json", delay=0.3)
+    assert json.load(open(os.path.join(run, "backup", "training_metadata.json")))["epoch"] == 1
+    assert not os.path.exists(os.path.join(run, "trained.json"))
+    second = _run(cmd, str(tmp_path))
+    assert f"resuming tiny in {run} at the train stage" in second.stdout
+    epochs = [line for line in second.stdout.splitlines() if line.startswith("Epoch ")]
+    assert epochs[0].startswith(f"Epoch 2/{RECIPE['epochs']}"), epochs[:2]
+    _same_as_reference(run, reference[0])
+
+
+def test_kill_during_the_backup_write_falls_back_to_the_checkpoint(setup, reference,
+                                                                   tmp_path):
+    """Killed while epoch 1's weights go to the backup: the temporary file is
+    removed, the backup has no commit, and the next run resumes from
+    ``checkpoints/last.keras`` (written before the backup) at epoch 2."""
+    root, recipe = setup
+    run, export_dir = str(tmp_path / "run"), str(tmp_path / "sm")
+    cmd = _cmd(recipe, run, export_dir)
+    _kill_when(cmd, str(tmp_path), os.path.join(run, "backup"),
+               lambda name: name.startswith(".tmp-") and name.endswith(".weights.h5"))
+    left = os.listdir(os.path.join(run, "backup"))
+    assert "training_metadata.json" not in left  # killed inside the write
+    assert [n for n in left if n.startswith(".tmp-")]
+    second = _run(cmd, str(tmp_path))
+    assert (f"there is no backup in {run}/backup; resuming from "
+            f"{run}/checkpoints/last.keras (epoch 1)") in second.stdout
+    _same_as_reference(run, reference[0])
+
+
+def test_kill_during_the_test_evaluation_keeps_the_training(setup, reference, tmp_path):
+    root, recipe = setup
+    run, export_dir = str(tmp_path / "run"), str(tmp_path / "sm")
+    cmd = _cmd(recipe, run, export_dir)
+    _kill_when(cmd, str(tmp_path), run, lambda name: name == "trained.json")
+    assert not os.path.exists(os.path.join(run, "test_metrics.json"))
+    history = open(os.path.join(run, "history.csv")).read()
+    second = _run(cmd, str(tmp_path))
+    assert "at the test stage" in second.stdout and "training finished before" in second.stdout
+    assert "Epoch " not in second.stdout  # no epoch trained again
+    assert open(os.path.join(run, "history.csv")).read() == history
+    _same_as_reference(run, reference[0])
+
+
+def test_kill_during_the_export_exports_once(setup, reference, tmp_path):
+    root, recipe = setup
+    run, export_dir = str(tmp_path / "run"), str(tmp_path / "sm")
+    cmd = _cmd(recipe, run, export_dir)
+    _kill_when(cmd, str(tmp_path), os.path.join(export_dir, "tiny"),
+               lambda name: name.startswith(".tmp-"))
+    assert os.path.exists(os.path.join(run, "test_metrics.json"))
+    assert not os.path.exists(os.path.join(export_dir, "tiny", "1"))
+    second = _run(cmd, str(tmp_path))
+    assert "at the export stage" in second.stdout and "Epoch " not in second.stdout
+    assert "the test split was evaluated before" in second.stdout
+    _same_as_reference(run, reference[0])
+    assert [d for d in os.listdir(os.path.join(export_dir, "tiny")) if d.isdigit()] == ["1"]
+    # the same command again: a completed run is kept, a fresh one starts beside it
+    from kerascnn.training.run_dir import resolve_run_dir
+
+    assert resolve_run_dir("tiny", run) == run + "-2"
+
+
+def test_full_disk_during_the_backup_then_the_next_run_finishes(setup, reference, tmp_path):
+    root, recipe = setup
+    run, export_dir = str(tmp_path / "run"), str(tmp_path / "sm")
+    backup = os.path.join(run, "backup")
+    os.makedirs(backup)
+    # smaller than one backup of ResNet-20's weights and momenta (~2 MB)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", backup],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"mounting a tmpfs is refused here: {mounted.stderr.strip()}")
+    try:
+        cmd = _cmd(recipe, run, export_dir)
+        first = subprocess.run(cmd, cwd=str(tmp_path), env=ENV, capture_output=True,
+                               text=True, timeout=TIMEOUT, preexec_fn=_umask_022)
+        assert first.returncode != 0
+        assert "No space left on device" in first.stdout + first.stderr
+        assert os.listdir(backup) == []  # no truncated file left behind
+        assert os.path.exists(os.path.join(run, "checkpoints", "last.keras"))
+        subprocess.run(["mount", "-o", "remount,size=64m", backup], check=True)
+        second = _run(cmd, str(tmp_path))
+        assert f"resuming from {run}/checkpoints/last.keras (epoch 1)" in second.stdout
+        _same_as_reference(run, reference[0])
+    finally:
+        subprocess.run(["umount", backup], capture_output=True)
