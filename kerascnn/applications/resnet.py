@@ -25,6 +25,8 @@ the last BN gamma of each residual block (Goyal et al., 2017).
 
 from __future__ import annotations
 
+import functools
+
 import keras
 
 from kerascnn.applications import _common
@@ -94,14 +96,14 @@ def _merge(x, short, name):
     return keras.layers.Activation("relu", name=f"{name}_out")(x)
 
 
-def _basic_block(x, width, strides, shortcut, zero_init, stride_in_1x1, name):
+def _basic_block(x, width, strides, shortcut, zero_init, name):
     short = _shortcut(x, width, strides, shortcut, name)
     x = _conv_bn(x, width, 3, strides, f"{name}_1")
     x = _conv_bn(x, width, 3, 1, f"{name}_2", relu=False, zero_gamma=zero_init)
     return _merge(x, short, name)
 
 
-def _bottleneck_block(x, width, strides, shortcut, zero_init, stride_in_1x1, name):
+def _bottleneck_block(x, width, strides, shortcut, zero_init, name, stride_in_1x1=True):
     short = _shortcut(x, 4 * width, strides, shortcut, name)
     s1, s3 = (strides, 1) if stride_in_1x1 else (1, strides)
     x = _conv_bn(x, width, 1, s1, f"{name}_1")
@@ -168,6 +170,8 @@ def _resnet(
         x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
 
     block_fn = _BLOCKS[block]
+    if block == "bottleneck":  # where the stride sits is the bottleneck's option only
+        block_fn = functools.partial(block_fn, stride_in_1x1=stride_in_1x1)
     for stage, (n, width) in enumerate(zip(stage_blocks, widths)):
         for i in range(n):
             strides = 2 if (i == 0 and stage > 0) else 1
@@ -177,7 +181,6 @@ def _resnet(
                 strides,
                 shortcut,
                 zero_init_residual,
-                stride_in_1x1,
                 name=f"conv{stage + 2}_block{i + 1}",
             )
 
@@ -365,44 +368,43 @@ _IMAGENET_TABLE = {
     "plain34": (21_623_848, 3_644_493_824, results("10crop", 28.54, None, _VAL12, "Table 2")),
 }
 _CIFAR_TABLE = {
-    # depth: (params, macs, paper test error)
+    # depth: (params, macs, paper test error of the ResNet; the plain net's counts are
+    # the same: option-A shortcuts have no weights)
     20: (269_722, 40_551_040, 8.75),
     32: (464_154, 68_862_592, 7.51),
     44: (658_586, 97_174_144, 7.17),
     56: (853_018, 125_485_696, 6.97),
     110: (1_727_962, 252_887_680, 6.43),
 }
+_TABLE = {  # name: (family, params, macs, paper_results), registration order
+    **{name: ("plain" if name.startswith("plain") else "resnet", *row)
+       for name, row in _IMAGENET_TABLE.items()},
+    **{f"{kind}{depth}": (family, params, macs,
+                          results("test", err, None, "CIFAR-10 test", "Table 6")
+                          if kind == "resnet" else {})
+       for depth, (params, macs, err) in _CIFAR_TABLE.items()
+       for kind, family in (("resnet", "resnet_cifar"), ("plain", "plain_cifar"))},
+}
+_FAMILIES = {  # family: (input_shape, classes, recipe suffix, description)
+    "resnet": ((224, 224, 3), 1000, "imagenet", "ResNet-{depth}, shortcut B"),
+    "plain": ((224, 224, 3), 1000, "imagenet", "plain-{depth} (ResNet-{depth} without shortcuts)"),
+    "resnet_cifar": ((32, 32, 3), 10, "cifar10", "CIFAR ResNet-{depth}, shortcut A"),
+    "plain_cifar": ((32, 32, 3), 10, "cifar10", "CIFAR plain-{depth}"),
+}
 
-for _name, (_params, _macs, _results) in _IMAGENET_TABLE.items():
+for _name, (_family, _params, _macs, _results) in _TABLE.items():
     _plain = _name.startswith("plain")
     _depth = int(_name.removeprefix("plain").removeprefix("resnet"))
+    _shape, _classes, _dataset, _description = _FAMILIES[_family]
     register_model(ModelInfo(
         name=_name,
         builder=globals()[f"{'Plain' if _plain else 'ResNet'}{_depth}"],
-        family="plain" if _plain else "resnet",
-        input_shape=(224, 224, 3),
-        classes=1000,
+        family=_family,
+        input_shape=_shape,
+        classes=_classes,
         params=_params,
         macs=_macs,
         paper_results=_results,
-        recipe=f"{_name}_imagenet",
-        description=(f"plain-{_depth} (ResNet-{_depth} without shortcuts)" if _plain
-                     else f"ResNet-{_depth}, shortcut B"),
+        recipe=f"{_name}_{_dataset}",
+        description=_description.format(depth=_depth),
     ))
-for _depth, (_params, _macs, _err) in _CIFAR_TABLE.items():
-    for _plain in (False, True):
-        _name = f"{'plain' if _plain else 'resnet'}{_depth}"
-        register_model(ModelInfo(
-            name=_name,
-            builder=globals()[f"{'Plain' if _plain else 'ResNet'}{_depth}"],
-            family="plain_cifar" if _plain else "resnet_cifar",
-            input_shape=(32, 32, 3),
-            classes=10,
-            params=_params,
-            macs=_macs,
-            paper_results={} if _plain else results("test", _err, None, "CIFAR-10 test",
-                                                    "Table 6"),
-            recipe=f"{_name}_cifar10",
-            description=(f"CIFAR plain-{_depth}" if _plain
-                         else f"CIFAR ResNet-{_depth}, shortcut A"),
-        ))
