@@ -1,0 +1,300 @@
+"""Every command and every Python block of README.md runs (issue 13, item 10).
+
+The README's ```bash and ```python blocks are read from the file at collection time;
+each shell command (``\\``-continued lines joined) and each Python block is one step,
+run in README order in one subprocess (TensorFlow imported once) whose working
+directory and ``$HOME`` are a fresh temporary folder. ``./dev <command>`` runs as
+``kerascnn <command>`` (``kerascnn.cli.main``: a step passes when it returns 0), the
+benchmarks as child processes, the Python blocks with ``exec``. Nothing downloads:
+``tensorflow_datasets.testing.mock_data`` answers every ``tfds`` load with small
+random images, and the paths of data a user would download are generated stand-ins.
+The changes from the README's text are only the ones in the tables below: sizes and
+paths (``SUBSTITUTIONS``), names a block uses without defining them (``PRELUDES``),
+and what cannot run here (``SKIPPED``, each with its reason).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = os.path.join(ROOT, "README.md")
+
+pytestmark = [pytest.mark.slow, pytest.mark.tf_only]
+
+# Sizes appended to commands (argparse: a later option wins over the README's own,
+# e.g. `--epochs 10` then `--epochs 1`) and paths of downloads replaced by generated
+# stand-ins, as (regular expression on the command, replacement or text to append).
+TRAIN_SIZES = ("--epochs 1 --batch-size 2 --set training.steps_per_epoch=2 "
+               "--set training.validation_steps=1")
+SUBSTITUTIONS = [
+    # ImageNet-size networks train at 64x64 (an input size they all take): sizes only.
+    (r"^\./dev train (resnet50|vgg_\w+)_imagenet", "APPEND --set data.image_size=64"),
+    (r"^\./dev train", "APPEND " + TRAIN_SIZES),
+    # evaluations on the first images only
+    (r"^\./dev evaluate", "APPEND --limit 16 --batch-size 8"),
+    # the speed measurements, on a few images and steps
+    (r"benchmarks/pipeline\.py", "APPEND --images 500 --rounds 1"),  # it takes >= 500
+    (r"benchmarks/pipeline_parts\.py", "APPEND --images 64 --repeats 1"),  # one batch of 64
+    (r"benchmarks/evaluation\.py", "APPEND --images 16 --batch-size 8 --repeats 1"),
+    (r"benchmarks/train_step\.py", "APPEND --steps 2 --batch-sizes 8 --variants float32:false:keras"),
+    # downloads a user has and the test has not: generated image folder and TFRecords
+    (r"/data/imagenet/train|/data/imagenet", "PATH imagenet_folder"),
+    (r"/data/train-\*", "PATH tfrecords/train-*"),
+    # the Colab block trains 5 epochs; one here
+    (r"model\.fit\(ds, epochs=5\)", "model.fit(ds, epochs=1)"),
+    # an IPython shell escape: the package is installed in the environment under test
+    (r"^!pip install .*$", ""),
+]
+
+# Names a block uses without defining them (the README's reader has their own).
+PRELUDES = {
+    "model.fit(train_ds)": (
+        "import numpy as np, tensorflow as tf\n"
+        "train_ds = tf.data.Dataset.from_tensor_slices((np.zeros((2, 224, 224, 3), np.float32),"
+        " np.array([0, 1]))).batch(2)  # the user's (images, labels)\n"),
+    "report = evaluate(model,": (
+        "import keras\n"
+        "keras.utils.set_random_seed(0)\n"
+        "_i = keras.Input((32, 32, 3))\n"
+        "_x = keras.layers.Conv2D(8, 3, padding='same', activation='relu')(_i)\n"
+        "_x = keras.layers.MaxPooling2D(4)(_x)\n"
+        "_x = keras.layers.Flatten(name='flatten')(_x)\n"
+        "_x = keras.layers.Dense(16, activation='relu', name='fc6')(_x)\n"
+        "_x = keras.layers.Dense(16, activation='relu', name='fc7')(_x)\n"
+        "model = keras.Model(_i, keras.layers.Dense(1000, activation='softmax', name='fc8')(_x),"
+        " name='vgg_standin')  # a trained VGG\n"),
+}
+
+# Commands that cannot run here. Keep this short and true.
+SKIPPED = {
+    "./dev test": "it is this test suite (running it from here would recurse)",
+    "docker run": "needs Docker and the tensorflow/serving image (network); the export's "
+                  "signatures are served in a TensorFlow-only process by tests/export/test_serving.py",
+    "curl": "needs the TF Serving container above",
+}
+
+# Before a step: what the README assumes was done (e.g. a run it warm-starts from).
+BEFORE = {
+    "--init-from runs/vgg_a_imagenet/checkpoints/best.keras":
+        "./dev train vgg_a_imagenet",
+}
+
+
+def _blocks(text):
+    """``(kind, first line number, body)`` of each ```bash / ```python block."""
+    blocks, kind, start, body = [], None, 0, []
+    for number, line in enumerate(text.splitlines(), 1):
+        fence = re.match(r"^```(\w*)\s*$", line)
+        if fence and kind is None:
+            kind, start, body = fence.group(1) or "text", number + 1, []
+        elif fence:
+            if kind in ("bash", "python"):
+                blocks.append((kind, start, "\n".join(body)))
+            kind = None
+        elif kind is not None:
+            body.append(line)
+    return blocks
+
+
+def _commands(body, start):
+    """Shell commands of a bash block: ``(line, text)``, continuations joined,
+    comment-only lines dropped (comments after a command are dropped by shlex)."""
+    out, pending, first = [], "", None
+    for offset, line in enumerate(body.splitlines()):
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        first = first if pending else start + offset
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        out.append((first, pending + line))
+        pending = ""
+    return out
+
+
+def _substitute(text):
+    for pattern, change in SUBSTITUTIONS:
+        if not re.search(pattern, text, flags=re.M):
+            continue
+        if change.startswith("APPEND "):
+            text = text.split(" #")[0].rstrip() + " " + change[len("APPEND "):]
+        elif change.startswith("PATH "):
+            text = re.sub(pattern, "{work}/" + change[len("PATH "):], text)
+        else:
+            text = re.sub(pattern, change, text, flags=re.M)
+    return text
+
+
+def steps():
+    with open(README) as f:
+        text = f.read()
+    out = []
+    for kind, start, body in _blocks(text):
+        if kind == "python":
+            code = _substitute(body)
+            prelude = "".join(p for key, p in PRELUDES.items() if key in body)
+            out.append({"id": f"README.md:{start} python", "kind": "python",
+                        "code": prelude + code})
+            continue
+        for line, command in _commands(body, start):
+            step = {"id": f"README.md:{line} {command.split(' #')[0].strip()[:60]}",
+                    "kind": "bash", "command": _substitute(command)}
+            skip = [reason for prefix, reason in SKIPPED.items() if command.startswith(prefix)]
+            if skip:
+                step["skip"] = skip[0]
+            step["before"] = [b for key, b in BEFORE.items() if key in command]
+            out.append(step)
+    return out
+
+
+STEPS = steps()
+
+RUNNER = r"""
+import contextlib, io, json, os, runpy, shlex, subprocess, sys, time, traceback
+
+steps = json.load(open(sys.argv[1]))
+work, repo = sys.argv[2], sys.argv[3]
+os.chdir(work)
+
+import keras
+import numpy as np
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from kerascnn.cli import main
+
+
+def stand_ins():
+    rng = np.random.default_rng(0)
+    for c in range(3):
+        os.makedirs(f"imagenet_folder/n0000000{c}", exist_ok=True)
+        for i in range(4):
+            size = (40 + 8 * i, 48)
+            Image.fromarray(rng.integers(0, 256, size + (3,), dtype=np.uint8)).save(
+                f"imagenet_folder/n0000000{c}/{i}.JPEG", format="JPEG")
+    import tensorflow as tf
+
+    os.makedirs("tfrecords", exist_ok=True)
+    for shard in range(2):
+        with tf.io.TFRecordWriter(f"tfrecords/train-{shard:05d}-of-00002") as w:
+            for i in range(6):
+                buf = io.BytesIO()
+                Image.fromarray(rng.integers(0, 256, (36, 44, 3), dtype=np.uint8)).save(buf, format="JPEG")
+                feature = {
+                    "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[buf.getvalue()])),
+                    # build_imagenet_data.py writes labels 1..1000 (0 is "background")
+                    "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[1 + i % 3])),
+                }
+                w.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    for d in ("imagenet_tars", "tensorflow_datasets"):
+        os.makedirs(os.path.join(os.environ["HOME"], d), exist_ok=True)
+    # two trained networks for the fusion example (ImageNet's 1000 classes, RGB)
+    for seed, name in ((1, "a"), (2, "b")):
+        keras.utils.set_random_seed(seed)
+        i = keras.Input((32, 32, 3))
+        x = keras.layers.Conv2D(8, 3, activation="relu")(i)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        keras.Model(i, keras.layers.Dense(1000, activation="softmax")(x), name=f"net_{name}").save(f"{name}.keras")
+    # the client's shoe: a Fashion-MNIST-sized gray PNG, enlarged (any size is served)
+    Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).resize((112, 112)).save("shoe.png")
+
+
+def run_command(command):
+    """``(exit status, the end of what it wrote to stderr)``."""
+    argv = shlex.split(command.replace("{work}", work), comments=True)
+    if argv[0] == "./dev":
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            rc = main(argv[1:] or ["train"])
+        sys.stderr.write(err.getvalue())
+        return rc, err.getvalue()[-3000:]
+    if argv[0] == ".venv/bin/python":
+        script = os.path.join(repo, argv[1])
+        proc = subprocess.run([sys.executable, script, *argv[2:]], cwd=work, timeout=900,
+                              capture_output=True, text=True)
+        return proc.returncode, proc.stderr[-3000:]
+    raise ValueError(f"no rule to run {argv[0]!r}")
+
+
+with tfds.testing.mock_data(num_examples=8):
+    stand_ins()
+    for step in steps:
+        start, result = time.time(), {"id": step["id"]}
+        if "skip" in step:
+            result["skip"] = step["skip"]
+        else:
+            try:
+                for command in step.get("before", []):
+                    rc, err = run_command(command)
+                    if rc != 0:
+                        raise RuntimeError(f"preparing with {command!r} failed ({rc}):\n{err}")
+                if step["kind"] == "bash":
+                    rc, err = run_command(step["command"])
+                    result["ok"] = rc == 0
+                    if rc != 0:
+                        result["error"] = f"exit status {rc}:\n{err}"
+                else:
+                    exec(compile(step["code"].replace("{work}", work), step["id"], "exec"), {"__name__": "__readme__"})
+                    result["ok"] = True
+            except BaseException as err:  # noqa: BLE001 -- reported per step
+                result["ok"] = False
+                result["error"] = "".join(traceback.format_exception(err))[-4000:]
+            finally:
+                keras.mixed_precision.set_global_policy("float32")
+                keras.backend.clear_session()
+        result["seconds"] = round(time.time() - start, 1)
+        print("STEP " + json.dumps(result), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    work = tmp_path_factory.mktemp("readme")
+    home = work / "home"
+    home.mkdir()
+    plan = work / "steps.json"
+    plan.write_text(json.dumps(STEPS))
+    env = dict(os.environ, HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, "-c", RUNNER, str(plan), str(work), ROOT],
+                          capture_output=True, text=True, env=env, timeout=1800)
+    log = proc.stdout + "\n--- stderr ---\n" + proc.stderr
+    (work / "runner.log").write_text(log)
+    if os.environ.get("KERASCNN_README_LOG"):  # a copy that outlives pytest's tmp folders
+        with open(os.environ["KERASCNN_README_LOG"], "w") as f:
+            f.write(log)
+    found = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("STEP "):
+            r = json.loads(line[5:])
+            found[r["id"]] = r
+    found["_stderr"] = proc.stderr[-4000:]
+    return found
+
+
+def test_readme_has_the_blocks_this_test_knows():
+    """The tables above still match the README (a renamed command fails here)."""
+    text = "\n".join(s.get("command", s.get("code", "")) for s in STEPS)
+    for pattern, _ in SUBSTITUTIONS:
+        assert re.search(pattern, open(README).read(), flags=re.M), pattern
+    for prefix in SKIPPED:
+        assert any(s.get("command", "").startswith(prefix) for s in STEPS), prefix
+    assert "./dev train" in text and "kerascnn.applications" in text
+    assert sum(1 for s in STEPS if "skip" in s) == len([
+        s for s in STEPS if any(s.get("command", "").startswith(p) for p in SKIPPED)])
+
+
+@pytest.mark.parametrize("step", STEPS, ids=[s["id"] for s in STEPS])
+def test_readme_step_runs(results, step):
+    if "skip" in step:
+        pytest.skip(step["skip"])
+    r = results.get(step["id"])
+    assert r is not None, "the runner died before this step:\n" + results["_stderr"]
+    assert r["ok"], f"{step.get('command') or 'python block'} failed:\n{r.get('error')}"
