@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -81,14 +82,21 @@ def response_stds(stds, path, title=None):
     """Figure 7.
 
     Args:
-      stds: ``{label: per-layer std in layer order}`` (plain and residual nets).
+      stds: ``{label: per-layer std in layer order}`` (plain and residual nets); the
+        nets of one depth (the first number in the label) share a colour, plain
+        nets dashed.
       path: the PNG to write.
     """
     plt = _pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6.5))
-    for i, (label, values) in enumerate(stds.items()):
+    depths = []  # one colour per depth: plain-N dashed, ResNet-N solid
+    for label in stds:
+        depth = re.findall(r"\d+", label)[:1]
+        if depth not in depths:
+            depths.append(depth)
+    for label, values in stds.items():
         values = np.asarray(values, np.float64)
-        colour = _COLOURS[i % len(_COLOURS)]
+        colour = _COLOURS[depths.index(re.findall(r"\d+", label)[:1]) % len(_COLOURS)]
         dashed = "--" if label.lower().startswith("plain") else "-"
         x = np.arange(1, values.size + 1)
         top.plot(x, values, dashed, color=colour, label=label, linewidth=1.4)

@@ -7,8 +7,8 @@ and 48k of 64k), per-pixel mean subtracted, the same iterations for every networ
 a study.
 
 The budget becomes iterations by a measured calibration at the start of a study: each
-network is built and compiled, a few training steps and one pass over the curve's
-test subset are timed, and the iteration count is the largest multiple of the number
+network is built and compiled, seven training steps (their median time) and one pass
+over the curve's test subset are timed, and the iteration count is the largest multiple of the number
 of curve points that fits ``budget × 0.9`` after the time already spent and each
 network's fixed costs (compilation, evaluations, saving). The calibration and the
 resulting plan are written to ``plan.json`` and reused when the study is run again,
@@ -52,7 +52,7 @@ from kerascnn.reproduce import plots
 from kerascnn.reproduce.studies import PAPER_NUMBERS, Study
 
 __all__ = ["Settings", "StudyData", "prepare_data", "run_study", "train_network",
-           "default_output_dir"]
+           "default_output_dir", "load_network"]
 
 SAFETY = 0.9  # fraction of the budget that the plan fills
 LR_STEPS = (0.5, 0.75)  # the paper's 32k and 48k of 64k iterations
@@ -315,6 +315,18 @@ def _lr_schedule(base, bounds, per_point):
     return StepLR()
 
 
+def load_network(path):
+    """A saved network of a study (``model.keras`` or ``checkpoint.keras``), with our
+    layers, optimizer and metric registered first (safe mode: no code is run)."""
+    import keras
+
+    import kerascnn.layers  # noqa: F401  (registers the custom layers)
+    import kerascnn.training.metrics  # noqa: F401
+    import kerascnn.training.optimizers  # noqa: F401
+
+    return keras.models.load_model(path)
+
+
 def _current_lr(model):
     import keras
 
@@ -391,7 +403,7 @@ def train_network(net, seed, settings: Settings, iterations, data: StudyData, ru
     with strategy.scope():
         if os.path.exists(ckpt) and os.path.exists(state_path):
             state = _read_json(state_path)
-            model = keras.models.load_model(ckpt)
+            model = load_network(ckpt)
             start, history = int(state["points_done"]), list(state["history"])
             log(f"{tag}: resuming from its checkpoint at point {start}/{points}")
         else:
@@ -453,6 +465,23 @@ def train_network(net, seed, settings: Settings, iterations, data: StudyData, ru
 
 
 # -- the plan -----------------------------------------------------------------------
+def _step_timer():
+    import keras
+
+    class StepTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.times = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.t = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.times.append(time.perf_counter() - self.t)
+
+    return StepTimer()
+
+
 def _calibrate(study, settings, data, strategy, cache, log):
     """Times compilation, training steps and the curve evaluation of each network;
     the compiled models are kept in ``cache`` for the training."""
@@ -469,10 +498,9 @@ def _calibrate(study, settings, data, strategy, cache, log):
         model.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)
         model.evaluate(test_ds, verbose=0)
         first = time.time() - t
-        steps = 5
-        t = time.time()
-        model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
-        step = (time.time() - t) / steps
+        timer = _step_timer()
+        model.fit(ds, epochs=1, steps_per_epoch=7, verbose=0, callbacks=[timer])
+        step = float(np.median(timer.times))  # robust to a spike of the machine's load
         t = time.time()
         model.evaluate(test_ds, verbose=0)
         evaluation = time.time() - t
@@ -705,8 +733,6 @@ def _series(trained, keys, labels):
 
 
 def _responses_report(study, trained, data, nets_dir, log):
-    import keras
-
     from kerascnn.reproduce.responses import measure_responses
 
     labels = _labels(study)
@@ -715,7 +741,7 @@ def _responses_report(study, trained, data, nets_dir, log):
     measured = {}
     for net in study.networks:
         path = os.path.join(nets_dir, "nets", f"{net.key}-s0", "model.keras")
-        model = keras.models.load_model(path)
+        model = load_network(path)
         measured[net.key] = measure_responses(model, images)
         s = measured[net.key]["std"]
         log(f"responses {net.key}: {len(s)} 3x3 layers, std mean {np.mean(s):.3f} "

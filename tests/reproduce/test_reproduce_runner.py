@@ -161,3 +161,84 @@ def test_shortcuts_with_two_seeds(tmp_path):
         assert claim["numbers"]["means"][f"resnet20_{option}"] == \
             pytest.approx(100 - np.mean(errors))
     assert (tmp_path / "figure6.png").stat().st_size > 0
+
+
+KILLED = r'''
+import sys
+sys.path.insert(0, {tests!r})
+from test_reproduce_runner import NETS, SETTINGS, TRAIN, TEST
+import dataclasses
+from kerascnn.reproduce.runner import prepare_data, train_network
+settings = dataclasses.replace(SETTINGS, points=10, checkpoint_seconds=0)
+data = prepare_data(settings, {out!r}, train_source=TRAIN, test_source=TEST)
+train_network(NETS[0], 0, settings, 20, data, {run_dir!r}, log=print)
+'''
+
+
+def test_a_killed_network_resumes_from_its_checkpoint(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from kerascnn.reproduce.runner import prepare_data, train_network
+
+    run_dir = tmp_path / "nets" / "plain20-s0"
+    script = KILLED.format(tests=os.path.dirname(__file__), out=str(tmp_path),
+                           run_dir=str(run_dir))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 600
+        while not (run_dir / "state.json").exists() and proc.poll() is None:
+            assert time.time() < deadline
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)  # killed mid-way, after a checkpoint
+    finally:
+        proc.wait()
+    assert not (run_dir / "result.json").exists()
+    done = json.loads((run_dir / "state.json").read_text())["points_done"]
+    assert 1 <= done < 10
+    settings = dataclasses.replace(SETTINGS, points=10, checkpoint_seconds=0)
+    data = prepare_data(settings, str(tmp_path), train_source=TRAIN, test_source=TEST)
+    log = Log()
+    result = train_network(NETS[0], 0, settings, 20, data, str(run_dir), log=log)
+    resumed = [m for m in log if "resuming from its checkpoint" in m]
+    assert resumed and f"at point {result['resumed_at_point']}/10" in resumed[0]
+    assert result["resumed_at_point"] >= done
+    assert [r["iteration"] for r in result["history"]] == list(range(2, 22, 2))
+    assert not (run_dir / "checkpoint.keras").exists()
+    # the learning-rate steps continue from the restored iteration count
+    lrs = [r["lr"] for r in result["history"]]
+    # (bounds at iterations 10 and 15; a point reports the rate of its last step)
+    assert lrs[4] == pytest.approx(0.1) and lrs[5] == pytest.approx(0.01)
+    assert lrs[7] == pytest.approx(0.001) and lrs[-1] == pytest.approx(0.001)
+
+
+def test_the_budget_is_calibrated_into_iterations(tmp_path):
+    from kerascnn.reproduce.runner import plan_study, prepare_data
+
+    study = dataclasses.replace(studies.get_study("shortcuts"), networks=NETS[2:3],
+                                seeds=2)
+    settings = dataclasses.replace(SETTINGS, iterations=None, budget_minutes=3.0,
+                                   points=4)
+    data = prepare_data(settings, str(tmp_path), train_source=TRAIN, test_source=TEST)
+    log = Log()
+    plan = plan_study(study, settings, data, str(tmp_path), log=log)
+    cal = plan["calibration"]
+    net = cal["networks"]["resnet20"]
+    assert net["step_s"] > 0 and net["curve_eval_s"] > 0
+    assert cal["budget_s"] == 180.0
+    # fixed costs: each seed evaluates the curve's 4 points (+3 s of saving)
+    assert cal["fixed_s"] == pytest.approx(2 * (4 * net["curve_eval_s"] + 3.0))
+    assert cal["per_iteration_s"] == pytest.approx(2 * net["step_s"])
+    room = 0.9 * 180.0 - cal["spent_s"] - cal["fixed_s"]
+    expected = int(room / cal["per_iteration_s"])
+    assert plan["iterations"] == max(4, expected - expected % 4)
+    assert plan["iterations"] % plan["points"] == 0
+    assert json.load(open(tmp_path / "plan.json"))["iterations"] == plan["iterations"]
+    # run again: the plan is read back, not calibrated again
+    log = Log()
+    assert plan_study(study, settings, data, str(tmp_path), log=log) == \
+        json.load(open(tmp_path / "plan.json"))
+    assert not any("calibration" in m for m in log)
