@@ -283,7 +283,11 @@ def train_dataset(source, policy, *, batch_size, seed, image_size=None, mean=_NO
       start_step: the global step to start at: the dataset yields exactly the
         batches an uninterrupted run yields from that step on (a resumed run passes
         ``initial_epoch * steps_per_epoch``). Without ``repeat`` a step counts the
-        batches of whole passes (``num_examples // batch_size`` each).
+        batches of whole passes (``num_examples // batch_size`` each) and the
+        ``j``-th iterator of the dataset reads pass ``first + j``, so an extra
+        iterator (e.g. one Keras makes to build a model) shifts the passes; with
+        ``repeat`` and Keras' ``steps_per_epoch`` (one iterator for the whole fit)
+        the stream does not depend on how many iterators were made: prefer it.
       preprocessing: a :class:`~kerascnn.data.preprocessing.Preprocessing`: its
         ``mean`` (None: none) is subtracted and its ``image_size`` is the default
         output size; not with ``mean``.
