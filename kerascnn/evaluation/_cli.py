@@ -49,11 +49,11 @@ def register(subparsers):
                    help="comma-separated, e.g. center,10crop (an unknown name lists them all)")
     p.add_argument("--batch-size", type=int, default=32, help="images per step (default 32)")
     p.add_argument("--crop-size", type=int, help="network input size (default: the model's)")
-    p.add_argument("--resize", help="shorter side before center/10crop; 'none' for no resize (default: paper's 256, scaled)")
+    p.add_argument("--resize", help="shorter side before center/10crop; 'none' for no resize (default: the training run's resize, else the paper's 256 scaled to the crop)")
     p.add_argument("--scales", type=_ints, help="scales of 144crop/multicrop, e.g. 256,384,512")
     p.add_argument("--dense-scales", type=_ints, help="scales Q of dense, e.g. 224,256,384,480,640")
     p.add_argument("--train-scale", type=_ints, help="VGG's training scale S (256) or range (256,512): sets Q")
-    p.add_argument("--mean", default=None, help="'imagenet', 'none', R,G,B, or a .npy file (default: the training run's preprocessing.json next to the model; without one ImageNet's mean RGB for RGB models, none for gray)")
+    p.add_argument("--mean", default=None, help="'imagenet', 'none', R,G,B, or a .npy file (default: the training run's preprocessing.json next to the model; without one ImageNet's mean RGB for RGB models, none for gray; an export subtracts its own)")
     p.add_argument("--pad", default="auto", help="zero pixels around each image (default auto: up to the input size)")
     p.add_argument("--limit", type=int, help="evaluate the first N images only")
     p.add_argument("--out", help="report path stem: writes <out>.json and <out>.md (default reports/<model>_<source>_<split>)")
@@ -83,40 +83,56 @@ def _mean(text):
                          f"file. Received: --mean {text}") from None
 
 
-def _default_mean(path, channels):
-    """The mean a network is evaluated with when ``--mean`` is not given: its
-    training run's (``Preprocessing.find``: ``preprocessing.json`` next to the
-    ``.keras`` file or one folder up), else ImageNet's mean RGB for RGB networks and
-    none for gray ones (``train_dataset``'s default)."""
+def _member_preprocessing(path, model, args, given_mean, source):
+    """The :class:`~kerascnn.data.preprocessing.Preprocessing` a network is evaluated
+    with, resolved once here: a SavedModel's own (its signature subtracts the mean);
+    else the training run's (``Preprocessing.find``: ``preprocessing.json`` next to the
+    ``.keras`` file or one folder up); else the model's input size, the protocols'
+    default resize for it, zero padding up to the input size and ImageNet's mean RGB
+    for RGB networks (none for gray). ``--mean``, ``--pad`` and ``--crop-size`` then
+    override; ``--resize`` applies to every network (a protocol option)."""
     import numpy as np
 
     from kerascnn.data.preprocessing import Preprocessing
+    from kerascnn.evaluation.evaluate import _family
+    from kerascnn.evaluation.loading import SavedModelNet
+    from kerascnn.evaluation.protocols import make_protocol
 
-    prep, _ = Preprocessing.find(path)
+    channels = int(model.input_shape[-1])
+    if isinstance(model, SavedModelNet):
+        return model.evaluation_preprocessing(args.crop_size)
+    prep, _ = Preprocessing.find(path) if path.endswith(".keras") else (None, None)
     if prep is not None:
-        print(f"kerascnn evaluate: {path}: mean from the training run's preprocessing.json",
-              file=sys.stderr)
-        return prep.mean
-    if channels == 3:
-        from kerascnn.data.stats import IMAGENET_MEAN_RGB
+        print(f"kerascnn evaluate: {path}: preprocessing from the training run's "
+              "preprocessing.json", file=sys.stderr)
+    else:
+        crop = (int(model.input_shape[1]), int(model.input_shape[2]))
+        if args.crop_size:
+            crop = (args.crop_size, args.crop_size)
+        family = _family(args.arch or getattr(model, "name", None))
+        resize = make_protocol("center", crop_size=crop, family=family).resize
+        pad = 0
+        if source.images is not None:
+            pad = max(0, (min(crop) - min(source.images.shape[1:3])) // 2)
+        mean = None
+        if channels == 3:
+            from kerascnn.data.stats import IMAGENET_MEAN_RGB
 
-        return np.asarray(IMAGENET_MEAN_RGB, np.float32)
-    return None
-
-
-def _member_mean(mean, channels):
-    """``Member.mean`` for a mean that is an array or None (no subtraction). Member
-    still reads None as "the default" (``train_dataset``'s convention), so no
-    subtraction is passed as zeros: the same pixels under either reading."""
-    import numpy as np
-
-    return np.zeros((channels,), np.float32) if mean is None else mean
+            mean = np.asarray(IMAGENET_MEAN_RGB, np.float32)
+        prep = Preprocessing(crop, channels, resize=resize, pad=pad, mean=mean)
+    if args.mean is not None:
+        prep = prep.replace(mean=given_mean)
+    if args.pad != "auto":
+        prep = prep.replace(pad=int(args.pad))
+    if args.crop_size:
+        prep = prep.replace(image_size=args.crop_size)
+    return prep
 
 
 def run(args) -> int:
     from kerascnn.data import load_source
-    from kerascnn.evaluation.evaluate import Member, _input_size, evaluate
-    from kerascnn.evaluation.loading import SavedModelNet, load_for_evaluation
+    from kerascnn.evaluation.evaluate import Member, evaluate
+    from kerascnn.evaluation.loading import load_for_evaluation
 
     paths = [args.model] if args.model else list(args.models)
     if args.batch_size < 1:
@@ -140,26 +156,8 @@ def run(args) -> int:
     source = load_source(args.source, args.split, data_dir=args.data_dir)
     members = []
     for path, model in zip(paths, models):
-        saved = isinstance(model, SavedModelNet)
-        channels = int(model.input_shape[-1])
-        if saved:
-            mean = None  # the export subtracts its own mean inside the signature
-        elif args.mean is not None:
-            mean = given_mean
-        else:
-            mean = _default_mean(path, channels)
-        member = Member(model, mean=_member_mean(mean, channels), crop_size=args.crop_size,
-                        name=args.arch or None)
-        if args.pad == "auto" and saved:
-            member.pad = model.pad  # what the export's signature expects around an image
-        elif args.pad == "auto":
-            member.pad = 0
-            if source.images is not None:
-                crop = _input_size(member)
-                member.pad = max(0, (min(crop) - min(source.images.shape[1:3])) // 2)
-        else:
-            member.pad = int(args.pad)
-        members.append(member)
+        prep = _member_preprocessing(path, model, args, given_mean, source)
+        members.append(Member(model, preprocessing=prep, name=args.arch or None))
     report = evaluate(
         members if len(members) > 1 else members[0],
         source,

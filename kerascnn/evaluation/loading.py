@@ -79,6 +79,7 @@ class SavedModelNet:
                     f"model instead. Received: resize={resize}, pad={self.pad}, image_size={size}"
                 )
             self.input_shape = (None, *feed, self.input_shape[-1])
+            self._resize = None if resize is None else int(resize)
         outputs = self._fn.structured_outputs
         keys = [k for k in ("probabilities", "probs", "predictions", "scores") if k in outputs]
         if not keys:
@@ -87,6 +88,22 @@ class SavedModelNet:
             raise ValueError(f"The {signature!r} signature of {self.path} returns no probabilities: {list(outputs)}")
         self._out = keys[0]
         self.layers = []
+
+    def evaluation_preprocessing(self, crop_size=None):
+        """The :class:`~kerascnn.data.preprocessing.Preprocessing` the evaluation applies
+        before this signature: views of the size it takes (``input_shape``, or
+        ``crop_size`` for a SavedModel that does not say), the export's resize, the pad
+        it expects around an image, no mean (it subtracts its own)."""
+        from kerascnn.data.preprocessing import Preprocessing
+
+        size = self.input_shape[1:3]
+        if None in size:
+            if not crop_size:
+                raise ValueError(f"The SavedModel at {self.path} does not say its input "
+                                 "size: pass --crop-size. Received: crop_size=None")
+            size = crop_size
+        return Preprocessing(size, int(self.input_shape[-1]),
+                             resize=getattr(self, "_resize", None), pad=self.pad)
 
     def __call__(self, images, training=False):
         images = tf.cast(tf.clip_by_value(images, 0, 255), self._dtype) if self._dtype == tf.uint8 else tf.cast(images, self._dtype)
