@@ -97,9 +97,10 @@ def settings_from_args(args):
         value = getattr(args, name)
         if value is not None:
             values[name] = value
-    if values.get("epochs"):
+    if args.epochs:  # one curve point per epoch unless --points says otherwise
         values.pop("iterations", None)
-        values.setdefault("points", values["epochs"])
+        if args.points is None:
+            values["points"] = args.epochs
     return Settings(**values)
 
 

@@ -630,8 +630,9 @@ def run_study(study: Study, settings: Settings, output_dir=None, *, train_source
         nets_dir = nets_dir or default_output_dir(nets_study.name)
         if os.path.exists(os.path.join(nets_dir, "plan.json")):
             plan = _read_json(os.path.join(nets_dir, "plan.json"))
-            log(f"using the {nets_study.name} networks of {nets_dir} "
-                f"({plan['iterations']} iterations each)")
+            log(f"using the {nets_study.name} networks of {nets_dir} (data "
+                f"{plan['settings']['data']}, {plan['iterations']} iterations each; its "
+                "plan's settings replace this command's)")
             settings = dataclasses.replace(settings, **{
                 k: v for k, v in plan["settings"].items()
                 if k in {f.name for f in dataclasses.fields(Settings)}})
