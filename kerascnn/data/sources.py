@@ -125,7 +125,9 @@ class Source:
         """Deprecated: the old untyped view (``paths``, ``labels``, ``files``,
         ``skipped``, ``root``, ``all_jpeg``, ``max_short_side``, ``split``); read the
         named fields instead. A copy: writing to it changes nothing."""
-        return {"paths": self.paths, "labels": self.labels, "files": self.files,
+        lists = lambda t: None if t is None else np.asarray(t).tolist()  # noqa: E731
+        return {"paths": lists(self.paths), "labels": lists(self.labels),
+                "files": lists(self.files),
                 "from_files": self.read_files, "skipped": self.skipped,
                 "root": self.root, "all_jpeg": self.all_jpeg,
                 "max_short_side": self.max_short_side, "split": self.split}
