@@ -4,11 +4,12 @@ in a TensorFlow-only process, images sent 2x and 10x larger (PNG) get the same
 probabilities as the original-size images -- the export resizes, it does not keep
 the central pixels -- and an empty batch gets empty results from both signatures.
 
-Two exports: ``kerascnn export m.keras`` with no run preprocessing (RGB, 16x16 input:
-the default resizes the shorter side to 16), and a Fashion-MNIST-like run's
-preprocessing written with ``Preprocessing.save`` (gray 28x28 images, resize 28,
-pad 2 to the network's 32x32, a per-pixel mean), whose export must carry the same
-``Preprocessing`` the run wrote.
+Two exports with ``kerascnn export``: a ``.keras`` file with no run preprocessing
+(RGB, 16x16 input: the default resizes the shorter side to 16), and a
+Fashion-MNIST-like run's ``checkpoints/best.keras`` whose run folder holds the
+preprocessing written with ``Preprocessing.save`` (gray 28x28 images, resize 28, pad 2
+to the network's 32x32, a per-pixel mean): its export must carry that same
+``Preprocessing``.
 """
 
 import io
@@ -31,20 +32,15 @@ pytestmark = [pytest.mark.tf_only, pytest.mark.slow]  # two subprocesses, two ex
 EXPORT = r"""
 import os, sys
 os.umask(0o022)
-import numpy as np
 from kerascnn.cli import main
-from kerascnn.data.preprocessing import Preprocessing
-from kerascnn.evaluation.loading import load_keras_model
-from kerascnn.export import export_model
 
 work = sys.argv[1]
 base = os.path.join(work, "saved_models")
 assert main(["export", os.path.join(work, "rgb.keras"), "--name", "rgb",
              "--export-dir", base]) == 0
-run = os.path.join(work, "run")
-prep, names = Preprocessing.load(run)
-export_model(load_keras_model(os.path.join(run, "checkpoints", "best.keras")), "gray",
-             base_dir=base, preprocessing=prep, class_names=names, verbose=False)
+# the run's preprocessing.json is found one folder above checkpoints/
+assert main(["export", os.path.join(work, "run", "checkpoints", "best.keras"), "--name", "gray",
+             "--export-dir", base]) == 0
 """
 
 SERVE = r"""
