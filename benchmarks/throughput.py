@@ -70,8 +70,8 @@ if ROOT not in sys.path:  # runs from a plain checkout (the GPU machine installs
     sys.path.insert(0, ROOT)
 
 # name: (registry name, builder keyword arguments, default batch on a GPU)
-# (the batches fill an 80-141 GB GPU well; ResNet-50's 256 is NVIDIA's and MLPerf's
-# per-GPU order of magnitude)
+# (ResNet-50's 256 is issue 14's; the others are ours: AlexNet does a fifth of
+# ResNet-50's work per image, VGG-16 four times as much)
 NETWORKS = {
     "alexnet": ("alexnet", {}, 512),
     "vgg16": ("vgg16", {}, 128),
