@@ -48,6 +48,10 @@ METADATA_FILE = os.path.join("assets.extra", "kerascnn.json")
 def default_preprocessing(model) -> Preprocessing:
     """For a model without a run's ``preprocessing.json``: shorter side to the
     network's input size (the smaller of height and width), centre crop, no mean."""
+    shape = tuple(model.inputs[0].shape) if getattr(model, "inputs", None) else None
+    if shape is None or len(shape) != 4:
+        raise ValueError("The model does not take images (batch, height, width, channels); "
+                         f"kerascnn serves image classifiers. Received: input shape={shape}")
     prep = Preprocessing.for_model(model)
     return prep.replace(resize=min(prep.image_size))
 
