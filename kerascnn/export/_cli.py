@@ -20,10 +20,16 @@ def register(subparsers):
         "<export-dir>/models.config. The evaluation preprocessing and class names come "
         "from preprocessing.json in the model's folder or the one above (a kerascnn "
         "run directory); without one, images are resized (shorter side to the input "
-        "size) and centre-cropped, with no mean subtracted.",
+        "size) and centre-cropped, with no mean subtracted. With --arch and --weights "
+        "instead of a model file: a registry network with pretrained weights (a set "
+        "name such as imagenet, or a weights file), served with the set's preprocessing "
+        "and the ImageNet class names.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("model", help="a .keras file (e.g. runs/fashion_mnist/checkpoints/best.keras)")
-    p.add_argument("--name", help="TF Serving model name (default: the run directory's name)")
+    p.add_argument("model", nargs="?",
+                   help="a .keras file (e.g. runs/fashion_mnist/checkpoints/best.keras)")
+    _add_pretrained_args(p)
+    p.add_argument("--name", help="TF Serving model name (default: the run directory's "
+                   "name; with --arch, the arch)")
     p.add_argument("--version", type=int, help="version number (default: next integer)")
     p.add_argument("--export-dir", default="saved_models", help="TF Serving base folder")
     p.add_argument("--serving-base-path", default="/models",
@@ -39,8 +45,31 @@ def register(subparsers):
     q.add_argument("images", nargs="+", help="JPEG/PNG/GIF/BMP files")
     q.add_argument("--model", default=os.path.join("saved_models", "fashion_mnist"),
                    help="an export (saved_models/<name>[/<version>]) or a .keras file")
+    _add_pretrained_args(q)
     q.add_argument("-k", type=int, default=5, help="how many classes to show")
     q.set_defaults(func=run_predict)
+
+
+def _add_pretrained_args(parser):
+    parser.add_argument("--arch", help="a registry network (kerascnn models) to build with "
+                        "--weights instead of a model file")
+    parser.add_argument("--weights", help="with --arch: a weight set (e.g. imagenet) or the "
+                        "path of a weights file (keras, PyTorch, safetensors, Caffe)")
+
+
+def _pretrained_args(args, model_given):
+    """(arch, weights) when --arch/--weights are used; checks they come together."""
+    arch, weights = getattr(args, "arch", None), getattr(args, "weights", None)
+    if arch is None and weights is None:
+        return None
+    if arch is None or weights is None:
+        missing = "--weights" if weights is None else "--arch"
+        raise ValueError(f"--arch and --weights go together: add {missing}. "
+                         f"Received: arch={arch!r}, weights={weights!r}")
+    if model_given:
+        raise ValueError("give a model file or --arch/--weights, not both. "
+                         f"Received: arch={arch!r}")
+    return arch, weights
 
 
 def _default_name(model_path):
@@ -51,6 +80,11 @@ def _default_name(model_path):
 
 
 def run_export(args) -> int:
+    pretrained = _pretrained_args(args, args.model is not None)
+    if pretrained:
+        return _export_pretrained(args, *pretrained)
+    if args.model is None:
+        raise ValueError("give a .keras file, or --arch and --weights. Received: model=None")
     if not args.model.endswith(".keras"):
         raise ValueError(f"expected a .keras file. Received: model={args.model!r}")
     from kerascnn.data.preprocessing import Preprocessing
@@ -81,13 +115,54 @@ def run_export(args) -> int:
     return 0 if path else 1
 
 
+def _check_version(args, name):
+    if args.version is not None:
+        if args.version < 0:
+            raise ValueError(f"`--version` must be >= 0. Received: version={args.version}")
+        final = os.path.join(args.export_dir, name, str(args.version))
+        if os.path.exists(final):
+            raise FileExistsError(f"{final} exists; an export is never overwritten: leave "
+                                  f"--version out for the next one. Received: version={args.version}")
+
+
+def _export_pretrained(args, arch, weights) -> int:
+    from kerascnn.applications.registry import get_model_info
+    from kerascnn.export import serving_config
+    from kerascnn.export.saved_model import export_model
+    from kerascnn.weights.pretrained import load_pretrained
+
+    name = args.name or get_model_info(arch).name
+    serving_config.check_name(name)
+    _check_version(args, name)
+    net = load_pretrained(arch, weights)
+    ws = net.weight_set
+    metadata = {"arch": get_model_info(arch).name,
+                "weights": weights if ws else os.path.abspath(weights)}
+    if ws is not None:
+        metadata["weight_set"] = {"publisher": ws.publisher, "file": ws.file.file_name,
+                                  "provenance": ws.provenance, "licence": ws.licence,
+                                  "top1": ws.top1, "top5": ws.top5, "setting": ws.setting}
+    path = export_model(net.model, name, base_dir=args.export_dir, version=args.version,
+                        preprocessing=net.preprocessing, class_names=net.class_names,
+                        serving_base_path=args.serving_base_path, metadata=metadata)
+    print(f"TF Serving config: {os.path.join(args.export_dir, 'models.config')}")
+    return 0 if path else 1
+
+
 def run_predict(args) -> int:
     if args.k < 1:
         raise ValueError(f"`-k` must be >= 1. Received: k={args.k}")
-    from kerascnn.export.predict import predict_files
+    from kerascnn.export.predict import predict_files, predict_pretrained
 
+    # --model keeps its default when --arch is given: "given" is only a changed value.
+    model_given = args.model != os.path.join("saved_models", "fashion_mnist")
+    pretrained = _pretrained_args(args, model_given)
+    if pretrained:
+        answers = predict_pretrained(*pretrained, args.images, k=args.k)
+    else:
+        answers = predict_files(args.model, args.images, k=args.k)
     failed = 0
-    for pred in predict_files(args.model, args.images, k=args.k):
+    for pred in answers:
         if pred.error:
             failed += 1
             print(f"kerascnn predict: error: {pred.error}", file=sys.stderr)

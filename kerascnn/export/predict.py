@@ -7,6 +7,10 @@ Serving does. A ``.keras`` file is run with the preprocessing of its training ru
 to it or in the folder above, the run directory); without one, with the export's
 default (shorter side to the input size, centre crop, no mean) and classes shown by id.
 
+:func:`predict_pretrained` runs a registry network built with pretrained weights
+(``--arch resnet50 --weights imagenet``) with the set's preprocessing and the
+ImageNet class names (:mod:`kerascnn.weights.pretrained`).
+
 Each file is read and decoded on its own first: one that cannot be (missing, empty,
 not an image) is reported by name and the others are still answered.
 """
@@ -20,7 +24,7 @@ import numpy as np
 
 from kerascnn.export.serving_config import versions
 
-__all__ = ["Prediction", "predict_files", "resolve_export"]
+__all__ = ["Prediction", "predict_files", "predict_pretrained", "resolve_export"]
 
 
 @dataclasses.dataclass
@@ -115,3 +119,30 @@ def predict_files(model_path: str, images, k: int = 5) -> list[Prediction]:
                         for c, n in zip(ids_all[i][:k], names_all[i][:k])]
     return results
 
+
+
+def predict_pretrained(arch: str, weights, images, k: int = 5) -> list[Prediction]:
+    """One :class:`Prediction` per file of ``images``: the registry network ``arch``
+    built with ``weights`` (a set name or a weights file), the set's preprocessing and
+    the ImageNet class names."""
+    import tensorflow as tf
+
+    from kerascnn.weights.pretrained import load_pretrained
+
+    net = load_pretrained(arch, weights)
+    results, good, views = [], [], []
+    for path in (os.fspath(p) for p in images):
+        try:
+            _, image = _load_image(path, 3)
+        except ValueError as err:
+            results.append(Prediction(path, [], str(err)))
+            continue
+        results.append(Prediction(path, []))
+        good.append(results[-1])
+        views.append(net.preprocessing(image))
+    if good:
+        probs = np.asarray(net.model.predict(tf.stack(views), verbose=0), np.float32)
+        for i, pred in enumerate(good):
+            order = np.argsort(-probs[i], kind="stable")[:k]
+            pred.top = [(int(c), net.class_names[c], float(probs[i, c])) for c in order]
+    return results
