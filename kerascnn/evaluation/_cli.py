@@ -4,6 +4,9 @@
         --protocol center,10crop --out reports/resnet20
     kerascnn evaluate --models a.keras b.keras --source tfds:imagenet2012 --split validation \\
         --protocol 10crop          # fusion: softmax posteriors averaged over the networks
+    kerascnn evaluate --arch googlenet --weights imagenet --source tfds:imagenet2012 \
+        --split validation --protocol 144crop   # pretrained: the set's preprocessing,
+                                                # its publisher's figure beside the paper's
 """
 
 from __future__ import annotations
@@ -37,11 +40,13 @@ def register(subparsers):
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    group = p.add_mutually_exclusive_group(required=True)
+    group = p.add_mutually_exclusive_group(required=False)
     group.add_argument("--model", help=".keras file, .weights.h5 / TF checkpoint (with --arch), or SavedModel folder")
     group.add_argument("--models", nargs="+", help="several networks: their softmax posteriors are averaged (fusion)")
     p.add_argument("--arch", help="registry name (architecture for weights files; the paper's figures)")
     p.add_argument("--classes", type=int, help="number of classes of the --arch model (weights files)")
+    p.add_argument("--weights", help="instead of --model: with --arch, a weight set (e.g. imagenet) or a "
+                   "publisher's weights file; evaluated with the set's preprocessing, its publisher's figure shown")
     p.add_argument("--source", default="fashion_mnist", help="fashion_mnist | tfds:<name> | <folder> | tfrecord:<glob>")
     p.add_argument("--split", default="test")
     p.add_argument("--data-dir", help="data directory of the source")
@@ -129,12 +134,43 @@ def _member_preprocessing(path, model, args, given_mean, source):
     return prep
 
 
+def _pretrained_member(args, given_mean):
+    """The --arch network built with --weights, with the set's preprocessing (a file:
+    its publisher's mean) and the set's publisher's figure as errors."""
+    from kerascnn.evaluation.evaluate import Member
+    from kerascnn.weights.pretrained import load_pretrained
+
+    size = (args.crop_size, args.crop_size) if args.crop_size else None
+    net = load_pretrained(args.arch, args.weights, image_size=size)
+    prep = net.preprocessing
+    if args.mean is not None:
+        prep = prep.replace(mean=given_mean)
+    if args.pad != "auto":
+        prep = prep.replace(pad=int(args.pad))
+    print(f"kerascnn evaluate: {args.arch} weights={args.weights!r}: input {prep.image_size}, "
+          f"shorter side {prep.resize}, mean "
+          f"{None if prep.mean is None else [round(float(m), 3) for m in prep.mean]}", file=sys.stderr)
+    ws = net.weight_set
+    publisher = None
+    if ws is not None:
+        publisher = {"publisher": ws.publisher, "top1": round(100.0 - ws.top1, 3),
+                     "top5": round(100.0 - ws.top5, 3), "protocol": ws.protocol,
+                     "setting": ws.setting}
+    return [Member(net.model, preprocessing=prep, name=args.arch)], publisher
+
+
 def run(args) -> int:
     from kerascnn.data import load_source
     from kerascnn.evaluation.evaluate import Member, evaluate
     from kerascnn.evaluation.loading import load_for_evaluation
 
-    paths = [args.model] if args.model else list(args.models)
+    if args.weights is not None:
+        if args.model or args.models or not args.arch:
+            raise ValueError("--weights builds the --arch network: give --arch and no --model/--models. "
+                             f"Received: arch={args.arch!r}, weights={args.weights!r}")
+    elif not (args.model or args.models):
+        raise ValueError("give --model, --models, or --arch with --weights. Received: none of them")
+    paths = [args.model] if args.model else list(args.models or [])
     if args.batch_size < 1:
         raise ValueError(f"`--batch-size` must be >= 1. Received: batch_size={args.batch_size}")
     if args.limit is not None and args.limit < 1:
@@ -154,7 +190,9 @@ def run(args) -> int:
     given_mean = None if args.mean is None else _mean(args.mean)
     models = [load_for_evaluation(path, arch=args.arch, classes=args.classes) for path in paths]
     source = load_source(args.source, args.split, data_dir=args.data_dir)
-    members = []
+    members, publisher = [], None
+    if args.weights is not None:
+        members, publisher = _pretrained_member(args, given_mean)
     for path, model in zip(paths, models):
         prep = _member_preprocessing(path, model, args, given_mean, source)
         members.append(Member(model, preprocessing=prep, name=args.arch or None))
@@ -168,8 +206,11 @@ def run(args) -> int:
         verbose=0 if args.quiet else 1,
         **options,
     )
+    report.publisher = publisher
     if args.quiet:
         print(report.to_text())
+    elif publisher:
+        print(report.publisher_text())
     out = args.out
     if out is None:
         stem = "+".join(str(m) for m in report.models).replace(os.sep, "_")

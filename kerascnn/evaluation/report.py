@@ -52,6 +52,9 @@ class EvaluationReport:
     source: str
     split: str
     results: list
+    # The weight set's publisher's own figure, as errors in % (100 - its accuracy):
+    # {"publisher", "top1", "top5", "protocol", "setting"}; shown beside every row.
+    publisher: dict | None = None
 
     def __getitem__(self, protocol) -> ProtocolResult:
         for r in self.results:
@@ -65,6 +68,7 @@ class EvaluationReport:
             "source": self.source,
             "split": self.split,
             "results": [dataclasses.asdict(r) for r in self.results],
+            **({"publisher": dict(self.publisher)} if self.publisher else {}),
         }
 
     def _rows(self):
@@ -73,7 +77,24 @@ class EvaluationReport:
             [r.protocol, str(r.views), str(r.examples), _fmt(r.top1), _fmt(r.top5), _fmt(r.paper_top1), _fmt(r.paper_top5), r.paper_dataset or "—"]
             for r in self.results
         ]
+        if self.publisher:
+            pub = self.publisher
+            header += [f"{pub['publisher']} top-1", f"{pub['publisher']} top-5",
+                       f"{pub['publisher']} protocol"]
+            rows = [r + [_fmt(pub["top1"]), _fmt(pub["top5"]), pub["protocol"]] for r in rows]
         return header, rows
+
+    def _publisher_note(self):
+        pub = self.publisher
+        if not pub:
+            return []
+        return [f"{pub['publisher']}'s reported error (100 - its accuracy): top-1 "
+                f"{_fmt(pub['top1'])}%, top-5 {_fmt(pub['top5'])}%, measured with the "
+                f"{pub['protocol']!r} protocol: {pub['setting']}."]
+
+    def publisher_text(self) -> str:
+        """The publisher's figure as one line ("" without one)."""
+        return "\n".join(self._publisher_note())
 
     def _title(self):
         fused = " (fused)" if len(self.models) > 1 else ""
@@ -83,13 +104,15 @@ class EvaluationReport:
         header, rows = self._rows()
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
         line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-        return "\n".join([self._title(), line(header), line(["-" * w for w in widths]), *map(line, rows)])
+        return "\n".join([self._title(), line(header), line(["-" * w for w in widths]), *map(line, rows),
+                          *self._publisher_note()])
 
     def to_markdown(self) -> str:
         header, rows = self._rows()
         out = [f"# {self._title()}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         out += ["| " + " | ".join(r) + " |" for r in rows]
         out += ["", "Settings:"] + [f"- {r.settings}" for r in self.results]
+        out += [f"- {note}" for note in self._publisher_note()]
         return "\n".join(out) + "\n"
 
     def to_json(self) -> str:

@@ -144,3 +144,58 @@ def test_export_with_a_set_carries_mean_and_names(cached_set, photo, torch_resne
     served = fn(image_bytes=tf.constant([open(photo[0], "rb").read()]))
     names = [n.decode() for n in served["top5_names"].numpy()[0]]
     assert names == _expected_top5(torch_resnet18, photo[1])
+
+
+def test_evaluate_with_a_set_shows_the_publishers_figure(cached_set, torch_resnet18,
+                                                         tmp_path, capsys):
+    """Errors on a small image folder equal a PyTorch reference's, and the report
+    carries the set's publisher figure as 100 - accuracy with its protocol."""
+    import tensorflow as tf
+    import torch
+
+    # Classes 0 and 1 dominate the logits, so the top-1 answer (0 or 1, decided by the
+    # image) is right for some images and wrong for others.
+    with torch.no_grad():
+        saved = torch_resnet18.fc.bias.clone()
+        torch_resnet18.fc.bias[:2] += 100.0
+    try:
+        ws, file_path = cached_set
+        torch.save(torch_resnet18.state_dict(), file_path)
+        sets.unregister_weight_set("resnet18", SET)
+        digest = hashlib.sha256(open(file_path, "rb").read()).hexdigest()
+        import dataclasses
+
+        sets.register_weight_set(dataclasses.replace(
+            ws, file=dataclasses.replace(ws.file, file_hash=digest)))
+        rng = np.random.default_rng(5)
+        images, labels = [], []
+        for label, folder in enumerate(["class_a", "class_b"]):
+            (tmp_path / "data" / folder).mkdir(parents=True)
+            for i in range(4):
+                image = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+                (tmp_path / "data" / folder / f"{i}.png").write_bytes(
+                    tf.io.encode_png(image).numpy())
+                images.append(image)
+                labels.append(label)
+        logits = torch_forward(torch_resnet18, np.stack(images).astype(np.float64))
+        top1 = 100.0 * np.mean(np.argmax(logits, 1) != np.asarray(labels))
+        assert 0 < top1 < 100  # the check below can tell a wrong preprocessing
+        out = tmp_path / "report"
+        assert main(["evaluate", "--arch", "resnet18", "--weights", SET,
+                     "--source", str(tmp_path / "data"), "--protocol", "center",
+                     "--quiet", "--out", str(out)]) == 0
+        text = capsys.readouterr().out
+        doc = json.loads((tmp_path / "report.json").read_text())
+        assert doc["results"][0]["top1"] == pytest.approx(top1)
+        assert doc["results"][0]["top5"] == pytest.approx(0.0)  # 0 and 1 are always in the top 5
+        assert doc["publisher"]["top1"] == pytest.approx(100.0 - ws.top1)
+        assert doc["publisher"]["top5"] == pytest.approx(100.0 - ws.top5)
+        assert "torchvision top-1" in text and "'center' protocol" in text
+    finally:
+        with torch.no_grad():
+            torch_resnet18.fc.bias.copy_(saved)
+
+
+def test_evaluate_weights_needs_arch(capsys):
+    assert main(["evaluate", "--weights", "imagenet"]) != 0
+    assert "--arch" in capsys.readouterr().err
