@@ -145,6 +145,16 @@ def export_model(model, name, *, base_dir="saved_models", version=None,
       metadata: extra JSON-able information saved in ``assets.extra/kerascnn.json``
         beside the name, version, class names and ``preprocessing`` (its JSON form).
     """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":  # JAX: jax2tf cannot carry string inputs
+        from kerascnn.export._cross_backend import export_via_tensorflow
+
+        serving_config.check_name(name)
+        return export_via_tensorflow(
+            model, name, base_dir=base_dir, version=version, preprocessing=preprocessing,
+            class_names=class_names, from_logits=from_logits,
+            serving_base_path=serving_base_path, metadata=metadata, verbose=verbose)
     serving_config.check_name(name)
     classes = int(model.outputs[0].shape[-1])
     if class_names is None:
