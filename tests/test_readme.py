@@ -208,7 +208,7 @@ def stand_ins():
 
 
 def run_command(command):
-    """``(exit status, the end of what it wrote to stderr)``."""
+    # -> (exit status, the end of what it wrote to stderr)
     argv = shlex.split(command.replace("{work}", work), comments=True)
     if argv[0] == "./dev":
         err = io.StringIO()
