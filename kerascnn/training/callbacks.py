@@ -52,12 +52,11 @@ __all__ = [
 
 
 def atomic_write_text(path: str, text: str) -> None:
-    """Deprecated alias of :func:`kerascnn._io.atomic_write`, kept only until
-    ``kerascnn/export`` has switched to it."""
+    """Deprecated alias of :func:`kerascnn._io.atomic_write`, kept only until its last
+    caller outside training (``kerascnn/reproduce/runner.py``) has switched; remove it
+    then."""
     atomic_write(path, text)
 
-
-_read_json = read_json
 
 
 def _finite(value) -> bool:
@@ -87,7 +86,7 @@ class PlateauSchedule(keras.callbacks.ReduceLROnPlateau):
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        state = _read_json(self.state_path) if self.state_path else None
+        state = read_json(self.state_path) if self.state_path else None
         if state:
             self.best = state["best"] if state["best"] is not None else self.best
             self.wait = state["wait"]

@@ -128,11 +128,13 @@ def test_epoch_schedules():
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path):
+    from kerascnn._io import atomic_write
+
     path = str(tmp_path / "x.json")
-    cb.atomic_write_text(path, "old")
+    atomic_write(path, "old")
 
     with pytest.raises(TypeError):
-        cb.atomic_write_text(path, 123)  # fails while writing
+        atomic_write(path, 123)  # fails while writing
     assert open(path).read() == "old"
     assert os.listdir(tmp_path) == ["x.json"]
 

@@ -113,7 +113,7 @@ def _final(run):
     return metrics, {k: float(v) for k, v in last.items()}
 
 
-def _same_as_reference(run, reference):
+def _same_as_reference(run, reference, backup_removed=True):
     metrics, last = _final(run)
     ref_metrics, ref_last = reference
     assert metrics == pytest.approx(ref_metrics, rel=1e-4, abs=1e-4)
@@ -121,7 +121,8 @@ def _same_as_reference(run, reference):
     assert [int(r["epoch"]) for r in _rows(run)] == list(range(RECIPE["epochs"]))
     done = json.load(open(os.path.join(run, "completed.json")))
     assert done["epochs"] == RECIPE["epochs"] and done["export"]
-    assert not os.path.exists(os.path.join(run, "backup"))
+    if backup_removed:
+        assert not os.path.exists(os.path.join(run, "backup"))
     assert not os.path.exists(os.path.join(run, "run.lock"))
 
 
@@ -175,11 +176,13 @@ def test_kill_mid_epoch_then_resume(setup, reference, tmp_path):
                lambda name: name == "training_metadata.json", delay=0.3)
     assert json.load(open(os.path.join(run, "backup", "training_metadata.json")))["epoch"] == 1
     assert not os.path.exists(os.path.join(run, "trained.json"))
+    rows_before = _rows(run)
     second = _run(cmd, str(tmp_path))
     assert f"resuming tiny in {run} at the train stage" in second.stdout
     epochs = [line for line in second.stdout.splitlines() if line.startswith("Epoch ")]
     assert epochs[0].startswith(f"Epoch 2/{RECIPE['epochs']}"), epochs[:2]
     _same_as_reference(run, reference[0])
+    assert _rows(run)[0] == rows_before[0]  # the epoch finished before the kill is kept
 
 
 def test_kill_during_the_backup_write_falls_back_to_the_checkpoint(setup, reference,
@@ -255,6 +258,28 @@ def test_full_disk_during_the_backup_then_the_next_run_finishes(setup, reference
         subprocess.run(["mount", "-o", "remount,size=64m", backup], check=True)
         second = _run(cmd, str(tmp_path))
         assert f"resuming from {run}/checkpoints/last.keras (epoch 1)" in second.stdout
-        _same_as_reference(run, reference[0])
+        _same_as_reference(run, reference[0], backup_removed=False)
+        assert os.listdir(backup) == []  # emptied (a mount point cannot be removed)
     finally:
         subprocess.run(["umount", backup], capture_output=True)
+
+
+def test_one_pass_epochs_resume_on_the_same_batches(setup, tmp_path):
+    """Item 5 with ``steps_per_epoch = 0`` (an epoch is one pass, 48 images in 6
+    batches of 8): killed after epoch 1, the resumed epoch 2 sees the batches of an
+    uninterrupted run's epoch 2 (the same final numbers), not epoch 1's again."""
+    root, _ = setup
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY.format(source=str(root / "data"), lr=0.05, epochs=2, steps=0,
+                                  batch=8))
+    ref = str(tmp_path / "ref")
+    _run(_cmd(str(recipe), ref, str(tmp_path / "sm"), "--no-export"), str(tmp_path))
+    run = str(tmp_path / "run")
+    cmd = _cmd(str(recipe), run, str(tmp_path / "sm"), "--no-export")
+    _kill_when(cmd, str(tmp_path), os.path.join(run, "backup"),
+               lambda name: name == "training_metadata.json")
+    assert not os.path.exists(os.path.join(run, "trained.json"))
+    second = _run(cmd, str(tmp_path))
+    assert "Epoch 2/2" in second.stdout and "Epoch 1/2" not in second.stdout
+    for got, want in zip(_final(run), _final(ref)):
+        assert got == pytest.approx(want, rel=1e-4, abs=1e-4)

@@ -163,3 +163,23 @@ def test_no_test_split_writes_and_lists_no_test_metrics(tiny_recipe, tmp_path, c
     prep, names = Preprocessing.load(out)
     assert prep.mean is not None and prep.mean.shape == (3,) and names == ["blue", "green",
                                                                            "red"]
+
+
+def test_an_export_that_finished_before_a_kill_is_not_repeated(tmp_path, capsys):
+    """Killed after the export's rename, before completed.json: the rerun finds the
+    version whose kerascnn.json names this run folder and exports nothing."""
+    import json
+    import types
+
+    from kerascnn.training.trainer import _export_stage
+
+    run = rd.RunDir(str(tmp_path / "run"))
+    base = tmp_path / "sm"
+    for version, owner in ((1, "elsewhere"), (2, os.path.abspath(run.path))):
+        extra = base / "tiny" / str(version) / "assets.extra"
+        extra.mkdir(parents=True)
+        (extra / "kerascnn.json").write_text(json.dumps({"run_path": owner}))
+    exp = types.SimpleNamespace(recipe=types.SimpleNamespace(name="tiny"))
+    path = _export_stage(exp, run, None, str(base), None)  # no model: nothing exported
+    assert path == str(base / "tiny" / "2")
+    assert "this run was exported before" in capsys.readouterr().out
