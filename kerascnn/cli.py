@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error")
+    parser.add_argument("--backend", choices=("tensorflow", "jax"), default=None,
+                        help="the Keras backend (sets KERAS_BACKEND; default: KERAS_BACKEND "
+                        "or ~/.keras/keras.json). Under jax TensorFlow still reads the data "
+                        "and writes the SavedModel; tf.distribute --strategy values other "
+                        "than auto/default are TensorFlow's only")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in _COMMAND_MODULES:
         _load_commands(module_name).register(subparsers)
@@ -112,6 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        from kerascnn import _backend
+
+        _backend.select(args.backend)  # before any command imports Keras
+        reason = _backend.unsupported(args)
+        if reason:
+            print(f"kerascnn {args.command}: error: {reason}", file=sys.stderr)
+            return EXIT_ERROR
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         if args.debug:

@@ -1,0 +1,77 @@
+"""Choosing the Keras backend from the command line, and what each backend cannot do.
+
+``kerascnn --backend jax|tensorflow COMMAND`` sets ``KERAS_BACKEND`` before anything
+imports Keras (Keras reads it once, at import). Without the flag ``KERAS_BACKEND``
+(or ``~/.keras/keras.json``) decides, as for any Keras program.
+
+Under JAX, TensorFlow still does the input pipelines (tf.data feeds JAX NumPy
+arrays) and the TF Serving export (:mod:`kerascnn.export._cross_backend`), so both
+must be installed. What JAX cannot do is said in one line before the work starts
+(:func:`unsupported`): ``tf.distribute`` strategies (``--strategy mirrored``,
+``one_device``, ``multi_worker`` or a multi-worker ``TF_CONFIG``) are TensorFlow's.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+BACKENDS = ("tensorflow", "jax")
+
+
+def select(backend: str | None) -> None:
+    """Sets ``KERAS_BACKEND`` to ``backend`` (None: leave the environment as it is).
+    Keras already imported with another backend is an error (it cannot switch)."""
+    if backend is None:
+        return
+    if backend not in BACKENDS:
+        raise ValueError(f"`--backend` must be one of {list(BACKENDS)}. Received: backend={backend!r}")
+    keras = sys.modules.get("keras")
+    if keras is not None and keras.backend.backend() != backend:
+        raise ValueError(f"Keras is already imported with the {keras.backend.backend()} backend "
+                         f"in this process; it cannot switch. Received: backend={backend!r}")
+    os.environ["KERAS_BACKEND"] = backend
+
+
+def current() -> str:
+    """The backend Keras will use (or uses), without importing Keras when it is not
+    imported yet."""
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        return keras.backend.backend()
+    name = os.environ.get("KERAS_BACKEND")
+    if name:
+        return name
+    import json
+
+    config = os.path.join(os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras"), "keras.json")
+    try:
+        with open(config) as f:
+            return json.load(f).get("backend", "tensorflow")
+    except (OSError, ValueError):
+        return "tensorflow"
+
+
+def unsupported(args) -> str | None:
+    """The one-line reason the parsed command cannot run on the current backend, or
+    None. May adjust ``args`` where the meaning is unambiguous (``--strategy auto``
+    under JAX is one device: Keras' JAX backend runs on one device unless a
+    ``keras.distribution`` is set, which kerascnn does not do)."""
+    backend = current()
+    if backend == "tensorflow":
+        return None
+    strategy = getattr(args, "strategy", None)
+    if strategy is not None and getattr(args, "command", None) == "train":
+        from kerascnn.training.strategy import tf_config_workers
+
+        if strategy in ("mirrored", "one_device", "multi_worker"):
+            return (f"--strategy {strategy} is a TensorFlow tf.distribute strategy and the "
+                    f"{backend} backend cannot use it: use --backend tensorflow (or "
+                    f"KERAS_BACKEND=tensorflow), or leave --strategy out (one device)")
+        if strategy == "auto" and tf_config_workers() > 1:
+            return (f"TF_CONFIG names several workers (multi-worker tf.distribute training), "
+                    f"which the {backend} backend cannot do: use --backend tensorflow "
+                    "(or KERAS_BACKEND=tensorflow), or unset TF_CONFIG")
+        if strategy == "auto":
+            args.strategy = "default"
+    return None
