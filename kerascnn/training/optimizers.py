@@ -21,6 +21,15 @@ i.e. the gradient of every weight gains λ·w (the gradient of an L2 penalty
 ``λ·w`` to the gradient of each decayed variable, then runs Keras' SGD (momentum,
 Nesterov, EMA/Polyak averaging, loss scaling and distribution unchanged). The
 reported loss is the pure cross-entropy, as in the papers' logs.
+
+Fine-tuning (``head=[...]``): two optimizer variables, ``head_scale`` and
+``body_scale``, multiply the learning rate of the variables whose path matches
+``head`` and of all others. :class:`kerascnn.training.callbacks`' fine-tuning
+callback sets them at the start of every epoch from the epoch number alone (new head
+only: 1 and 0; then the whole net: both the lower factor), so a resumed run needs no
+state of its own. A learning rate of 0 keeps a variable exactly where it is (momentum
+starts at 0 and stays 0), which a ``layer.trainable = False`` set after ``compile``
+would not do in a traced train step.
 """
 
 from __future__ import annotations
@@ -49,7 +58,7 @@ class L2SGD(keras.optimizers.SGD):
     """
 
     def __init__(self, learning_rate=0.01, momentum=0.9, nesterov=False, l2=0.0,
-                 l2_exclude=(), **kwargs):
+                 l2_exclude=(), head=(), **kwargs):
         if kwargs.get("weight_decay"):
             raise ValueError(
                 "L2SGD applies the papers' coupled L2 decay via `l2`; Keras' "
@@ -64,6 +73,27 @@ class L2SGD(keras.optimizers.SGD):
         self.l2_exclude = list(l2_exclude or ())
         self._l2_pattern = (re.compile("|".join(self.l2_exclude))
                             if self.l2_exclude else None)
+        # Fine-tuning: regular expressions of the new head's variable paths.
+        self.head = list(head or ())
+        self._head_pattern = re.compile("|".join(self.head)) if self.head else None
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        if self._head_pattern is not None:
+            self.head_scale = self.add_variable((), initializer="ones", name="head_scale")
+            self.body_scale = self.add_variable((), initializer="ones", name="body_scale")
+
+    def in_head(self, variable) -> bool:
+        """Whether ``variable`` belongs to the fine-tuning head."""
+        path = getattr(variable, "path", None) or variable.name
+        return self._head_pattern is not None and self._head_pattern.search(path) is not None
+
+    def set_scales(self, head, body):
+        """The learning-rate multipliers of the head's and of the other variables."""
+        self.head_scale.assign(float(head))
+        self.body_scale.assign(float(body))
 
     def decays(self, variable) -> bool:
         """Whether ``variable`` gets the L2 term."""
@@ -77,17 +107,24 @@ class L2SGD(keras.optimizers.SGD):
             gradient = ops.add(
                 ops.cast(gradient, variable.dtype),
                 ops.multiply(ops.cast(self.l2, variable.dtype), variable))
+        if self._head_pattern is not None:
+            scale = self.head_scale if self.in_head(variable) else self.body_scale
+            learning_rate = ops.multiply(ops.cast(learning_rate, variable.dtype),
+                                         ops.cast(scale, variable.dtype))
         super().update_step(gradient, variable, learning_rate)
 
     def get_config(self):
         config = super().get_config()
         config.update({"l2": self.l2, "l2_exclude": list(self.l2_exclude)})
+        if self.head:
+            config["head"] = list(self.head)
         return config
 
 
-def build_optimizer(config) -> L2SGD:
-    """The optimizer of a recipe's ``[optimizer]`` section."""
-    kwargs = {}
+def build_optimizer(config, head=()) -> L2SGD:
+    """The optimizer of a recipe's ``[optimizer]`` section (``head``: the variable
+    path patterns of a fine-tuning run's new head, see the module doc)."""
+    kwargs = {"head": list(head)} if head else {}
     if config.ema:
         kwargs.update(use_ema=True, ema_momentum=float(config.ema))
     return L2SGD(learning_rate=float(config.learning_rate), momentum=float(config.momentum),
