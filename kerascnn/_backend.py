@@ -75,3 +75,29 @@ def unsupported(args) -> str | None:
         if strategy == "auto":
             args.strategy = "default"
     return None
+
+
+def eager_views_forward(net, logits: bool):
+    """For :mod:`kerascnn.evaluation.evaluate` under a backend other than TensorFlow
+    (a ``tf.function`` cannot trace a JAX model): ``(B, V, h, w, C)`` views (a tf or
+    NumPy array from tf.data) -> ``(B, classes)`` float32 posteriors averaged over the
+    V views, all B*V views in one call (Keras' ``predict_on_batch``: compiled by the
+    backend, inference mode). Same result as the TensorFlow path's ``_forward``."""
+    import keras
+    import numpy as np
+
+    def step(x):
+        x = np.asarray(x, np.float32)
+        flat = x.reshape((-1,) + x.shape[2:])
+        if isinstance(net, keras.Model):
+            y = net.predict_on_batch(flat)
+        else:
+            y = net(flat, training=False)
+        y = np.asarray(keras.ops.convert_to_numpy(y) if not isinstance(y, np.ndarray) else y,
+                       np.float32)
+        if logits:
+            y = np.exp(y - y.max(axis=-1, keepdims=True))
+            y = y / y.sum(axis=-1, keepdims=True)
+        return y.reshape(x.shape[0], x.shape[1], -1).mean(axis=1)
+
+    return step

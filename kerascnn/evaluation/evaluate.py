@@ -172,6 +172,10 @@ def _step(net, logits, channels):
     except TypeError:  # not weak-referenceable
         steps = {}
     key = (bool(logits), int(channels))
+    if key not in steps and keras.backend.backend() != "tensorflow":  # no tf.function of JAX
+        from kerascnn._backend import eager_views_forward
+
+        steps[key] = eager_views_forward(net, bool(logits))
     if key not in steps:
         spec = tf.TensorSpec([None, None, None, None, channels], tf.float32)
         steps[key] = tf.function(functools.partial(_forward, net, bool(logits)), input_signature=[spec])
