@@ -188,7 +188,16 @@ def resolve_mean(recipe: Recipe, source, run_dir: str):
     """The recipe's ``data.mean`` as the array to subtract, or None for none:
     ``"none"`` -> None; ``"imagenet"`` -> the published ImageNet mean RGB (None for
     a gray source: there is no gray ImageNet mean); ``"rgb"`` / ``"per_pixel"`` ->
-    computed from the training split once and kept in ``<run>/mean.npy``."""
+    computed from the training split once and kept in ``<run>/mean.npy``. A
+    fine-tuning run (``model.weights``) uses the mean of its weights instead: the
+    pretrained network expects it."""
+    if recipe.model.weights:
+        from kerascnn.weights.pretrained import preprocessing_for
+
+        mean = preprocessing_for(recipe.model.name, recipe.model.weights).mean
+        _log(f"model.weights = {recipe.model.weights!r}: the mean RGB of those weights "
+             f"({', '.join(f'{m:.3f}' for m in mean)}) replaces data.mean")
+        return np.asarray(mean, np.float32)
     kind = recipe.data.mean
     if kind == "none":
         return None
@@ -244,6 +253,12 @@ def run_preprocessing(recipe: Recipe, source, mean):
 
     size = recipe.data.image_size
     resize = recipe.data.eval_resize or _fixed_shorter_side(source)
+    if recipe.model.weights and not recipe.data.eval_resize:
+        from kerascnn.weights.pretrained import preprocessing_for
+
+        # the weights' publisher's shorter side for this crop (256 for 224)
+        resize = preprocessing_for(recipe.model.name, recipe.model.weights,
+                                   image_size=(size, size)).resize
     return Preprocessing(image_size=(size, size), channels=source.channels,
                          resize=resize or None, pad=recipe.data.eval_pad, mean=mean)
 
@@ -264,16 +279,28 @@ def build_model(exp: Experiment, strategy, *, init_from=None, warm_start=True):
 
     r, t = exp.recipe, exp.recipe.training
     size = r.data.image_size
+    head = ()
     with strategy.scope():
-        model = get_model(r.model.name, input_shape=(size, size, exp.train_source.channels),
-                          classes=exp.train_source.num_classes, **r.model.options)
+        if r.model.weights:
+            from kerascnn.weights.finetune import finetune_model, head_patterns
+
+            model = finetune_model(r.model.name, r.model.weights, exp.train_source.num_classes,
+                                   (size, size, exp.train_source.channels), **r.model.options)
+            head = head_patterns(model)
+            _log(f"fine-tuning {r.model.name} from weights={r.model.weights!r}: new "
+                 f"classifier(s) {', '.join(p.strip('^/') for p in head)}"
+                 if exp.train_source.num_classes != 1000 else
+                 f"fine-tuning {r.model.name} from weights={r.model.weights!r}")
+        else:
+            model = get_model(r.model.name, input_shape=(size, size, exp.train_source.channels),
+                              classes=exp.train_source.num_classes, **r.model.options)
         init = init_from or t.init_from
         if init and warm_start:
             from kerascnn.training.warm_start import warm_start_from
 
             copied = warm_start_from(model, init)
             _log(f"warm start from {init}: copied {', '.join(copied)}")
-        model.compile(optimizer=build_optimizer(r.optimizer),
+        model.compile(optimizer=build_optimizer(r.optimizer, head=head),
                       loss=keras.losses.SparseCategoricalCrossentropy(),
                       metrics=default_metrics(), jit_compile=_jit(t.jit_compile),
                       steps_per_execution=t.steps_per_execution)
@@ -306,6 +333,11 @@ def build_callbacks(recipe: Recipe, run, val_available: bool, verbose) -> Callba
                                      fallback=checkpoint, delete_checkpoint=False)
     guard = cb.NaNGuard(checkpoint, backup_dir=run.backup_dir, divergence=divergence)
     out = [guard]
+    if recipe.model.weights and recipe.training.head_epochs:
+        from kerascnn.weights.finetune import FineTuneSchedule
+
+        out.append(FineTuneSchedule(recipe.training.head_epochs,
+                                    recipe.optimizer.finetune_lr_factor))
     if sched.name == "plateau":
         out.append(cb.PlateauSchedule(
             state_path=run.file("plateau_state.json"), monitor=monitor,

@@ -61,10 +61,17 @@ class ModelConfig:
     name: a ``kerascnn.applications`` registry name (``resnet20``, ``vgg11``, ...).
     options: keyword arguments for the builder (``shortcut = "A"``, ``groups = 2``,
       ``aux_logits = true``); ``classes`` and ``input_shape`` come from the data.
+    weights: fine-tuning: a weight set of the network (``"imagenet"``, see
+      ``kerascnn models``) or the path of a 1000-class weights file; the network is
+      built with it and, when the data has another number of classes, gets new
+      classifiers (:mod:`kerascnn.weights.finetune`). The run's mean, and its
+      evaluation resize unless ``data.eval_resize`` is set, are then the set's.
+      Empty: random initialisation.
     """
 
     name: str
     options: dict = dataclasses.field(default_factory=dict)
+    weights: str = ""
 
 
 @dataclasses.dataclass
@@ -113,6 +120,8 @@ class OptimizerConfig:
       λ·w before momentum (see :class:`kerascnn.training.optimizers.L2SGD`).
     decay_exclude: substrings of variable paths that are not decayed.
     ema: Polyak averaging momentum of the weights (GoogLeNet; 0: off).
+    finetune_lr_factor: fine-tuning with ``training.head_epochs > 0``: after the
+      head epochs the whole network learns at this times the schedule's rate.
     """
 
     learning_rate: float
@@ -121,6 +130,7 @@ class OptimizerConfig:
     nesterov: bool = False
     decay_exclude: list = dataclasses.field(default_factory=list)
     ema: float = 0.0
+    finetune_lr_factor: float = 0.1
 
 
 @dataclasses.dataclass
@@ -166,6 +176,8 @@ class TrainingConfig:
       (Keras' ``compile(steps_per_execution=...)``): less Python overhead per step
       for small networks; batch-level callbacks then see every n-th step. Must
       divide ``steps_per_epoch`` when that is set.
+    head_epochs: fine-tuning (``model.weights``): epochs in which only the new
+      classifier learns (the rest is held), before the whole network does.
     """
 
     epochs: int
@@ -179,6 +191,7 @@ class TrainingConfig:
     steps_per_execution: int = 1
     init_from: str = ""
     checkpoint_best: bool = True
+    head_epochs: int = 0
 
 
 @dataclasses.dataclass
@@ -220,6 +233,7 @@ _POSITIVE = {("training", "epochs"), ("training", "batch_size"), ("data", "image
              ("schedule", "decay_rate"), ("schedule", "decay_epochs")}
 _NON_NEGATIVE = {("training", "steps_per_epoch"), ("training", "validation_steps"),
                  ("training", "eval_batch_size"), ("training", "seed"),
+                 ("training", "head_epochs"),
                  ("data", "validation_from_train"), ("data", "eval_resize"),
                  ("data", "eval_pad"), ("data", "shuffle_buffer"),
                  ("optimizer", "weight_decay"), ("schedule", "patience"),
@@ -336,6 +350,7 @@ def _check(recipe: Recipe, where: str) -> None:
         raise RecipeError(f"{where}: 'schedule.boundaries' must be increasing epochs > 0. "
                           f"Received: schedule.boundaries={s.boundaries!r}")
     _check_model(recipe.model, where)
+    _check_weights(recipe, where)
     _check_policy(recipe.data, where)
 
 
@@ -360,6 +375,47 @@ def _check_model(model: ModelConfig, where: str) -> None:
             raise RecipeError(
                 f"{where}: unknown key 'model.options.{key}' for {info.name}; expected "
                 f"one of {known}. Received: model.options.{key}={model.options[key]!r}")
+
+
+def _check_weights(recipe: Recipe, where: str) -> None:
+    """``model.weights``: a set of the network whose architecture arguments the
+    options do not contradict, or an existing file; the fine-tuning keys in range."""
+    from kerascnn.applications import get_model_info
+    from kerascnn.weights import sets
+
+    m, o, t = recipe.model, recipe.optimizer, recipe.training
+    if not 0.0 < o.finetune_lr_factor <= 1.0:
+        raise RecipeError(f"{where}: 'optimizer.finetune_lr_factor' must be in (0, 1]. "
+                          f"Received: optimizer.finetune_lr_factor={o.finetune_lr_factor!r}")
+    if "weights" in m.options:
+        raise RecipeError(f"{where}: pretrained weights go in 'model.weights', not "
+                          f"'model.options.weights'. Received: model.options.weights="
+                          f"{m.options['weights']!r}")
+    if not m.weights:
+        if t.head_epochs:
+            raise RecipeError(f"{where}: 'training.head_epochs' needs 'model.weights' (a "
+                              f"pretrained network). Received: training.head_epochs={t.head_epochs}")
+        return
+    network = get_model_info(m.name).name
+    available = sets.weight_sets(network)
+    if m.weights in available:
+        ws = available[m.weights]
+        for arg, needed in ws.requires.items():
+            if arg in m.options and m.options[arg] != needed:
+                raise RecipeError(
+                    f"{where}: 'model.weights' = {m.weights!r} of {network} needs "
+                    f"model.options.{arg} = {needed!r}. Received: model.options.{arg}="
+                    f"{m.options[arg]!r}")
+        return
+    path = os.path.expanduser(m.weights)
+    looks_like_path = os.sep in m.weights or "/" in m.weights or os.path.splitext(m.weights)[1]
+    if looks_like_path or os.path.exists(path):
+        if not os.path.isfile(path):
+            raise RecipeError(f"{where}: 'model.weights': no such weights file. "
+                              f"Received: model.weights={m.weights!r}")
+        return
+    raise RecipeError(f"{where}: 'model.weights': {sets.available_text(network)} Or give "
+                      f"the path of a weights file. Received: model.weights={m.weights!r}")
 
 
 def policy_options(data: DataConfig) -> dict:
