@@ -74,6 +74,15 @@ def unsupported(args) -> str | None:
                     "(or KERAS_BACKEND=tensorflow), or unset TF_CONFIG")
         if strategy == "auto":
             args.strategy = "default"
+    sets = getattr(args, "set", None)
+    if getattr(args, "command", None) == "train" and isinstance(sets, list):
+        # A recipe's jit_compile = "false" keeps TensorFlow off XLA; Keras' JAX backend
+        # has no compiled path without XLA (false runs every op eagerly, ~50x slower).
+        if not any(str(s).split("=", 1)[0].strip() == "training.jit_compile" for s in sets):
+            sets.insert(0, "training.jit_compile=auto")
+            print(f"kerascnn train: under {backend} every step is XLA-compiled "
+                  "(training.jit_compile=auto); --set training.jit_compile=false runs "
+                  "op by op", file=sys.stderr)
     return None
 
 
