@@ -61,7 +61,7 @@ def unsupported(args) -> str | None:
     if backend == "tensorflow":
         return None
     strategy = getattr(args, "strategy", None)
-    if strategy is not None and getattr(args, "command", None) == "train":
+    if strategy is not None and getattr(args, "command", None) in ("train", "reproduce"):
         from kerascnn.training.strategy import tf_config_workers
 
         if strategy in ("mirrored", "one_device", "multi_worker"):
