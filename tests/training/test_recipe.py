@@ -16,6 +16,7 @@ ALL = [
     "plain20_cifar10", "plain56_cifar10", "fashion_mnist",
     # beyond the list: the rest of the registry's CIFAR plain nets
     "plain32_cifar10", "plain44_cifar10", "plain110_cifar10",
+    "finetune_folder",  # fine-tuning a pretrained network on an image folder
 ]
 
 # (batch, lr, momentum, weight decay) per PAPERS.md
