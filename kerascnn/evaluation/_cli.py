@@ -189,10 +189,10 @@ def run(args) -> int:
         options["train_scale"] = args.train_scale[0] if len(args.train_scale) == 1 else args.train_scale
     given_mean = None if args.mean is None else _mean(args.mean)
     models = [load_for_evaluation(path, arch=args.arch, classes=args.classes) for path in paths]
-    source = load_source(args.source, args.split, data_dir=args.data_dir)
     members, publisher = [], None
-    if args.weights is not None:
+    if args.weights is not None:  # before the data: an offline download fails at once
         members, publisher = _pretrained_member(args, given_mean)
+    source = load_source(args.source, args.split, data_dir=args.data_dir)
     for path, model in zip(paths, models):
         prep = _member_preprocessing(path, model, args, given_mean, source)
         members.append(Member(model, preprocessing=prep, name=args.arch or None))
