@@ -2,13 +2,17 @@
 
 Every function maps ONE decoded image ``(H, W, C)`` (uint8 or float, 0-255 scale) to a
 float32 tensor ``(views, h, w, C)`` built by one batch-level op: a ``tf.gather`` of index
-grids for :func:`ten_crop` and :func:`center_crop`, one ``tf.image.crop_and_resize`` over a
-box tensor for :func:`googlenet_144_crops` and :func:`vgg_grid_crops`. There is no Python
+grids for :func:`ten_crop`, one ``tf.image.crop_and_resize`` over a box tensor for
+:func:`googlenet_144_crops` and :func:`vgg_grid_crops`; :func:`center_crop` is the ``center``
+view of :class:`~kerascnn.data.preprocessing.Preprocessing` itself. There is no Python
 loop over crops at run time; the functions are graph-safe and run inside ``Dataset.map``.
 A rank-4 batch of equally-sized images gives ``(batch, views, h, w, C)``.
 
 Resizing is bilinear with half-pixel centres and no anti-aliasing (``tf.image.resize``'s
-default). The multi-scale views sample the *original* image once per crop: a crop of the
+default). The views made from a resized image (:func:`center_crop`, :func:`ten_crop`,
+:func:`dense_view`) use :func:`~kerascnn.data.preprocessing.resize_shorter`, the one
+"shorter side to S" of evaluation and serving (values rounded to the 0-255 grid, as the
+image they come from). The multi-scale views sample the *original* image once per crop: a crop of the
 image rescaled to scale ``s`` is the box of the original image it covers, sampled with the
 same coordinates ``tf.image.resize`` would use (the image is edge-padded by one pixel so
 the border clamps the same way), so ``crop(resize(image))`` is reproduced without
