@@ -21,7 +21,7 @@ import tensorflow as tf
 from kerascnn.evaluation.fully_convolutional import has_convertible_head, to_fully_convolutional
 from kerascnn.evaluation.metrics import TopKError
 from kerascnn.data.preprocessing import Preprocessing, subtract_mean
-from kerascnn.evaluation.protocols import PROTOCOLS, TABLE, make_protocol
+from kerascnn.evaluation.protocols import TABLE, make_protocol
 from kerascnn.evaluation.report import EvaluationReport, ProtocolResult, paper_result
 
 __all__ = ["Member", "evaluate"]
@@ -292,7 +292,8 @@ def evaluate(
         source: a ``kerascnn.data.Source``, a spec for ``kerascnn.data.load_source``
             (``"fashion_mnist"``, ``"tfds:imagenet2012"``, a folder, ``"tfrecord:..."``),
             or a ``tf.data.Dataset`` of ``(uint8 image (H, W, C), label)``.
-        protocol: a name of :data:`PROTOCOLS` or a list of names (one row each).
+        protocol: a name in the protocol table (``protocols.TABLE``) or a list of names
+            (one row each).
         split: split of a ``source`` given as a spec.
         batch_size: images per step (each gives ``num_views`` network inputs). Dense
             evaluation of images of different sizes (ImageNet) runs one image (and its
@@ -310,8 +311,8 @@ def evaluate(
     """
     protocols = [protocol] if isinstance(protocol, str) else list(protocol)
     for p in protocols:
-        if p not in PROTOCOLS:
-            raise ValueError(f"Unknown protocol. Expected one of {list(PROTOCOLS)}. Received: protocol={p!r}")
+        if p not in TABLE:
+            raise ValueError(f"Unknown protocol. Expected one of {list(TABLE)}. Received: protocol={p!r}")
     if int(batch_size) < 1:
         raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size}")
     members = _as_members(model, mean, pad, crop_size, preprocessing)

@@ -61,3 +61,29 @@ def test_views_per_protocol_have_the_right_count():
             assert [tuple(d.shape[1:3]) for d in dense] == [(32, 38), (40, 48)]
             n += sum(d.shape[0] for d in dense)
         assert n == p.num_views, name
+
+
+def test_a_new_protocol_is_one_table_entry(monkeypatch):
+    """An entry of the table is all a protocol needs: validation, views, view count and
+    evaluate read it (here a 5-crop protocol: four corners and the centre, no mirrors)."""
+    import keras
+
+    from kerascnn.data import from_arrays
+    from kerascnn.data import views
+    from kerascnn.evaluation import evaluate
+    from kerascnn.evaluation.protocols import TABLE, ProtocolSpec
+
+    spec = ProtocolSpec("5crop", "4 corners + centre", "ours",
+                        lambda p, im: views.ten_crop(im, p.crop_size, resize=p.resize, pad=p.pad)[:5],
+                        lambda p: 5, resize=True)
+    monkeypatch.setitem(TABLE, "5crop", spec)
+    p = make_protocol("5crop", crop_size=16, resize=20)
+    img = np.random.RandomState(1).randint(0, 256, (20, 26, 3)).astype(np.uint8)
+    crops = p.crops(img).numpy()
+    assert p.num_views == 5 == crops.shape[0] and "5crop (5 views" in p.describe()
+    np.testing.assert_array_equal(crops[0], img[:16, :16].astype(np.float32))
+    inp = keras.Input((16, 16, 3))
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inp)))
+    source = from_arrays(np.stack([img] * 4), [0, 1, 0, 1], ["a", "b"])
+    report = evaluate(model, source, ["center", "5crop"], resize=20, mean=False, verbose=0)
+    assert report["5crop"].views == 5 and report["5crop"].examples == 4
