@@ -194,3 +194,41 @@ def test_recipe_weights_are_checked_at_parse(pth):
         parse_recipe(doc, where="ft.toml")
     doc["model"]["weights"] = "imagenet"
     assert parse_recipe(doc, where="ft.toml").model.weights == "imagenet"
+
+
+def test_finetune_run_resumes_on_the_same_schedule(pth, folder, tmp_path, monkeypatch):
+    """Interrupted after the head epoch, resumed: the same weights as a run that was
+    not interrupted (the multipliers follow from the epoch the run resumes at)."""
+    import tomllib
+
+    import keras
+
+    from kerascnn.training import experiment as ex
+    from kerascnn.training.recipe import parse_recipe
+    from kerascnn.training.trainer import train
+
+    text = TINY.format(weights=pth[0], source=folder, size=SIZE).replace(
+        "epochs = 2\n", "epochs = 3\n")
+    recipe = parse_recipe(tomllib.loads(text), where="ft.toml")
+    reference = train(recipe, output_dir=str(tmp_path / "ref"), export=False, verbose=0)
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                raise KeyboardInterrupt
+
+    build = ex.build_callbacks
+
+    def with_interrupt(*args, **kwargs):
+        cbs = build(*args, **kwargs)
+        cbs.all.append(Interrupt())  # after the backup of epoch 0
+        return cbs
+
+    monkeypatch.setattr(ex, "build_callbacks", with_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe, output_dir=str(tmp_path / "run"), export=False, verbose=0)
+    monkeypatch.setattr(ex, "build_callbacks", build)
+    resumed = train(recipe, output_dir=str(tmp_path / "run"), export=False, verbose=0)
+    assert float(resumed.model.optimizer.body_scale.numpy()) == pytest.approx(0.1)
+    for a, b in zip(reference.model.weights, resumed.model.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
