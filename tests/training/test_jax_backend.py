@@ -196,7 +196,7 @@ def test_evaluate_and_predict_under_jax(jax_run):
     report = json.load(open(out + ".json"))
     (center,) = report["results"]
     assert center["protocol"] == "center" and center["examples"] == 12
-    assert center["top1"] == pytest.approx(own, abs=1e-6)
+    assert center["top1"] == pytest.approx(own, abs=1e-4)  # float32 in the report; 1 image = 8.3
     pred = _run(_cli("--backend", "jax", "predict", "--model", model, "-k", "2",
                      os.path.join(jax_run["folder"], "test", "red", "0.png")), root)
     assert "1. " in pred.stdout and "2. " in pred.stdout, pred.stdout
