@@ -175,9 +175,33 @@ def _one_pass(keys, seed, p):
             tf.constant(keys.indices), tf.stack([tf.constant(seed, tf.int64), p]))
         ds = tf.data.Dataset.from_tensor_slices(order)
     else:
-        ds = keys.stream.shuffle(keys.buffer, seed=_mix(seed, p, 0x5A),
-                                 reshuffle_each_iteration=False)
+        ds = _block_shuffle(keys.stream, keys.buffer, _mix(seed, p, 0x5A))
     return ds.enumerate().map(lambda i, key: (key, p, i))
+
+
+def _dense(t):
+    return t.to_tensor() if isinstance(t, tf.RaggedTensor) else t
+
+
+def _block_shuffle(stream, buffer, pass_seed):
+    """A stream shuffled in consecutive blocks of ``buffer`` records, each block by a
+    stateless permutation seeded with ``(pass_seed, block index)``. Not
+    ``Dataset.shuffle``: its seed must be a Python int (with a tensor seed and a
+    global seed of 0, as ``keras.utils.set_random_seed(0)`` sets, it fails inside a
+    traced function), and its buffer state restarts on resume; this order is a pure
+    function of the seed and the pass. Blocks are ragged-batched, so decoded images
+    of different sizes (``cache``) go through too."""
+    def one(k, block):
+        first = tf.nest.flatten(block)[0]
+        n = first.nrows(out_type=tf.int64) if isinstance(first, tf.RaggedTensor) \
+            else tf.shape(first, out_type=tf.int64)[0]
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n), tf.stack([pass_seed, k]))
+        block = tf.nest.map_structure(lambda t: tf.gather(t, order), block)
+        return tf.data.Dataset.from_tensor_slices(block).map(
+            lambda *xs: tf.nest.map_structure(_dense, xs if len(xs) > 1 else xs[0]))
+
+    return stream.ragged_batch(buffer).enumerate().flat_map(one)
 
 
 def _passes(keys, seed, *, start, repeat, per_batch):
