@@ -47,6 +47,21 @@ SUBSTITUTIONS = [
     # downloads a user has and the test has not: generated image folder and TFRecords
     (r"/data/imagenet/train|/data/imagenet", "PATH imagenet_folder"),
     (r"/data/train-\*", "PATH tfrecords/train-*"),
+    # the pretrained sets' files a user downloads (the one download kerascnn makes): a
+    # file in the same publisher's format made here (keras.applications' own ResNet-50,
+    # random weights, written by Keras' legacy HDF5 writer), passed as a path
+    (r'ResNet50\(weights="imagenet"\)', 'ResNet50(weights="{work}/" + KERAS_APP_RESNET50)'),
+    (r'finetune_model\("resnet50", "imagenet"',
+     'finetune_model("resnet50", "{work}/" + KERAS_APP_RESNET50'),
+    (r"--weights imagenet", "--weights {work}/" + "resnet50_weights_tf_dim_ordering_tf_kernels.h5"),
+    (r"^\./dev train finetune_folder",
+     "APPEND --set 'model.weights=\"{work}/resnet50_weights_tf_dim_ordering_tf_kernels.h5\"' "
+     "--set data.image_size=64 --set training.head_epochs=1 --set training.epochs=2 "
+     "--set training.batch_size=2"),
+    (r"/path/to/images", "PATH finetune_folder"),
+    (r"epochs=6, callbacks", "epochs=2, callbacks"),
+    (r"benchmarks/throughput\.py", "APPEND --networks resnet50 --precisions fp32 --batch-size 2 "
+                                   "--image-size 32 --steps 1 --warmup 1"),
     # the Colab block trains 5 epochs; one here
     (r"model\.fit\(ds, epochs=5\)", "model.fit(ds, epochs=1)"),
     # an IPython shell escape: the package is installed in the environment under test
@@ -170,6 +185,8 @@ from PIL import Image
 
 from kerascnn.cli import main
 
+KERAS_APP_RESNET50 = "resnet50_weights_tf_dim_ordering_tf_kernels.h5"
+
 
 def stand_ins():
     rng = np.random.default_rng(0)
@@ -202,6 +219,22 @@ def stand_ins():
         x = keras.layers.Conv2D(8, 3, activation="relu")(i)
         x = keras.layers.GlobalAveragePooling2D()(x)
         keras.Model(i, keras.layers.Dense(1000, activation="softmax")(x), name=f"net_{name}").save(f"{name}.keras")
+    # a user's photo, and an image folder with train/ and val/ (fine-tuning)
+    Image.fromarray(rng.integers(0, 256, (180, 240, 3), dtype=np.uint8)).save("photo.jpg")
+    for split in ("train", "val"):
+        for c in range(2):
+            os.makedirs(f"finetune_folder/{split}/class{c}", exist_ok=True)
+            for i in range(4):
+                Image.fromarray(rng.integers(0, 256, (48 + 4 * i, 56, 3), dtype=np.uint8)).save(
+                    f"finetune_folder/{split}/class{c}/{i}.jpg")
+    # keras.applications' ResNet-50 file as the publisher writes it (Keras-2 HDF5 with
+    # weight_names), random weights: what weights="imagenet" would download
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+    keras.utils.set_random_seed(3)
+    with h5py.File(KERAS_APP_RESNET50, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, keras.applications.ResNet50(weights=None))
+    keras.backend.clear_session()
     # the client's shoe: a Fashion-MNIST-sized gray PNG, enlarged (any size is served)
     Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).resize((112, 112)).save("shoe.png")
 
@@ -241,7 +274,8 @@ with tfds.testing.mock_data(num_examples=8):
                     if rc != 0:
                         result["error"] = f"exit status {rc}:\n{err}"
                 else:
-                    exec(compile(step["code"].replace("{work}", work), step["id"], "exec"), {"__name__": "__readme__"})
+                    exec(compile(step["code"].replace("{work}", work), step["id"], "exec"),
+                         {"__name__": "__readme__", "KERAS_APP_RESNET50": KERAS_APP_RESNET50})
                     result["ok"] = True
             except BaseException as err:  # noqa: BLE001 -- reported per step
                 result["ok"] = False
