@@ -266,6 +266,8 @@ def _network(net, data: StudyData):
 def _build(net, data: StudyData, settings: Settings):
     """The network, compiled with the paper's SGD (the learning rate is set per step
     by :func:`_lr_schedule`)."""
+    import keras
+
     from kerascnn.training.metrics import TopKError
     from kerascnn.training.optimizers import L2SGD
 
@@ -275,7 +277,9 @@ def _build(net, data: StudyData, settings: Settings):
                         l2=settings.weight_decay),
         loss="sparse_categorical_crossentropy",
         metrics=[TopKError(k=1)],
-        jit_compile=False,
+        # TensorFlow: oneDNN's kernels beat XLA's on CPU; JAX: always XLA (False would
+        # run every op one at a time)
+        jit_compile=False if keras.backend.backend() == "tensorflow" else "auto",
         run_eagerly=settings.run_eagerly,
     )
     return model

@@ -42,6 +42,10 @@ def select_strategy(name: str = "auto"):
         raise ValueError(f"Unknown strategy; expected one of {list(STRATEGIES)}. "
                          f"Received: strategy={name!r}")
     if name == "auto":
+        import keras
+
+        if keras.backend.backend() != "tensorflow":
+            return tf.distribute.get_strategy()  # tf.distribute is TensorFlow's: one device
         if tf_config_workers() > 1:
             name = "multi_worker"
         elif len(tf.config.list_logical_devices("GPU")) > 1:
