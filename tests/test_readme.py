@@ -62,6 +62,11 @@ SUBSTITUTIONS = [
     (r"epochs=6, callbacks", "epochs=2, callbacks"),
     (r"benchmarks/throughput\.py", "APPEND --networks resnet50 --precisions fp32 --batch-size 2 "
                                    "--image-size 32 --steps 1 --warmup 1"),
+    # the same job under JAX: sizes only
+    (r"^\./dev --backend jax train", "APPEND " + TRAIN_SIZES),
+    # the reproductions: two iterations of each network on a few images
+    (r"^\./dev reproduce", "APPEND --iterations 2 --points 1 --batch-size 8 --train-examples 64 "
+                           "--test-examples 16"),
     # the Colab block trains 5 epochs; one here
     (r"model\.fit\(ds, epochs=5\)", "model.fit(ds, epochs=1)"),
     # an IPython shell escape: the package is installed in the environment under test
@@ -242,6 +247,11 @@ def stand_ins():
 def run_command(command):
     # -> (exit status, the end of what it wrote to stderr)
     argv = shlex.split(command.replace("{work}", work), comments=True)
+    if argv[0] == "./dev" and argv[1:2] == ["--backend"]:
+        # Keras' backend is fixed when it is imported (this process: TensorFlow's)
+        proc = subprocess.run([sys.executable, "-m", "kerascnn.cli", *argv[1:]], cwd=work,
+                              timeout=900, capture_output=True, text=True)
+        return proc.returncode, proc.stderr[-3000:]
     if argv[0] == "./dev":
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
