@@ -206,3 +206,15 @@ def tensor(tensors, key):
             f"The weights file has no tensor {key!r}; the builder's arguments must match "
             "the file."
         ) from None
+
+
+def expect_shape(key, array, shape, layer_name):
+    """``array`` when its shape is ``shape`` (in the file's layout), else the one-line
+    error naming the file's tensor, its shape and the layer it should fill."""
+    if tuple(array.shape) != tuple(shape):
+        raise ValueError(
+            f"Tensor {key!r} of the weights file has shape {tuple(array.shape)}, which does "
+            f"not fit layer {layer_name!r} (it needs {tuple(shape)} in the file's layout); "
+            "the builder's arguments must match the file."
+        )
+    return array

@@ -43,6 +43,7 @@ from kerascnn.weights.mappers._common import (
     TORCHVISION,
     check_complete,
     check_origin,
+    expect_shape,
     find_layer,
     fold_bias_into_bn,
     fold_bn_epsilon,
@@ -145,15 +146,6 @@ def _get(wf, parts, part, unit):
     return key, np.asarray(wf.tensors[key], dtype=np.float64)
 
 
-def _expect(key, array, shape, layer_name):
-    if tuple(array.shape) != tuple(shape):
-        raise ValueError(
-            f"Tensor {key!r} of the weights file has shape {tuple(array.shape)}, which does "
-            f"not fit layer {layer_name!r} (it needs {tuple(shape)} in the file's layout); "
-            "the builder's arguments must match the file."
-        )
-
-
 def _conv_bn(model, wf, unit, parts, origin, first):
     conv_name, bn_name = f"{unit}_conv", f"{unit}_bn"
     conv, bn = find_layer(model, conv_name), find_layer(model, bn_name)
@@ -167,7 +159,7 @@ def _conv_bn(model, wf, unit, parts, origin, first):
     kh, kw, cin, cout = conv.kernel.shape
     if origin == TORCHVISION:
         kkey, kernel = _get(wf, parts, "conv.weight", unit)
-        _expect(kkey, kernel, (cout, cin, kh, kw), conv_name)
+        expect_shape(kkey, kernel, (cout, cin, kh, kw), conv_name)
         kernel = oihw_to_hwio(kernel)
         if first:
             kernel = fold_torchvision_input(kernel)
@@ -175,16 +167,16 @@ def _conv_bn(model, wf, unit, parts, origin, first):
         eps_file, bias = TORCH_EPSILON, None
     else:
         kkey, kernel = _get(wf, parts, "conv/0", unit)
-        _expect(kkey, kernel, (kh, kw, cin, cout), conv_name)
+        expect_shape(kkey, kernel, (kh, kw, cin, cout), conv_name)
         if first:
             kernel = reverse_input_channels(kernel)
         bkey, bias = _get(wf, parts, "conv/1", unit)
-        _expect(bkey, bias, (cout,), conv_name)
+        expect_shape(bkey, bias, (cout,), conv_name)
         bn_keys = [f"bn/{i}" for i in range(4)]
         eps_file = KERAS_EPSILON
     got = [_get(wf, parts, p, unit) for p in bn_keys]
     for key, array in got:
-        _expect(key, array, (cout,), bn_name)
+        expect_shape(key, array, (cout,), bn_name)
     (gk, gamma), (bk, beta), (mk, mean), (vk, var) = got
     if bias is not None:
         mean = fold_bias_into_bn(bias, mean)
@@ -208,14 +200,14 @@ def _dense(model, wf, parts, origin):
     cin, cout = layer.kernel.shape
     if origin == TORCHVISION:
         wkey, weight = _get(wf, parts, "weight", HEAD)
-        _expect(wkey, weight, (cout, cin), HEAD)
+        expect_shape(wkey, weight, (cout, cin), HEAD)
         kernel = linear_to_dense(weight)
         bkey, bias = _get(wf, parts, "bias", HEAD)
     else:
         wkey, kernel = _get(wf, parts, "0", HEAD)
-        _expect(wkey, kernel, (cin, cout), HEAD)
+        expect_shape(wkey, kernel, (cin, cout), HEAD)
         bkey, bias = _get(wf, parts, "1", HEAD)
-    _expect(bkey, bias, (cout,), HEAD)
+    expect_shape(bkey, bias, (cout,), HEAD)
     extra = set(parts.values()) - {wkey, bkey}
     if extra:
         raise ValueError(f"Tensor {sorted(extra)[0]!r} of the weights file has no place in "

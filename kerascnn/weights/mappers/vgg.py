@@ -37,6 +37,7 @@ from kerascnn.weights.mappers._common import (
     TORCHVISION,
     check_complete,
     check_origin,
+    expect_shape,
     fc_chw_to_hwc,
     find_layer,
     fold_torchvision_input,
@@ -65,7 +66,7 @@ def assign(model, wf, *, origin):
         if layer is None:
             continue  # the head, with include_top=False
         kernel = _convert(model, layer, name, wkey, _tensor(wf, wkey), origin, first)
-        bias = _fit(bkey, _tensor(wf, bkey), (layer.bias.shape[0],), name)
+        bias = expect_shape(bkey, _tensor(wf, bkey), (layer.bias.shape[0],), name)
         values[name] = ([kernel, bias], [wkey, bkey])
     check_complete(model, list(values))
     for name, (arrays, sources) in values.items():
@@ -80,33 +81,23 @@ def _tensor(wf, key):
     return np.asarray(wf.tensors[key], dtype=np.float32)
 
 
-def _fit(key, array, shape, name):
-    if tuple(array.shape) != tuple(shape):
-        raise ValueError(
-            f"Tensor {key!r} of the weights file has shape {tuple(array.shape)}, which does "
-            f"not fit layer {name!r} (it needs {tuple(shape)} in the file's layout); the "
-            "builder's arguments must match the file."
-        )
-    return array
-
-
 def _convert(model, layer, name, key, weight, origin, first):
     kernel_shape = tuple(layer.kernel.shape)
     conv = len(kernel_shape) == 4
     if origin == TORCHVISION:
         if conv:
             kh, kw, cin, cout = kernel_shape
-            kernel = oihw_to_hwio(_fit(key, weight, (cout, cin, kh, kw), name))
+            kernel = oihw_to_hwio(expect_shape(key, weight, (cout, cin, kh, kw), name))
         else:
             cin, cout = kernel_shape
-            kernel = linear_to_dense(_fit(key, weight, (cout, cin), name))
+            kernel = linear_to_dense(expect_shape(key, weight, (cout, cin), name))
             if name == "fc6":
                 h, w, c = find_layer(model, "flatten").input.shape[1:]
                 kernel = fc_chw_to_hwc(kernel, c, h, w)
         if name == first:
             kernel = fold_torchvision_input(kernel)
         return np.ascontiguousarray(kernel, dtype=np.float32)
-    kernel = _fit(key, weight, kernel_shape, name)
+    kernel = expect_shape(key, weight, kernel_shape, name)
     if name == first:
         kernel = reverse_input_channels(kernel)
     return np.ascontiguousarray(kernel, dtype=np.float32)
