@@ -35,7 +35,8 @@ TRAIN_SIZES = ("--epochs 1 --batch-size 2 --set training.steps_per_epoch=2 "
                "--set training.validation_steps=1")
 SUBSTITUTIONS = [
     # ImageNet-size networks train at 64x64 (an input size they all take): sizes only.
-    (r"^\./dev train (resnet50|vgg_\w+)_imagenet", "APPEND --set data.image_size=64"),
+    # (VGG keeps 224: its fc6 is sized for the 7x7x512 map of the last pool)
+    (r"^\./dev train resnet50_imagenet", "APPEND --set data.image_size=64"),
     (r"^\./dev train", "APPEND " + TRAIN_SIZES),
     # evaluations on the first images only
     (r"^\./dev evaluate", "APPEND --limit 16 --batch-size 8"),
@@ -103,7 +104,7 @@ SKIPPED = {
 # Before a step: what the README assumes was done (e.g. a run it warm-starts from).
 BEFORE = {
     "--init-from runs/vgg_a_imagenet/checkpoints/best.keras":
-        "./dev train vgg_a_imagenet",
+        "./dev train vgg_a_imagenet " + TRAIN_SIZES,
 }
 
 
