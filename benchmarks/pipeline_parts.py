@@ -64,7 +64,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     make_jpeg_folder(args.dir, count=max(args.images, 500))
     source = load_source(args.dir)
-    paths = source.info["paths"][:args.images]
+    paths = list(source.paths[:args.images])
     policy = get_policy("resnet")
     size = (224, 224)
     # each image with its own seed, so the windows follow the policy's S ~ U{256..480}

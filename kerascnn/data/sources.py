@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -119,18 +118,6 @@ class Source:
             num_examples=n if self.num_examples is not None or self.indexed else None,
             name=f"{self.name}[:{n}]", images=cut(self.images), labels=cut(self.labels),
             paths=cut(self.paths), files=None, read_files=None, skipped=[])
-
-    @property
-    def info(self) -> dict[str, Any]:
-        """Deprecated: the old untyped view (``paths``, ``labels``, ``files``,
-        ``skipped``, ``root``, ``all_jpeg``, ``max_short_side``, ``split``); read the
-        named fields instead. A copy: writing to it changes nothing."""
-        lists = lambda t: None if t is None else np.asarray(t).tolist()  # noqa: E731
-        return {"paths": lists(self.paths), "labels": lists(self.labels),
-                "files": lists(self.files),
-                "from_files": self.read_files, "skipped": self.skipped,
-                "root": self.root, "all_jpeg": self.all_jpeg,
-                "max_short_side": self.max_short_side, "split": self.split}
 
     def __repr__(self):
         return (

@@ -47,6 +47,7 @@ import warnings
 
 import numpy as np
 
+from kerascnn._io import atomic_write
 from kerascnn.reproduce import claims as claim_rules
 from kerascnn.reproduce import plots
 from kerascnn.reproduce.studies import PAPER_NUMBERS, Study
@@ -102,11 +103,6 @@ def _log(msg):
     print(f"[reproduce] {msg}", flush=True)
 
 
-def _atomic_text(path, text):
-    from kerascnn.training.callbacks import atomic_write_text
-
-    atomic_write_text(path, text)
-
 
 def _clean(obj):
     """JSON-safe: numpy scalars to Python, non-finite floats to None."""
@@ -123,7 +119,7 @@ def _clean(obj):
 
 
 def _write_json(path, obj):
-    _atomic_text(path, json.dumps(_clean(obj), indent=1, sort_keys=False) + "\n")
+    atomic_write(path, json.dumps(_clean(obj), indent=1, sort_keys=False) + "\n")
 
 
 def _read_json(path):
@@ -828,8 +824,8 @@ def _write_reports(study, report, output_dir, log):
              *_table(study, report), "", "Paper: " + study.paper, "", "## Claims", ""]
     lines += [f"- {line}" for line in report["claim_lines"]]
     lines += ["", *[f"![{f}]({f})" for f in report["figures"]], ""]
-    _atomic_text(os.path.join(output_dir, "results.md"), "\n".join(lines))
-    _atomic_text(os.path.join(output_dir, "claims.txt"),
+    atomic_write(os.path.join(output_dir, "results.md"), "\n".join(lines))
+    atomic_write(os.path.join(output_dir, "claims.txt"),
                  "\n".join(report["claim_lines"]) + "\n")
     _write_json(os.path.join(output_dir, "results.json"), report)
     log(f"{study.name}: wrote {output_dir}/results.md, results.json, claims.txt, "

@@ -45,18 +45,9 @@ __all__ = [
     "PlateauSchedule",
     "SafeBackupAndRestore",
     "StepDeadline",
-    "atomic_write_text",
     "epoch_schedule",
     "plot_history",
 ]
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Deprecated alias of :func:`kerascnn._io.atomic_write`, kept only until its last
-    caller outside training (``kerascnn/reproduce/runner.py``) has switched; remove it
-    then."""
-    atomic_write(path, text)
-
 
 
 def _finite(value) -> bool:
