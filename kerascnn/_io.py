@@ -11,6 +11,13 @@ what lands under the final name gets the modes that the user's umask gives an
 ordinary file or folder (0644 / 0755 with umask 022), so that a TF Serving container
 running as another user can read an export.
 
+A temporary's name says which process made it (``.tmp-<host><pid>-…``: a hash of the
+host name, then the process id). A process that is killed mid-write (SIGKILL, power
+loss) cannot remove its own; the next write into the same folder removes those whose
+process no longer exists on this host, so a killed export leaves no half-written
+SavedModel behind for good. Temporaries of other hosts (a shared file system) and of
+live processes are never touched.
+
 Used by training, evaluation and export alike; it imports nothing of kerascnn.
 """
 
@@ -19,8 +26,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
+import zlib
 
 __all__ = [
     "atomic_dir",
@@ -28,6 +38,7 @@ __all__ = [
     "atomic_write",
     "default_mode",
     "read_json",
+    "remove_stale_temporaries",
     "write_json",
 ]
 
@@ -56,6 +67,48 @@ def _chmod_tree(path: str) -> None:
                     os.chmod(full, file_mode)
     else:
         os.chmod(path, default_mode(False))
+
+
+_HOST = f"{zlib.crc32(socket.gethostname().encode()) & 0xFFFFFFFF:08x}"
+_STALE = re.compile(r"^\.tmp-([0-9a-f]{8})(\d+)-")
+
+
+def _prefix(name: str = "") -> str:
+    return f".tmp-{_HOST}{os.getpid()}-{name}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True              # exists (another user's) or cannot tell: keep
+    return True
+
+
+def remove_stale_temporaries(folder: str) -> list[str]:
+    """Removes the temporaries in ``folder`` left by processes of this host that no
+    longer exist; returns their names."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        m = _STALE.match(name)
+        if not m or m[1] != _HOST or _alive(int(m[2])):
+            continue
+        full = os.path.join(folder, name)
+        try:
+            if os.path.isdir(full) and not os.path.islink(full):
+                shutil.rmtree(full)
+            else:
+                os.remove(full)
+            removed.append(name)
+        except OSError:
+            pass                 # another process removed it first
+    return removed
 
 
 def _fsync_dir(folder: str) -> None:
@@ -88,7 +141,8 @@ def atomic_path(path: str, *, suffix: str | None = None):
         suffix = base[base.index("."):] if "." in base.lstrip(".") else ""
         if base.startswith(".") and base.count(".") == 1:
             suffix = ""
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
+    remove_stale_temporaries(folder)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=_prefix(), suffix=suffix)
     os.close(fd)
     try:
         yield tmp
@@ -110,7 +164,8 @@ def atomic_dir(path: str):
     existing folder is never replaced, ``FileExistsError``); on error it is removed."""
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=f".tmp-{os.path.basename(path)}-")
+    remove_stale_temporaries(parent)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=_prefix(f"{os.path.basename(path)}-"))
     try:
         yield tmp
         if os.path.exists(path):

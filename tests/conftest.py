@@ -15,3 +15,14 @@ def _seed():
 
     keras.utils.set_random_seed(1234)
     yield
+
+
+# The longest tests first: with `./dev test`'s two workers (pytest-xdist), one of
+# them starts the README walk-through at once while the other takes the rest.
+_FIRST = ("tests/test_readme.py", "tests/benchmarks/test_throughput.py::test_compare")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = lambda item: next((i for i, p in enumerate(_FIRST) if item.nodeid.startswith(p)),  # noqa: E731
+                             len(_FIRST))
+    items.sort(key=rank)

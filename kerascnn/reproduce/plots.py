@@ -9,11 +9,11 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 
 import numpy as np
+
+from kerascnn._io import atomic_path
 
 __all__ = ["training_curves", "response_stds"]
 
@@ -31,17 +31,11 @@ def _pyplot():
 
 def _save(fig, path):
     plt = _pyplot()
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

@@ -41,13 +41,12 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 import time
 import warnings
 
 import numpy as np
 
-from kerascnn._io import atomic_write
+from kerascnn._io import atomic_path, atomic_write
 from kerascnn.reproduce import claims as claim_rules
 from kerascnn.reproduce import plots
 from kerascnn.reproduce.studies import PAPER_NUMBERS, Study
@@ -128,15 +127,8 @@ def _read_json(path):
 
 
 def _save_model(model, path):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".keras")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 # -- data ---------------------------------------------------------------------------
@@ -231,11 +223,8 @@ def prepare_data(settings: Settings, output_dir, *, train_source=None, test_sour
         else:
             mean = np.asarray(stats.compute_mean(train, per_pixel=True,
                                                  image_size=(size, size)), np.float32)
-        os.makedirs(output_dir, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=output_dir, prefix=".tmp-", suffix=".npy")
-        os.close(fd)
-        np.save(tmp, mean)
-        os.replace(tmp, mean_path)
+        with atomic_path(mean_path) as tmp:
+            np.save(tmp, mean)
     test = _subset(test_source, settings.test_examples)
     return StudyData(
         train=train,
