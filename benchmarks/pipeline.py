@@ -31,7 +31,6 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from _images import make_jpeg_folder  # noqa: E402
@@ -43,7 +42,7 @@ MEAN = tf.constant(stats.IMAGENET_MEAN_RGB, tf.float32)
 
 def _files(source, seed):
     ds = tf.data.Dataset.from_tensor_slices(
-        (list(source.paths), tf.constant(np.asarray(source.labels), tf.int64)))
+        (list(source.paths), tf.constant(source.labels, tf.int64)))
     return ds.shuffle(len(source.paths), seed=seed).repeat()
 
 
