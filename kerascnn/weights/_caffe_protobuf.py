@@ -28,6 +28,8 @@ read: such files are refused with a pointer to Caffe's ``upgrade_net_proto_binar
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -183,23 +185,29 @@ def _blob_shape(buf, start, stop):
     return dims
 
 
-def _blob(buf, start, stop):
-    """``(shape or None, legacy dims dict, float data)`` of one ``BlobProto``."""
+def _blob(buf, start, stop, data=True):
+    """``(shape or None, legacy dims dict, float data)`` of one ``BlobProto``; with
+    ``data=False`` the number of values stands for the data (nothing is copied)."""
     shape = None
     legacy = {}
     floats = []
     doubles = []
+    counts = {5: 0, 8: 0}
     pos = start
     while pos < stop:
         tag, _ = _varint(buf, pos, stop)
         if tag == (5 << 3 | _FIXED32):  # unpacked float data
             count, rows = _unpacked_run(buf, pos, stop, buf[pos], 4)
-            floats.append(rows.copy().view("<f4").reshape(-1))
+            counts[5] += count
+            if data:
+                floats.append(rows.copy().view("<f4").reshape(-1))
             pos += count * 5
             continue
         if tag == (8 << 3 | _FIXED64):  # unpacked double data
             count, rows = _unpacked_run(buf, pos, stop, buf[pos], 8)
-            doubles.append(rows.copy().view("<f8").reshape(-1))
+            counts[8] += count
+            if data:
+                doubles.append(rows.copy().view("<f8").reshape(-1))
             pos += count * 9
             continue
         field, wire, value, pos = _field_at(buf, pos, stop)
@@ -207,17 +215,20 @@ def _blob(buf, start, stop):
             shape = _blob_shape(buf, *value)
         elif field in (1, 2, 3, 4) and wire == _VARINT:
             legacy[field] = _signed64(value)
-        elif field == 5 and wire == _BYTES:
-            if (value[1] - value[0]) % 4:
-                raise CorruptError("packed float data is not a multiple of 4 bytes")
-            floats.append(np.frombuffer(buf, "<f4", (value[1] - value[0]) // 4, value[0]))
-        elif field == 8 and wire == _BYTES:
-            if (value[1] - value[0]) % 8:
-                raise CorruptError("packed double data is not a multiple of 8 bytes")
-            doubles.append(np.frombuffer(buf, "<f8", (value[1] - value[0]) // 8, value[0]))
+        elif field in (5, 8) and wire == _BYTES:
+            width = 4 if field == 5 else 8
+            if (value[1] - value[0]) % width:
+                raise CorruptError(f"packed {('float', 'double')[field == 8]} data is not a "
+                                   f"multiple of {width} bytes")
+            counts[field] += (value[1] - value[0]) // width
+            if data:
+                chunk = np.frombuffer(buf, f"<f{width}", (value[1] - value[0]) // width, value[0])
+                (floats if field == 5 else doubles).append(chunk)
+    if not data:
+        return shape, legacy, counts[8] if counts[8] else counts[5]
     chunks = doubles if doubles else floats
-    data = np.concatenate(chunks) if chunks else np.zeros((0,), "<f4")
-    return shape, legacy, data.astype(np.float32)
+    values = np.concatenate(chunks) if chunks else np.zeros((0,), "<f4")
+    return shape, legacy, values.astype(np.float32)
 
 
 def _shape_of(layer, layer_type, index, shape, legacy, count):
@@ -231,7 +242,7 @@ def _shape_of(layer, layer_type, index, shape, legacy, count):
             shape = shape[1:]
     else:
         shape = tuple(shape) if shape is not None else ()
-    if any(d < 0 for d in shape) or int(np.prod(shape, dtype=np.int64)) != count:
+    if len(shape) > 32 or any(d < 0 for d in shape) or math.prod(shape) != count:
         raise CorruptError(
             f"blob {index} of layer {layer!r} has {count} values for its shape {shape}"
         )
@@ -239,6 +250,8 @@ def _shape_of(layer, layer_type, index, shape, legacy, count):
 
 
 def _layer(buf, start, stop, v1):
+    """``(name, type, [(shape, (start, stop)) per blob])``: shapes checked against the
+    number of values, no value copied."""
     name_field, type_field, blobs_field = (4, 5, 6) if v1 else (1, 2, 7)
     name = ""
     layer_type = ""
@@ -257,32 +270,40 @@ def _layer(buf, start, stop, v1):
                 "it holds V0 layers (Caffe before 2014): convert it with Caffe's "
                 "upgrade_net_proto_binary first"
             )
-    arrays = []
+    found = []
     for index, (b_start, b_stop) in enumerate(blobs):
-        shape, legacy, data = _blob(buf, b_start, b_stop)
-        arrays.append(data.reshape(_shape_of(name, layer_type, index, shape, legacy, data.size)))
-    return name, layer_type, arrays
+        shape, legacy, count = _blob(buf, b_start, b_stop, data=False)
+        found.append((_shape_of(name, layer_type, index, shape, legacy, count), (b_start, b_stop)))
+    return name, layer_type, found
+
+
+def blob(buf, place, shape):
+    """The float32 values of the blob at ``place`` (from :func:`read`) as ``shape``."""
+    _, _, values = _blob(buf, *place)
+    if values.size != int(np.prod(shape)):
+        raise CorruptError(f"a blob holds {values.size} values for its shape {shape}")
+    return values.reshape(shape)
 
 
 def read(buf):
-    """``(tensors, layer_types)`` of a serialised ``NetParameter``.
+    """``(blobs, layer_types)`` of a serialised ``NetParameter``.
 
-    ``tensors`` maps ``"<layer>/<blob index>"`` to float32 arrays in file order;
-    ``layer_types`` maps every layer's name (with or without blobs) to its type. A
-    layer name that occurs twice keeps the later blobs, as Caffe's
-    ``CopyTrainedLayersFrom`` would copy them last.
+    ``blobs`` maps ``"<layer>/<blob index>"`` to ``(shape, place)`` in file order
+    (:func:`blob` reads the values at ``place``); ``layer_types`` maps every layer's
+    name (with or without blobs) to its type. A layer name that occurs twice keeps the
+    later blobs, as Caffe's ``CopyTrainedLayersFrom`` would copy them last.
     """
     tensors = {}
     layer_types = {}
     for field, wire, value in _fields(buf, 0, len(buf)):
         if field in (2, 100) and wire == _BYTES:
-            name, layer_type, arrays = _layer(buf, value[0], value[1], v1=field == 2)
+            name, layer_type, found = _layer(buf, value[0], value[1], v1=field == 2)
             layer_types[name] = layer_type
-            if arrays:
+            if found:
                 for key in [k for k in tensors if k.rsplit("/", 1)[0] == name]:
                     del tensors[key]
-            for index, array in enumerate(arrays):
-                tensors[f"{name}/{index}"] = array
+            for index, entry in enumerate(found):
+                tensors[f"{name}/{index}"] = entry
     if not layer_types:
         raise CorruptError("the NetParameter holds no layers")
     return tensors, layer_types

@@ -30,6 +30,17 @@ are read from the container. Two containers:
   then per key an int64 element count and the storage's raw bytes, both little-endian
   (PyTorch's ``THPStorage_writeFileRaw`` writes them so on every host).
 
+Nothing is allocated from what the file declares before it is checked against the
+file: the pickle is read first (a zip record of at most ``MAX_PICKLE_BYTES``), then
+every tensor's size, stride and offset against its storage, and every storage against
+its bytes in the container (a zip record of exactly that many bytes, a compressed one
+inflating at most ``MAX_INFLATION`` times; a legacy storage inside the file). A tensor
+with more elements than the span of storage it reads (a stride-0 or overlapping view,
+which ``torch.expand`` makes) is refused: a state dict never holds one, and it would
+materialise more than the file holds. The bytes of a tensor are read only when it is
+asked for (:func:`read_zip` and :func:`read_legacy` return loaders), one tensor at a
+time, and only the span of its storage that it covers.
+
 Tensors are rebuilt from (storage, offset, size, stride) with numpy's ``as_strided``
 and copied, so non-contiguous tensors and tensors sharing one storage come out as the
 values PyTorch would show. Floating tensors are returned as float32 (float16 and
@@ -40,14 +51,22 @@ from __future__ import annotations
 
 import collections
 import io
+import math
+import os
 import pickle
 import struct
 import zipfile
 
 import numpy as np
 
+from kerascnn.weights._errors import WeightsFileError
+
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
+MAX_PICKLE_BYTES = 256 << 20  # a state dict's pickle is kilobytes to a few megabytes
+MAX_INFLATION = 32  # weights hardly compress; torch.save stores its records uncompressed
+SMALL_RECORD = 1 << 20  # compressed records up to this size are not held to MAX_INFLATION
+MAX_DIMS = 32
 
 # storage type name -> (numpy dtype without byte order, element size, is bfloat16)
 _STORAGE_TYPES = {
@@ -65,7 +84,7 @@ _STORAGE_TYPES = {
 }
 
 
-class UnsafeWeightsError(ValueError):
+class UnsafeWeightsError(WeightsFileError):
     """A weights file's pickle names a global that a state dict never needs."""
 
 
@@ -248,7 +267,7 @@ def _load_state(file, path, storages):
 def _unwrap(obj, path):
     """The state dict inside ``obj``: ``{"state_dict": ...}`` / ``{"model": ...}`` unwrapped."""
     if not isinstance(obj, dict):
-        raise ValueError(
+        raise WeightsFileError(
             f"{path}: holds a pickled {type(obj).__name__}, not a state dict "
             "(a dict of tensor names to tensors)"
         )
@@ -264,37 +283,67 @@ def _unwrap(obj, path):
             raise CorruptError(f"a tensor's name is {key!r}")
         name = key[len("module."):] if key.startswith("module.") else key
         if name in tensors:
-            raise ValueError(
+            raise WeightsFileError(
                 f"{path}: holds the tensor {name!r} twice (with and without 'module.')"
             )
         tensors[name] = value
     if not tensors:
-        raise ValueError(f"{path}: the pickled dict holds no tensors (keys: {list(obj)[:5]})")
+        keys = [repr(k)[:40] for k in list(obj)[:5]]
+        raise WeightsFileError(f"{path}: the pickled dict holds no tensors (keys: {keys})")
     return tensors
 
 
-def _to_numpy(lazy):
-    root = lazy.ref.root
-    if root.data is None:
-        raise CorruptError(f"storage {root.key} has no data")
-    stype = root.stype
-    base = root.data[lazy.ref.offset : lazy.ref.offset + lazy.ref.numel]
-    if lazy.ref.offset + lazy.ref.numel > root.data.size:
-        raise CorruptError(f"storage {root.key} is shorter than its view")
-    count = int(np.prod(lazy.size, dtype=np.int64))
+
+
+def _check_tensor(lazy):
+    """Checks ``lazy`` against its storage before any byte is read; sets ``count`` (its
+    elements), ``first`` (its first element in the root storage) and ``span`` (the
+    elements of storage it covers)."""
+    if len(lazy.size) > MAX_DIMS:
+        raise CorruptError(f"a tensor of {len(lazy.size)} dimensions (at most {MAX_DIMS})")
+    count = math.prod(lazy.size)
+    ref = lazy.ref
+    lazy.first = ref.offset + lazy.offset
     if count == 0:
-        array = np.empty(lazy.size, dtype=base.dtype)
+        lazy.count, lazy.span = 0, 0
+        return
+    last = lazy.offset + sum((n - 1) * s for n, s in zip(lazy.size, lazy.stride))
+    if last >= ref.numel:
+        raise CorruptError(
+            f"a tensor of size {lazy.size} (stride {lazy.stride}, offset {lazy.offset}) "
+            f"overruns storage {ref.root.key} of {ref.numel} elements"
+        )
+    span = last - lazy.offset + 1
+    if count > span:
+        raise CorruptError(
+            f"a tensor of size {lazy.size} (stride {lazy.stride}) has {count} elements over "
+            f"{span} of storage {ref.root.key}: a stride-0 or overlapping view larger than "
+            "its storage, which a state dict never holds"
+        )
+    lazy.count, lazy.span = count, span
+
+
+def _out_dtype(stype, order):
+    if stype.bf16:
+        return np.dtype(np.float32)
+    dtype = stype.dtype(order)
+    return np.dtype(np.float32) if dtype.kind == "f" else dtype.newbyteorder("=")
+
+
+def _build(lazy, raw, order):
+    """The tensor ``lazy`` from ``raw``, the bytes of the ``span`` it covers."""
+    stype = lazy.ref.root.stype
+    dtype = stype.dtype(order)
+    if len(raw) != lazy.span * dtype.itemsize:
+        raise CorruptError(f"storage {lazy.ref.root.key} is shorter than the file said")
+    if lazy.count == 0:
+        array = np.empty(lazy.size, dtype=dtype)
     else:
-        last = lazy.offset + sum((n - 1) * s for n, s in zip(lazy.size, lazy.stride))
-        if last >= base.size:
-            raise CorruptError(
-                f"a tensor of size {lazy.size} (stride {lazy.stride}, offset {lazy.offset}) "
-                f"overruns storage {root.key} of {base.size} elements"
-            )
+        base = np.frombuffer(raw, dtype=dtype)
         view = np.lib.stride_tricks.as_strided(
-            base[lazy.offset :],
+            base,
             shape=lazy.size,
-            strides=tuple(s * base.itemsize for s in lazy.stride),
+            strides=tuple(s * dtype.itemsize for s in lazy.stride),
             writeable=False,
         )
         array = np.array(view, copy=True)
@@ -306,36 +355,96 @@ def _to_numpy(lazy):
     return array
 
 
+def _entries(tensors, order, read_span):
+    """``{name: (shape, dtype, load)}``; ``read_span(root, start, length)`` returns the
+    bytes ``[start, start + length)`` of a root storage."""
+    entries = {}
+    for name, lazy in tensors.items():
+        itemsize = lazy.ref.root.stype.itemsize
+
+        def load(lazy=lazy, itemsize=itemsize):
+            raw = read_span(lazy.ref.root, lazy.first * itemsize, lazy.span * itemsize)
+            return _build(lazy, raw, order)
+
+        entries[name] = (lazy.size, _out_dtype(lazy.ref.root.stype, order), load)
+    return entries
+
+
+def check_record(info, expected, what):
+    """A zip member's declared size against ``expected`` bytes (None: any size up to
+    :data:`MAX_PICKLE_BYTES`) and against its compressed size."""
+    if info.flag_bits & 0x1:
+        raise CorruptError(f"{what} is encrypted")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise CorruptError(f"{what} uses compression method {info.compress_type}")
+    if expected is None:
+        if info.file_size > MAX_PICKLE_BYTES:
+            raise CorruptError(f"{what} declares {info.file_size} bytes")
+    elif info.file_size != expected:
+        raise CorruptError(f"{what} holds {info.file_size} bytes, its storage {expected}")
+    if info.compress_type == zipfile.ZIP_STORED:
+        if info.compress_size != info.file_size:
+            raise CorruptError(f"{what} is stored with {info.compress_size} bytes for "
+                               f"{info.file_size}")
+    elif info.file_size > max(SMALL_RECORD, MAX_INFLATION * info.compress_size):
+        raise CorruptError(
+            f"{what} would inflate from {info.compress_size} to {info.file_size} bytes "
+            f"(weights do not compress {MAX_INFLATION} times; refused as a zip bomb)"
+        )
+
+
+def _read_record(archive, name, expected, what):
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise CorruptError(f"no record {name}") from None
+    check_record(info, expected, what)
+    with archive.open(info) as f:
+        data = f.read(info.file_size)
+    if len(data) != info.file_size:
+        raise CorruptError(f"{what} is cut off")
+    return data
+
+
 def read_zip(path, archive: zipfile.ZipFile):
-    """The state dict of a zip-format ``.pth`` (``archive`` is open)."""
+    """``{name: (shape, dtype, load)}`` of a zip-format ``.pth`` (``archive`` is open);
+    every tensor is checked against its storage and every storage against its record,
+    and ``load()`` reads one tensor's bytes (opening ``path`` again)."""
     pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
     if len(pickles) != 1:
         raise CorruptError("no <archive>/data.pkl record")
     prefix = pickles[0][: -len("data.pkl")]
     order = "<"
     if prefix + "byteorder" in archive.namelist():
-        mark = archive.read(prefix + "byteorder").strip()
+        mark = _read_record(archive, prefix + "byteorder", None, "the byteorder record")
+        mark = mark.strip()
         if mark not in (b"little", b"big"):
-            raise CorruptError(f"byteorder record {mark!r}")
+            raise CorruptError(f"byteorder record {mark[:20]!r}")
         order = "<" if mark == b"little" else ">"
     storages = {}
-    obj = _load_state(io.BytesIO(archive.read(pickles[0])), path, storages)
-    tensors = _unwrap(obj, path)
+    data = _read_record(archive, pickles[0], None, "the pickle record")
+    tensors = _unwrap(_load_state(io.BytesIO(data), path, storages), path)
+    del data
     for lazy in tensors.values():
+        _check_tensor(lazy)
         root = lazy.ref.root
-        if root.data is None:
+        record = f"{prefix}data/{root.key}"
+        try:
+            info = archive.getinfo(record)
+        except KeyError:
+            raise CorruptError(f"no record {record}") from None
+        check_record(info, root.numel * root.stype.itemsize, f"record {record}")
+
+    def read_span(root, start, length):
+        with zipfile.ZipFile(path) as again:
             record = f"{prefix}data/{root.key}"
-            try:
-                raw = archive.read(record)
-            except KeyError:
-                raise CorruptError(f"no record {record}") from None
-            dtype = root.stype.dtype(order)
-            if len(raw) != root.numel * dtype.itemsize:
-                raise CorruptError(
-                    f"record {record} holds {len(raw)} bytes for {root.numel} elements"
-                )
-            root.data = np.frombuffer(raw, dtype=dtype)
-    return {name: _to_numpy(lazy) for name, lazy in tensors.items()}
+            info = again.getinfo(record)
+            check_record(info, root.numel * root.stype.itemsize, f"record {record}")
+            with again.open(info) as f:
+                f.seek(start)
+                return f.read(length)
+
+    return _entries(tensors, order, read_span)
 
 
 def is_legacy(head: bytes) -> bool:
@@ -349,7 +458,9 @@ def is_legacy(head: bytes) -> bool:
 
 
 def read_legacy(path, f):
-    """The state dict of a legacy (non-zip) ``.pth``; ``f`` is open at its start."""
+    """``{name: (shape, dtype, load)}`` of a legacy (non-zip) ``.pth``; ``f`` is open at
+    its start. The storages' places are found by skipping over them (each within the
+    file); ``load()`` reads one tensor's bytes (opening ``path`` again)."""
 
     def plain():
         try:
@@ -359,6 +470,7 @@ def read_legacy(path, f):
         except Exception as err:  # noqa: BLE001 - any failure of a header pickle is corruption
             raise CorruptError(f"{type(err).__name__}: {err}") from err
 
+    size = os.fstat(f.fileno()).st_size
     if plain() != MAGIC_NUMBER:
         raise CorruptError("bad magic number")
     version = plain()
@@ -372,9 +484,9 @@ def read_legacy(path, f):
     keys = plain()
     if not isinstance(keys, list):
         raise CorruptError("the storage key list is missing")
-    order = "<"
+    places = {}
     for key in keys:
-        key = key.decode("ascii") if isinstance(key, bytes) else str(key)
+        key = key.decode("ascii", "replace") if isinstance(key, bytes) else str(key)
         root = storages.get(key)
         if root is None:
             raise CorruptError(f"storage {key} is not referenced by the pickle")
@@ -386,10 +498,21 @@ def read_legacy(path, f):
             raise CorruptError(
                 f"storage {key} holds {numel} elements, the pickle says {root.numel}"
             )
-        dtype = root.stype.dtype(order)
-        raw = f.read(numel * dtype.itemsize)
-        if len(raw) != numel * dtype.itemsize:
-            raise CorruptError(f"storage {key} is cut off")
-        root.data = np.frombuffer(raw, dtype=dtype)
+        start = f.tell()
+        nbytes = numel * root.stype.itemsize
+        if start + nbytes > size:
+            raise CorruptError(f"storage {key} is cut off ({nbytes} bytes at {start} of {size})")
+        places[key] = start
+        f.seek(start + nbytes)
     tensors = _unwrap(obj, path)
-    return {name: _to_numpy(lazy) for name, lazy in tensors.items()}
+    for lazy in tensors.values():
+        _check_tensor(lazy)
+        if lazy.ref.root.key not in places:
+            raise CorruptError(f"storage {lazy.ref.root.key} has no data")
+
+    def read_span(root, start, length):
+        with open(path, "rb") as again:
+            again.seek(places[root.key] + start)
+            return again.read(length)
+
+    return _entries(tensors, "<", read_span)

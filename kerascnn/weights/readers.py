@@ -26,12 +26,23 @@ integer tensors (``num_batches_tracked``) keep their integer type. A ``.pth`` is
 pickle and can run code: it is read by a restricted unpickler
 (:mod:`kerascnn.weights._torch_pickle`) that refuses any global a state dict does not
 need with :class:`UnsafeWeightsError`.
+
+A file is never trusted for sizes: every reader reads the headers and shapes first and
+checks every tensor against the file (declared shape and dtype, its bytes within the
+file or its storage; a zip record inflating at most a plausible ratio; an HDF5 dataset
+stored in full, in this file) before reading a byte of it. The tensors of a
+:class:`WeightsFile` are then read one at a time, when looked up (:class:`Tensors`), so
+reading a file for a model takes the memory of the tensors the model uses, never more
+than the file holds. Every refusal is a :class:`WeightsFileError` (a ``ValueError``)
+whose one-line message starts with the file's path.
 """
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import json
+import math
 import mmap
 import os
 import struct
@@ -40,9 +51,18 @@ import zipfile
 import numpy as np
 
 from kerascnn.weights import _caffe_protobuf, _torch_pickle
+from kerascnn.weights._errors import WeightsFileError
 from kerascnn.weights._torch_pickle import UnsafeWeightsError
 
-__all__ = ["FORMATS", "UnsafeWeightsError", "WeightsFile", "detect_format", "read_weights_file"]
+__all__ = [
+    "FORMATS",
+    "Tensors",
+    "UnsafeWeightsError",
+    "WeightsFile",
+    "WeightsFileError",
+    "detect_format",
+    "read_weights_file",
+]
 
 FORMATS = ("keras", "keras_legacy_h5", "torch", "safetensors", "caffe")
 
@@ -70,6 +90,67 @@ _SAFETENSORS_DTYPES = {
     "BOOL": "?",
 }
 _MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024  # the safetensors library's own limit
+_MAX_DIMS = 32
+# An HDF5 dataset with a filter (compression) may hold more than it stores, up to this.
+_HDF5_MAX_INFLATION = _torch_pickle.MAX_INFLATION
+_HDF5_SMALL = _torch_pickle.SMALL_RECORD
+
+
+class Tensors(collections.abc.Mapping):
+    """A weights file's tensors by name, in file order, read when looked up.
+
+    ``tensors[name]`` reads that one tensor from the file (every lookup reads it again:
+    nothing is kept, so memory holds what the caller keeps); :meth:`shape` and
+    :meth:`dtype` tell what it is without reading it. Every tensor was checked against
+    the file when the file was read; a file changed since then raises
+    :class:`WeightsFileError` at the lookup.
+    """
+
+    def __init__(self, path, entries):
+        self.path = path
+        self._entries = dict(entries)  # name -> (shape, dtype, load)
+
+    def __getitem__(self, name):
+        shape, dtype, load = self._entries[name]
+        try:
+            array = load()
+        except WeightsFileError:
+            raise
+        except (_torch_pickle.CorruptError, _caffe_protobuf.CorruptError, OSError,
+                zipfile.BadZipFile, EOFError, ValueError, KeyError, TypeError) as err:
+            raise _corrupt(self.path, "weights", f"reading {name!r}: {type(err).__name__}: "
+                                                 f"{err}") from err
+        if tuple(array.shape) != tuple(shape):
+            raise _corrupt(self.path, "weights", f"{name!r} changed since it was read")
+        return array
+
+    def __iter__(self):
+        return iter(self._entries)
+
+    def __len__(self):
+        return len(self._entries)
+
+    def shape(self, name) -> tuple:
+        """The shape of tensor ``name``, without reading it."""
+        return tuple(self._entries[name][0])
+
+    def dtype(self, name) -> np.dtype:
+        """The dtype ``tensors[name]`` will have (float32 for floating tensors)."""
+        return self._entries[name][1]
+
+    def nbytes(self, name) -> int:
+        """The bytes ``tensors[name]`` will take."""
+        return math.prod(self.shape(name)) * self.dtype(name).itemsize
+
+    def __repr__(self):
+        shown = ", ".join(f"{k!r}: {self.shape(k)}" for k in list(self)[:4])
+        more = ", ..." if len(self) > 4 else ""
+        return f"Tensors({self.path!r}, {{{shown}{more}}})"
+
+
+def _eager(path, arrays):
+    """:class:`Tensors` over arrays already in memory."""
+    return Tensors(path, {k: (v.shape, v.dtype, lambda v=v: v) for k, v in arrays.items()})
 
 
 @dataclasses.dataclass
@@ -80,7 +161,8 @@ class WeightsFile:
         path: the file read.
         format: one of :data:`FORMATS`.
         tensors: name -> ``np.ndarray`` in file order (float32, or the file's integer
-            type); empty for ``"keras"`` files, which ``model.load_weights`` reads.
+            type), a :class:`Tensors` mapping that reads each tensor when looked up;
+            empty for ``"keras"`` files, which ``model.load_weights`` reads.
         layer_types: for Caffe files, every layer's name -> its type string
             (``"Convolution"``, ``"LRN"``, ...; V1 enums mapped to these names);
             empty for the other formats.
@@ -88,12 +170,15 @@ class WeightsFile:
 
     path: str
     format: str
-    tensors: dict
+    tensors: collections.abc.Mapping
     layer_types: dict = dataclasses.field(default_factory=dict)
 
 
 def _corrupt(path, what, detail):
-    return ValueError(f"{path}: truncated or corrupt {what} file ({detail})")
+    detail = " ".join(str(detail).split())
+    if len(detail) > 300:
+        detail = detail[:300] + "..."
+    return WeightsFileError(f"{path}: truncated or corrupt {what} file ({detail})")
 
 
 def _hdf5_offset(f):
@@ -109,23 +194,45 @@ def _hdf5_offset(f):
 
 
 def _decode(value):
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _attribute(group, name):
+def _attribute_values(group, name, size):
+    """One HDF5 attribute's values, checked against the file before they are read."""
+    aid = group.attrs.get_id(name)
+    shape = aid.shape
+    count = math.prod(shape) if shape is not None else 0
+    if count == 0:
+        return []  # Keras writes an empty list as an empty float array
+    if aid.dtype.kind not in "SUO" or count > size:
+        raise ValueError(f"attribute {name!r} of {aid.dtype} and shape {shape} is not a list "
+                         "of names")
+    values = group.attrs[name]
+    return [values] if np.ndim(values) == 0 else list(np.asarray(values).reshape(-1))
+
+
+def _attribute(group, name, size):
     """An HDF5 attribute as Keras writes it: whole, or in chunks ``name0``, ``name1``..."""
     if name in group.attrs:
-        values = group.attrs[name]
+        values = _attribute_values(group, name, size)
     elif f"{name}0" in group.attrs:
-        chunks = []
+        values = []
         index = 0
         while f"{name}{index}" in group.attrs:
-            chunks.extend(group.attrs[f"{name}{index}"])
+            values.extend(_attribute_values(group, f"{name}{index}", size))
             index += 1
-        values = chunks
     else:
         return None
-    return [_decode(v) for v in np.asarray(values).reshape(-1)] if len(values) else []
+    return [_decode(v) for v in values]
+
+
+def _hdf5_root(f):
+    import h5py
+
+    link = f.get("model_weights", getlink=True)
+    if isinstance(link, h5py.HardLink) and isinstance(f.get("model_weights"), h5py.Group):
+        return f["model_weights"]
+    return f
 
 
 def _hdf5_kind(path):
@@ -134,14 +241,14 @@ def _hdf5_kind(path):
 
     try:
         with h5py.File(path, "r") as f:
-            root = f["model_weights"] if isinstance(f.get("model_weights"), h5py.Group) else f
-            if _attribute(root, "layer_names") is not None:
+            size = os.path.getsize(path)
+            if _attribute(_hdf5_root(f), "layer_names", size) is not None:
                 return "keras_legacy_h5"
             if any(k in f for k in ("layers", "vars", "_layer_checkpoint_dependencies")):
                 return "keras"
             return None
-    except OSError as err:
-        raise _corrupt(path, "HDF5", err) from err
+    except (OSError, KeyError, TypeError, ValueError, AttributeError, RuntimeError) as err:
+        raise _corrupt(path, "HDF5", f"{type(err).__name__}: {err}") from err
 
 
 def _zip_kind(path):
@@ -149,8 +256,8 @@ def _zip_kind(path):
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
-        raise _corrupt(path, "zip (.pth or .keras)", err) from err
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as err:
+        raise _corrupt(path, "zip (.pth or .keras)", f"{type(err).__name__}: {err}") from err
     if any(n.endswith("/data.pkl") and n.count("/") == 1 for n in names):
         return "torch"
     if "config.json" in names and ({"model.weights.h5", "model.weights.npz"} & names):
@@ -166,17 +273,24 @@ def _looks_like_safetensors(head):
     return 2 <= length <= _MAX_SAFETENSORS_HEADER
 
 
+def missing_file_error(path):
+    """The one error (and wording) for a weights path that is a folder or nothing: the
+    builders' ``weights=``, the CLI's ``--weights`` and the readers all raise it."""
+    path = os.fspath(path)
+    what = "is a folder" if os.path.isdir(path) else "does not exist"
+    return WeightsFileError(f"No such weights file: {path} {what}. Received: weights={path!r}")
+
+
 def detect_format(path) -> str:
     """The format of the weights file at ``path``, recognised from its content.
 
-    Returns one of :data:`FORMATS`. Raises ``ValueError`` naming the file when it does
-    not exist, is none of these formats, or is a recognised container that is cut off.
+    Returns one of :data:`FORMATS`. Raises :class:`WeightsFileError` naming the file
+    when it does not exist, is none of these formats, or is a recognised container
+    that is cut off.
     """
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise ValueError(f"A folder, not a weights file. Received: path={path!r}")
     if not os.path.isfile(path):
-        raise ValueError(f"No such weights file. Received: path={path!r}")
+        raise missing_file_error(path)
     with open(path, "rb") as f:
         head = f.read(64)
         size = os.fstat(f.fileno()).st_size
@@ -195,7 +309,7 @@ def detect_format(path) -> str:
     else:
         kind = None
     if kind is None:
-        raise ValueError(
+        raise WeightsFileError(
             f"{path}: not a weights file in a format kerascnn reads (recognised from the "
             f"content, whatever the suffix): {_ACCEPTED}"
         )
@@ -205,14 +319,17 @@ def detect_format(path) -> str:
 def read_weights_file(path) -> WeightsFile:
     """Reads the weights file at ``path`` (any of :data:`FORMATS`, told by content).
 
-    Raises ``ValueError`` naming the file for a file in no accepted format or one that
-    is truncated or corrupt, and :class:`UnsafeWeightsError` (a ``ValueError``) naming
-    the global for a ``.pth`` whose pickle names one a state dict never needs.
+    Headers and shapes are read and every tensor is checked against the file here;
+    the tensors' values are read when looked up in ``.tensors``. Raises
+    :class:`WeightsFileError` (a ``ValueError``) naming the file for a file in no
+    accepted format, or one that is truncated, corrupt or declares more than it holds,
+    and :class:`UnsafeWeightsError` (a :class:`WeightsFileError`) naming the global for
+    a ``.pth`` whose pickle names one a state dict never needs.
     """
     path = os.fspath(path)
     kind = detect_format(path)
     if kind == "keras":
-        return WeightsFile(path, kind, {})
+        return WeightsFile(path, kind, Tensors(path, {}))
     if kind == "keras_legacy_h5":
         return WeightsFile(path, kind, _read_keras_legacy_h5(path))
     if kind == "torch":
@@ -230,38 +347,120 @@ def _as_float32(array):
     return array.astype(array.dtype.newbyteorder("="))
 
 
+def _out_dtype(dtype):
+    return np.dtype(np.float32) if dtype.kind == "f" else dtype.newbyteorder("=")
+
+
+# -- Keras-2 HDF5 ------------------------------------------------------------------------
+def _hard_path(h5py, group, path):
+    """``group[path]`` through hard links only (an external or soft link could name
+    another file)."""
+    obj = group
+    for part in path.split("/"):
+        if not part:
+            continue
+        link = obj.get(part, getlink=True)
+        if not isinstance(link, h5py.HardLink):
+            raise ValueError(f"{path!r} is {'missing' if link is None else 'a link'}")
+        obj = obj[part]
+    return obj
+
+
+def _check_dataset(dataset, name, size):
+    """A dataset's declared bytes against what the file stores for it."""
+    import h5py
+
+    if not isinstance(dataset, h5py.Dataset):
+        raise ValueError(f"{name!r} is not a dataset")
+    shape, dtype = dataset.shape, dataset.dtype
+    if shape is None or dtype.kind not in "fiub" or dtype.fields is not None:
+        raise ValueError(f"{name!r} holds {dtype} of shape {shape}, not a numeric array")
+    if len(shape) > _MAX_DIMS:
+        raise ValueError(f"{name!r} has {len(shape)} dimensions")
+    if dataset.external or dataset.is_virtual:
+        raise ValueError(f"{name!r} keeps its data in another file")
+    nbytes = math.prod(shape) * dtype.itemsize
+    stored = dataset.id.get_storage_size()
+    if stored > size:
+        raise ValueError(f"{name!r} says it stores {stored} bytes in a {size}-byte file")
+    filtered = bool(dataset.id.get_create_plist().get_nfilters())
+    limit = max(_HDF5_SMALL, _HDF5_MAX_INFLATION * stored) if filtered else stored
+    if nbytes > limit:
+        raise ValueError(
+            f"{name!r} of shape {shape} ({dtype}) is {nbytes} bytes but the file stores "
+            f"{stored} for it{' (compressed)' if filtered else ''}"
+        )
+    offset = dataset.id.get_offset()
+    if offset is not None and offset + stored > size:
+        raise ValueError(f"{name!r} runs past the file's end")
+    return shape, dtype
+
+
+_H5_ERRORS = (OSError, KeyError, TypeError, ValueError, AttributeError, RuntimeError,
+              IndexError)
+
+
 def _read_keras_legacy_h5(path):
     import h5py
 
-    tensors = {}
+    entries = {}
+    size = os.path.getsize(path)
     try:
         with h5py.File(path, "r") as f:
-            root = f["model_weights"] if isinstance(f.get("model_weights"), h5py.Group) else f
-            for layer in _attribute(root, "layer_names"):
-                group = root[layer]
-                for index, weight in enumerate(_attribute(group, "weight_names") or []):
-                    tensors[f"{layer}/{index}"] = _as_float32(group[weight][()])
-    except (OSError, KeyError, TypeError, ValueError, AttributeError) as err:
+            root = _hdf5_root(f)
+            for layer in _attribute(root, "layer_names", size):
+                group = _hard_path(h5py, root, layer)
+                if not isinstance(group, h5py.Group):
+                    raise ValueError(f"layer {layer!r} is not a group")
+                for index, weight in enumerate(_attribute(group, "weight_names", size) or []):
+                    dataset = _hard_path(h5py, group, weight)
+                    shape, dtype = _check_dataset(dataset, f"{layer}/{weight}", size)
+                    where = dataset.name
+
+                    def load(where=where, shape=shape, dtype=dtype):
+                        with h5py.File(path, "r") as again:
+                            ds = again[where]
+                            if ds.shape != shape or ds.dtype != dtype:
+                                raise ValueError("the file changed")
+                            _check_dataset(ds, where, os.path.getsize(path))
+                            return _as_float32(ds[()])
+
+                    entries[f"{layer}/{index}"] = (shape, _out_dtype(dtype), load)
+    except WeightsFileError:
+        raise
+    except _H5_ERRORS as err:
         raise _corrupt(path, "Keras HDF5", f"{type(err).__name__}: {err}") from err
-    return tensors
+    return Tensors(path, entries)
 
 
+# -- PyTorch -----------------------------------------------------------------------------
 def _read_torch(path):
     try:
         with open(path, "rb") as f:
             if f.read(4) in _ZIP_SIGNATURES:
                 with zipfile.ZipFile(f) as archive:
-                    return _torch_pickle.read_zip(path, archive)
-            f.seek(0)
-            return _torch_pickle.read_legacy(path, f)
+                    entries = _torch_pickle.read_zip(path, archive)
+            else:
+                f.seek(0)
+                entries = _torch_pickle.read_legacy(path, f)
     except _torch_pickle.CorruptError as err:
         raise _corrupt(path, "PyTorch", err) from err
-    except (zipfile.BadZipFile, EOFError, struct.error, OSError, MemoryError) as err:
+    except (zipfile.BadZipFile, EOFError, struct.error, OSError, MemoryError, ValueError,
+            NotImplementedError, RuntimeError) as err:
+        if isinstance(err, WeightsFileError):
+            raise
         raise _corrupt(path, "PyTorch", f"{type(err).__name__}: {err}") from err
+    return Tensors(path, entries)
+
+
+# -- safetensors -------------------------------------------------------------------------
+def _st_int(value, what, name):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"tensor {name!r}: {what} {value!r}")
+    return value
 
 
 def _read_safetensors(path):
-    tensors = {}
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         (length,) = struct.unpack("<Q", f.read(8))
@@ -269,48 +468,82 @@ def _read_safetensors(path):
             raise _corrupt(path, "safetensors", f"a {length}-byte header in a {size}-byte file")
         try:
             header = json.loads(f.read(length))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
             raise _corrupt(path, "safetensors", f"header: {err}") from err
-        if not isinstance(header, dict):
-            raise _corrupt(path, "safetensors", "the header is not a JSON object")
-        data_start = 8 + length
-        entries = []
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            try:
-                dtype_name, shape = info["dtype"], [int(d) for d in info["shape"]]
-                begin, end = (int(o) for o in info["data_offsets"])
-            except (KeyError, TypeError, ValueError) as err:
-                raise _corrupt(path, "safetensors", f"header entry {name!r}") from err
-            if dtype_name not in _SAFETENSORS_DTYPES:
-                raise ValueError(
-                    f"{path}: tensor {name!r} has dtype {dtype_name}, which kerascnn does not "
-                    f"read (it reads {', '.join(_SAFETENSORS_DTYPES)})"
-                )
-            dtype = np.dtype(_SAFETENSORS_DTYPES[dtype_name])
-            count = int(np.prod(shape, dtype=np.int64))
-            nbytes = count * dtype.itemsize
-            if min(shape, default=0) < 0 or not 0 <= begin <= end or end - begin != nbytes:
-                raise _corrupt(path, "safetensors", f"tensor {name!r}: offsets and shape disagree")
-            if data_start + end > size:
-                raise _corrupt(path, "safetensors", f"tensor {name!r} runs past the file's end")
-            entries.append((begin, name, dtype_name, dtype, shape, count))
-        for begin, name, dtype_name, dtype, shape, count in sorted(entries, key=lambda e: e[0]):
-            f.seek(data_start + begin)
-            array = np.fromfile(f, dtype=dtype, count=count).reshape(shape)
+    if not isinstance(header, dict):
+        raise _corrupt(path, "safetensors", "the header is not a JSON object")
+    data_start = 8 + length
+    entries = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            if not isinstance(info, dict) or not isinstance(info.get("shape"), list):
+                raise ValueError(f"header entry {name!r} is not a tensor")
+            dtype_name = info["dtype"]
+            shape = tuple(_st_int(d, "dimension", name) for d in info["shape"])
+            offsets = info["data_offsets"]
+            if not isinstance(offsets, list) or len(offsets) != 2:
+                raise ValueError(f"tensor {name!r}: data_offsets {offsets!r}")
+            begin, end = (_st_int(o, "offset", name) for o in offsets)
+        except (KeyError, TypeError, ValueError) as err:
+            raise _corrupt(path, "safetensors", f"header entry {name!r}: {err}") from err
+        if not isinstance(dtype_name, str) or dtype_name not in _SAFETENSORS_DTYPES:
+            raise WeightsFileError(
+                f"{path}: tensor {name!r} has dtype {str(dtype_name)[:20]}, which kerascnn "
+                f"does not read (it reads {', '.join(_SAFETENSORS_DTYPES)})"
+            )
+        if len(shape) > _MAX_DIMS:
+            raise _corrupt(path, "safetensors", f"tensor {name!r} has {len(shape)} dimensions")
+        dtype = np.dtype(_SAFETENSORS_DTYPES[dtype_name])
+        count = math.prod(shape)  # Python integers: no overflow
+        nbytes = count * dtype.itemsize
+        if not begin <= end or end - begin != nbytes:
+            raise _corrupt(
+                path, "safetensors",
+                f"tensor {name!r} of shape {list(shape)} ({dtype_name}) needs {nbytes} bytes, "
+                f"its offsets give {end - begin}",
+            )
+        if data_start + end > size:
+            raise _corrupt(path, "safetensors", f"tensor {name!r} runs past the file's end")
+        entries.append((begin, name, dtype_name, dtype, shape, count))
+    found = {}
+    for begin, name, dtype_name, dtype, shape, count in sorted(entries, key=lambda e: e[0]):
+
+        def load(begin=begin, dtype_name=dtype_name, dtype=dtype, shape=shape, count=count):
+            with open(path, "rb") as again:
+                again.seek(data_start + begin)
+                array = np.fromfile(again, dtype=dtype, count=count)
+            if array.size != count:
+                raise ValueError("the file is shorter than when it was read")
+            array = array.reshape(shape)
             if dtype_name == "BF16":
                 array = (array.astype(np.uint32) << 16).view(np.float32)
-            tensors[name] = _as_float32(array)
-    return tensors
+            return _as_float32(array)
+
+        out = np.dtype(np.float32) if dtype_name == "BF16" else _out_dtype(dtype)
+        found[name] = (shape, out, load)
+    return Tensors(path, found)
+
+
+# -- Caffe -------------------------------------------------------------------------------
+def _caffe_buffer(path):
+    with open(path, "rb") as f:
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 def _read_caffe(path):
-    with open(path, "rb") as f:
-        buf = f.read()
     try:
-        return _caffe_protobuf.read(buf)
+        blobs, layer_types = _caffe_protobuf.read(_caffe_buffer(path))
     except _caffe_protobuf.CorruptError as err:
         raise _corrupt(path, "Caffe", err) from err
     except _caffe_protobuf.UnsupportedError as err:
-        raise ValueError(f"{path}: {err}") from None
+        raise WeightsFileError(f"{path}: {err}") from None
+    entries = {}
+    for name, (shape, place) in blobs.items():
+
+        def load(shape=shape, place=place):
+            return _caffe_protobuf.blob(_caffe_buffer(path), place, shape)
+
+        entries[name] = (shape, np.dtype(np.float32), load)
+    return Tensors(path, entries), layer_types
