@@ -343,8 +343,8 @@ def read_weights_file(path) -> WeightsFile:
 def _as_float32(array):
     array = np.asarray(array)
     if array.dtype.kind == "f":
-        return array.astype(np.float32)
-    return array.astype(array.dtype.newbyteorder("="))
+        return array.astype(np.float32, copy=False)
+    return array.astype(array.dtype.newbyteorder("="), copy=False)
 
 
 def _out_dtype(dtype):
