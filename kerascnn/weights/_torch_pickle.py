@@ -54,6 +54,7 @@ import io
 import math
 import os
 import pickle
+import pickletools
 import struct
 import zipfile
 
@@ -63,7 +64,7 @@ from kerascnn.weights._errors import WeightsFileError
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
-MAX_PICKLE_BYTES = 256 << 20  # a state dict's pickle is kilobytes to a few megabytes
+MAX_PICKLE_BYTES = 32 << 20  # a state dict's pickle is kilobytes to a few megabytes
 MAX_INFLATION = 32  # weights hardly compress; torch.save stores its records uncompressed
 SMALL_RECORD = 1 << 20  # compressed records up to this size are not held to MAX_INFLATION
 MAX_DIMS = 32
@@ -191,8 +192,9 @@ def _refuse(path, module, name):
             " (it holds a pickled model object or TorchScript rather than a state dict: "
             "save `model.state_dict()` instead)"
         )
+    spelled = repr(f"{module}.{name}"[:200])  # a name can hold any character
     return UnsafeWeightsError(
-        f"{path}: refusing to unpickle the global '{module}.{name}': a PyTorch state dict "
+        f"{path}: refusing to unpickle the global {spelled}: a PyTorch state dict "
         "needs only tensors, storages and OrderedDict, and a .pth file is a pickle that "
         f"can run code{hint}"
     )
@@ -252,6 +254,39 @@ class _StateDictUnpickler(pickle.Unpickler):
         if offset + view_numel > numel:
             raise CorruptError(f"storage view {view!r} overruns storage {key}")
         return _StorageRef(root, offset, view_numel)
+
+
+class _Clamped:
+    """A file whose ``read(n)`` never asks for more than is left before ``end``
+    (``BufferedReader.read(n)`` allocates ``n`` bytes before it reads)."""
+
+    def __init__(self, f, end):
+        self._f, self._end = f, end
+
+    def _left(self, n):
+        left = max(0, self._end - self._f.tell())
+        return left if n is None or n < 0 else min(n, left)
+
+    def read(self, n=-1):
+        return self._f.read(self._left(n))
+
+    def readline(self, limit=-1):
+        return self._f.readline(self._left(limit))
+
+
+def scan_pickle(f, end):
+    """Walks the pickle at ``f``'s position without building anything (pickletools'
+    opcode reader): a length it declares beyond ``end``, an unknown opcode or a pickle
+    longer than :data:`MAX_PICKLE_BYTES` is refused before the unpickler, which
+    allocates what a length declares, sees it. ``f`` is left where it was."""
+    start = f.tell()
+    try:
+        for _ in pickletools.genops(_Clamped(f, min(end, start + MAX_PICKLE_BYTES))):
+            pass
+    except Exception as err:  # noqa: BLE001 - any failure to walk the opcodes is corruption
+        raise CorruptError(f"the pickle at byte {start}: {type(err).__name__}: {err}") from err
+    finally:
+        f.seek(start)
 
 
 def _load_state(file, path, storages):
@@ -422,8 +457,9 @@ def read_zip(path, archive: zipfile.ZipFile):
             raise CorruptError(f"byteorder record {mark[:20]!r}")
         order = "<" if mark == b"little" else ">"
     storages = {}
-    data = _read_record(archive, pickles[0], None, "the pickle record")
-    tensors = _unwrap(_load_state(io.BytesIO(data), path, storages), path)
+    data = io.BytesIO(_read_record(archive, pickles[0], None, "the pickle record"))
+    scan_pickle(data, len(data.getbuffer()))
+    tensors = _unwrap(_load_state(data, path, storages), path)
     del data
     for lazy in tensors.values():
         _check_tensor(lazy)
@@ -462,7 +498,10 @@ def read_legacy(path, f):
     its start. The storages' places are found by skipping over them (each within the
     file); ``load()`` reads one tensor's bytes (opening ``path`` again)."""
 
+    size = os.fstat(f.fileno()).st_size
+
     def plain():
+        scan_pickle(f, size)
         try:
             return _NoGlobalsUnpickler(f, path).load()
         except (UnsafeWeightsError, CorruptError):
@@ -470,7 +509,6 @@ def read_legacy(path, f):
         except Exception as err:  # noqa: BLE001 - any failure of a header pickle is corruption
             raise CorruptError(f"{type(err).__name__}: {err}") from err
 
-    size = os.fstat(f.fileno()).st_size
     if plain() != MAGIC_NUMBER:
         raise CorruptError("bad magic number")
     version = plain()
@@ -480,6 +518,7 @@ def read_legacy(path, f):
     if not isinstance(sys_info, dict):
         raise CorruptError("sys_info is not a dict")
     storages = {}
+    scan_pickle(f, size)
     obj = _load_state(f, path, storages)
     keys = plain()
     if not isinstance(keys, list):
