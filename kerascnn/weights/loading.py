@@ -220,14 +220,21 @@ def resolve(weights, *, network, include_top, classes, input_shape=None, arch=No
         return WeightsPlan(network, path, weight_set, include_top)
     if os.path.isfile(weights):
         return WeightsPlan(network, weights, None, include_top)
+    raise weights_argument_error(weights, network)
+
+
+def weights_argument_error(weights, network):
+    """The error for a ``weights`` string that is neither a set of ``network`` nor a
+    file: "no such weights file" for a path (a folder, or nothing there), else the
+    sets that exist. The builders' ``weights=`` and the CLI's ``--weights`` raise it."""
+    from kerascnn.weights.readers import missing_file_error
+
     if _looks_like_path(weights) or os.path.exists(weights):
-        raise ValueError(
-            f"No weights file at {weights!r} (it is not a file). "
-            f"Received: weights={weights!r}"
-        )
+        return missing_file_error(weights)
+    available = _sets.weight_sets(network)
     close = difflib.get_close_matches(weights, list(available), n=2, cutoff=0.6)
     hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-    raise ValueError(
+    return ValueError(
         "`weights` must be None, the name of a weight set or the path of a weights file."
         f"{hint} {_sets.available_text(network)} Received: weights={weights!r}"
     )

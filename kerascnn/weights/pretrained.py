@@ -78,8 +78,9 @@ def preprocessing_for(arch, weights, image_size=None):
         return Preprocessing(image_size=size, channels=3,
                              resize=round(min(size) * ws.resize / ws.crop), mean=ws.mean_rgb)
     if not os.path.isfile(weights):
-        raise ValueError(f"{_sets.available_text(network)} Or pass the path of a weights "
-                         f"file. Received: weights={weights!r}")
+        from kerascnn.weights.loading import weights_argument_error
+
+        raise weights_argument_error(weights, network)
     size = tuple(image_size or get_model_info(network).input_shape[:2])
     mean = file_mean(weights)
     if mean is None:

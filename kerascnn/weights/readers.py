@@ -56,6 +56,7 @@ from kerascnn.weights._torch_pickle import UnsafeWeightsError
 
 __all__ = [
     "FORMATS",
+    "FORMAT_NAMES",
     "Tensors",
     "UnsafeWeightsError",
     "WeightsFile",
@@ -65,6 +66,14 @@ __all__ = [
 ]
 
 FORMATS = ("keras", "keras_legacy_h5", "torch", "safetensors", "caffe")
+# How the messages name each format.
+FORMAT_NAMES = {
+    "keras": "Keras (.weights.h5 / .keras)",
+    "keras_legacy_h5": "Keras-2 HDF5",
+    "torch": "PyTorch .pth",
+    "safetensors": ".safetensors",
+    "caffe": "Caffe .caffemodel",
+}
 
 _ACCEPTED = (
     "Keras .weights.h5 / .keras, keras.applications (Keras-2) HDF5, PyTorch .pth "

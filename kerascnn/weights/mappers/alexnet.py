@@ -46,7 +46,6 @@ from kerascnn.layers import LocalResponseNormalization
 from kerascnn.weights.mappers._common import (
     CAFFE,
     check_complete,
-    check_origin,
     fc_chw_to_hwc,
     find_layer,
     linear_to_dense,
@@ -54,6 +53,7 @@ from kerascnn.weights.mappers._common import (
     reverse_input_channels,
     set_layer,
 )
+from kerascnn.weights.readers import FORMAT_NAMES
 
 # Caffe's LRN as BVLC's prototxts set it (both nets): local_size 5, alpha 1e-4,
 # beta 0.75, k left at Caffe's default 1; Caffe divides alpha by local_size.
@@ -79,7 +79,14 @@ _LRN_BEFORE_POOL = (("norm1", "pool1"), ("norm2", "pool2"))
 
 def assign(model, wf, *, origin):
     """Sets ``model`` (an ``AlexNet()``, ``groups=2``) from BVLC's AlexNet file ``wf``."""
-    check_origin(origin, (CAFFE,))
+    if origin != CAFFE:
+        raise ValueError(
+            f"{wf.path} is a {FORMAT_NAMES.get(wf.format, wf.format)} file, but AlexNet's "
+            "pretrained weights are BVLC's Caffe model (bvlc_alexnet.caffemodel, the "
+            "paper's two-tower net that AlexNet() builds): kerascnn reads AlexNet weights "
+            "from a Caffe .caffemodel, or from a Keras file of this model (.weights.h5, "
+            ".keras)."
+        )
     layers = caffe_layers(wf, NETWORK)
     require_layers(wf, layers, NETWORK, ("conv1", "conv2", "conv3", "conv4", "conv5"))
     order = list(getattr(wf, "layer_types", None) or ())

@@ -35,6 +35,7 @@ With ``include_top=False`` the file's classifier is left out.
 from __future__ import annotations
 
 import re
+import types
 
 import numpy as np
 
@@ -42,7 +43,6 @@ from kerascnn.weights.mappers._common import (
     KERAS_APPLICATIONS,
     TORCHVISION,
     check_complete,
-    check_origin,
     expect_shape,
     find_layer,
     fold_bias_into_bn,
@@ -53,6 +53,7 @@ from kerascnn.weights.mappers._common import (
     reverse_input_channels,
     set_layer,
 )
+from kerascnn.weights.readers import FORMAT_NAMES
 
 KERAS_EPSILON = 1.001e-5  # keras.applications' ResNet batch norms
 TORCH_EPSILON = 1e-5  # torch.nn.BatchNorm2d's default (torchvision's ResNets)
@@ -62,12 +63,34 @@ _TORCH_BLOCK = re.compile(r"^layer(\d+)\.(\d+)\.(conv|bn)(\d+)\.(\w+)$")
 _TORCH_DOWN = re.compile(r"^layer(\d+)\.(\d+)\.downsample\.([01])\.(\w+)$")
 _TORCH_STEM = re.compile(r"^(conv1|bn1)\.(\w+)$")
 _TORCH_FC = re.compile(r"^fc\.(weight|bias)$")
+# He et al. (2016), Table 1: depth -> (block, blocks per stage); the builders' table
+# (kerascnn.applications.resnet) sits a floor above and is not imported here.
+DEPTHS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+_TORCH_UNIT = re.compile(r"^layer(\d+)\.(\d+)\.(?:conv|bn)(\d+)\.")
+_KERAS_UNIT = re.compile(r"^conv(\d+)_block(\d+)_(\d+)_(?:conv|bn)(?:/|$)")
+_PUBLISHERS = {
+    KERAS_APPLICATIONS: "keras.applications' Keras-2 HDF5 (the MSRA models converted)",
+    TORCHVISION: "torchvision's .pth (or timm's .safetensors copies)",
+}
 
 
 def assign(model, wf, *, origin):
     """Sets ``model`` (a kerascnn ImageNet ResNet, option B) from ``wf``'s tensors,
     with ``origin``'s conventions (``"keras_applications"`` or ``"torchvision"``)."""
-    check_origin(origin, (KERAS_APPLICATIONS, TORCHVISION))
+    if origin not in _PUBLISHERS:
+        raise ValueError(
+            f"{wf.path} is a {FORMAT_NAMES.get(wf.format, wf.format)} file; kerascnn reads "
+            "ResNet weights from "
+            f"{' or from '.join(_PUBLISHERS.values())}, or from a Keras file of this model "
+            "(.weights.h5, .keras)."
+        )
+    _check_depth(model, wf, origin)
     _check_stride(model, wf, origin)
     if origin == TORCHVISION:
         groups = _torch_groups(wf)
@@ -109,7 +132,7 @@ def _torch_groups(wf):
             groups.setdefault(HEAD, {})[m[1]] = key
         else:
             raise ValueError(
-                f"Tensor {key!r} (shape {tuple(np.shape(wf.tensors[key]))}) of {wf.path} is "
+                f"Tensor {key!r} (shape {_shape(wf, key)}) of {wf.path} is "
                 "not a torchvision ResNet tensor; the file is another network."
             )
     return groups
@@ -128,14 +151,22 @@ def _keras_groups(wf):
             groups.setdefault(unit, {})[f"{kind}/{index}"] = key
         else:
             raise ValueError(
-                f"Tensor {key!r} (shape {tuple(np.shape(wf.tensors[key]))}) of {wf.path} is "
+                f"Tensor {key!r} (shape {_shape(wf, key)}) of {wf.path} is "
                 "not a keras.applications ResNet (v1) tensor; the file is another network."
             )
     return groups
 
 
 # -- values ------------------------------------------------------------------------------
-def _get(wf, parts, part, unit):
+def _shape(wf, key):
+    """A tensor's shape, without reading it where the file tells (readers' Tensors)."""
+    declared = getattr(wf.tensors, "shape", None)
+    return declared(key) if callable(declared) else tuple(np.shape(wf.tensors[key]))
+
+
+def _get(wf, parts, part, unit, shape=None, layer=None):
+    """The file's tensor ``part`` of ``unit`` as float64; with ``shape``, its declared
+    shape is checked against the model's (``layer``) before it is read."""
     key = parts.get(part)
     if key is None:
         raise ValueError(
@@ -143,6 +174,8 @@ def _get(wf, parts, part, unit):
             f"{', '.join(sorted(parts.values()))}); the builder's arguments must match "
             "the file."
         )
+    if shape is not None:
+        expect_shape(key, types.SimpleNamespace(shape=_shape(wf, key)), shape, layer)
     return key, np.asarray(wf.tensors[key], dtype=np.float64)
 
 
@@ -158,25 +191,20 @@ def _conv_bn(model, wf, unit, parts, origin, first):
         )
     kh, kw, cin, cout = conv.kernel.shape
     if origin == TORCHVISION:
-        kkey, kernel = _get(wf, parts, "conv.weight", unit)
-        expect_shape(kkey, kernel, (cout, cin, kh, kw), conv_name)
+        kkey, kernel = _get(wf, parts, "conv.weight", unit, (cout, cin, kh, kw), conv_name)
         kernel = oihw_to_hwio(kernel)
         if first:
             kernel = fold_torchvision_input(kernel)
         bn_keys = [f"bn.{p}" for p in ("weight", "bias", "running_mean", "running_var")]
         eps_file, bias = TORCH_EPSILON, None
     else:
-        kkey, kernel = _get(wf, parts, "conv/0", unit)
-        expect_shape(kkey, kernel, (kh, kw, cin, cout), conv_name)
+        kkey, kernel = _get(wf, parts, "conv/0", unit, (kh, kw, cin, cout), conv_name)
         if first:
             kernel = reverse_input_channels(kernel)
-        bkey, bias = _get(wf, parts, "conv/1", unit)
-        expect_shape(bkey, bias, (cout,), conv_name)
+        bkey, bias = _get(wf, parts, "conv/1", unit, (cout,), conv_name)
         bn_keys = [f"bn/{i}" for i in range(4)]
         eps_file = KERAS_EPSILON
-    got = [_get(wf, parts, p, unit) for p in bn_keys]
-    for key, array in got:
-        expect_shape(key, array, (cout,), bn_name)
+    got = [_get(wf, parts, p, unit, (cout,), bn_name) for p in bn_keys]
     (gk, gamma), (bk, beta), (mk, mean), (vk, var) = got
     if bias is not None:
         mean = fold_bias_into_bn(bias, mean)
@@ -186,7 +214,7 @@ def _conv_bn(model, wf, unit, parts, origin, first):
     if extra:
         key = sorted(extra)[0]
         raise ValueError(
-            f"Tensor {key!r} of the weights file (shape {tuple(np.shape(wf.tensors[key]))}) "
+            f"Tensor {key!r} of the weights file (shape {_shape(wf, key)}) "
             f"has no place in layer {conv_name!r}/{bn_name!r}."
         )
     return {
@@ -199,20 +227,55 @@ def _dense(model, wf, parts, origin):
     layer = find_layer(model, HEAD)
     cin, cout = layer.kernel.shape
     if origin == TORCHVISION:
-        wkey, weight = _get(wf, parts, "weight", HEAD)
-        expect_shape(wkey, weight, (cout, cin), HEAD)
+        wkey, weight = _get(wf, parts, "weight", HEAD, (cout, cin), HEAD)
         kernel = linear_to_dense(weight)
-        bkey, bias = _get(wf, parts, "bias", HEAD)
+        bkey, bias = _get(wf, parts, "bias", HEAD, (cout,), HEAD)
     else:
-        wkey, kernel = _get(wf, parts, "0", HEAD)
-        expect_shape(wkey, kernel, (cin, cout), HEAD)
-        bkey, bias = _get(wf, parts, "1", HEAD)
-    expect_shape(bkey, bias, (cout,), HEAD)
+        wkey, kernel = _get(wf, parts, "0", HEAD, (cin, cout), HEAD)
+        bkey, bias = _get(wf, parts, "1", HEAD, (cout,), HEAD)
     extra = set(parts.values()) - {wkey, bkey}
     if extra:
         raise ValueError(f"Tensor {sorted(extra)[0]!r} of the weights file has no place in "
                          f"layer {HEAD!r}.")
     return [kernel, bias], [wkey, bkey]
+
+
+def _architecture(names, pattern, first_stage):
+    """``(block, blocks per stage)`` from unit names (``pattern`` captures stage, block
+    index and conv index, counted from ``first_stage`` and 0 for the block)."""
+    blocks: dict = {}
+    bottleneck = False
+    for name in names:
+        if m := pattern.match(name):
+            stage, index, conv = int(m[1]) - first_stage, int(m[2]), int(m[3])
+            blocks[stage] = max(blocks.get(stage, 0), index + 1 - (pattern is _KERAS_UNIT))
+            bottleneck |= conv == 3
+    return ("bottleneck" if bottleneck else "basic"), tuple(blocks[s] for s in sorted(blocks))
+
+
+def _describe(architecture):
+    block, blocks = architecture
+    depth = next((d for d, a in DEPTHS.items() if a == architecture), None)
+    shape = f"{block} blocks, {'/'.join(map(str, blocks))} per stage"
+    return (f"ResNet-{depth}", shape) if depth else ("ResNet", shape)
+
+
+def _check_depth(model, wf, origin):
+    """The file's depth (blocks per stage, basic or bottleneck) against the model's, so
+    that a ResNet-18 file given to ResNet50 says so, and which builder fits."""
+    pattern, first = (_TORCH_UNIT, 1) if origin == TORCHVISION else (_KERAS_UNIT, 2)
+    in_file = _architecture(wf.tensors, pattern, first)
+    in_model = _architecture([layer.name for layer in model.layers], _KERAS_UNIT, 2)
+    if not in_file[1] or not in_model[1] or in_file == in_model:
+        return
+    (file_name, file_shape), (model_name, model_shape) = _describe(in_file), _describe(in_model)
+    depth = file_name.partition("-")[2]
+    fix = (f"Build it with ResNet{depth}(weights=...) (`--arch resnet{depth}` on the "
+           "command line)." if depth else "No kerascnn builder has that depth.")
+    raise ValueError(
+        f"{wf.path} is a {file_name} ({file_shape}); this model is a {model_name} "
+        f"({model_shape}). {fix}"
+    )
 
 
 def _check_stride(model, wf, origin):
