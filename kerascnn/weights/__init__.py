@@ -11,7 +11,7 @@ resolves a builder's ``weights=`` argument.
 
 from kerascnn.weights.classes import decode_predictions, imagenet_classes
 from kerascnn.weights.loading import cache_dir, fetch, preprocess_input
-from kerascnn.weights.readers import WeightsFile, read_weights_file
+from kerascnn.weights.readers import WeightsFile, WeightsFileError, read_weights_file
 from kerascnn.weights.sets import (
     WeightFile,
     WeightSet,
@@ -26,6 +26,7 @@ __all__ = [
     "WeightFile",
     "WeightSet",
     "WeightsFile",
+    "WeightsFileError",
     "all_weight_sets",
     "cache_dir",
     "decode_predictions",

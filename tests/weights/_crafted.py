@@ -139,20 +139,34 @@ def overflow_safetensors(path):
 
 
 # -- the reading child -----------------------------------------------------------------------
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def peak_kb():
+    """This process's peak resident memory (VmHWM), in KiB. getrusage's ru_maxrss would
+    keep the forking parent's peak across exec, hiding the child's own."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+
+def cap_address_space(extra):
+    """Caps this process's address space at what it maps now plus ``extra`` bytes: the
+    machine is shared, so a runaway allocation fails instead of swapping."""
+    import resource
+
+    with open("/proc/self/statm") as f:
+        mapped = int(f.read().split()[0]) * resource.getpagesize()
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (mapped + extra, hard))
+
+
 _CHILD = textwrap.dedent("""
-    import json, resource, sys
-
-    def peak_kb():  # this process's own peak (ru_maxrss would carry the parent's over exec)
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-
+    import json, sys
+    from _crafted import cap_address_space, peak_kb
     from kerascnn.weights.readers import read_weights_file
     import h5py, numpy
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    with open("/proc/self/statm") as f:
-        vm = int(f.read().split()[0]) * resource.getpagesize()
-    limit = vm + int(sys.argv[3])  # the machine is shared: a runaway fails, not swaps
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    cap_address_space(int(sys.argv[3]))
     base = peak_kb()
     kind, message, read = "read", "", []
     try:
@@ -162,30 +176,29 @@ _CHILD = textwrap.dedent("""
             read.append([name, list(wf.tensors[name].shape)])
     except BaseException as err:
         kind, message = type(err).__name__, str(err)
-    peak = peak_kb()
     print(json.dumps({"kind": kind, "message": message, "read": read,
-                      "grew_mb": (peak - base) / 1024}))
+                      "grew_mb": (peak_kb() - base) / 1024}))
 """)
 
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+def run_child(code, *args, timeout=120):
+    """Runs ``code`` in a fresh Python with the worktree and this folder on its path;
+    returns the JSON object its last line prints."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (ROOT, HERE, os.environ.get("PYTHONPATH")) if p))
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    done = subprocess.run([sys.executable, "-c", code, *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def read_in_child(path, names="*", address_space=3 * GIB):
     """Reads ``path`` (and the tensors ``names``, "*" for all) in a fresh Python; returns
     ``{"kind", "message", "read", "grew_mb"}``, ``grew_mb`` the child's peak resident
-    memory (VmHWM; getrusage's ru_maxrss keeps the forking parent's peak across exec)
-    over its peak after importing the reader, h5py and numpy."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
-    env.setdefault("OMP_NUM_THREADS", "1")
-    env.setdefault("OPENBLAS_NUM_THREADS", "1")
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, os.fspath(path), names, str(address_space)],
-        capture_output=True, text=True, timeout=120, env=env,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    memory over its peak after importing the reader, h5py and numpy."""
+    return run_child(_CHILD, os.fspath(path), names, address_space)
 
 
 def make_big_and_small_safetensors(path, big_bytes):

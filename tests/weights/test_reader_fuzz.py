@@ -236,26 +236,17 @@ def fuzz(seed_dir, work_dir):
     return counts
 
 
-def _peak_kb():
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-
-
 def main(seed_dir, work_dir, address_space):
-    import resource
-
     import h5py  # noqa: F401 - imported before the baseline, as the readers import it
     import hypothesis  # noqa: F401
+    from _crafted import cap_address_space, peak_kb
 
     import kerascnn.weights.readers  # noqa: F401
 
-    with open("/proc/self/statm") as f:
-        vm = int(f.read().split()[0]) * resource.getpagesize()
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    resource.setrlimit(resource.RLIMIT_AS, (vm + address_space, hard))
-    base = _peak_kb()
+    cap_address_space(address_space)
+    base = peak_kb()
     counts = fuzz(seed_dir, work_dir)
-    print(json.dumps({"counts": counts, "grew_mb": (_peak_kb() - base) / 1024,
+    print(json.dumps({"counts": counts, "grew_mb": (peak_kb() - base) / 1024,
                       "torch_imported": "torch" in sys.modules}))
 
 

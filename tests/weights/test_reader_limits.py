@@ -10,8 +10,12 @@ grown, never as a swapping machine.
 
 from __future__ import annotations
 
+import json
 import os
+import struct
+import textwrap
 
+import numpy as np
 import pytest
 from _crafted import (
     GIB,
@@ -20,6 +24,7 @@ from _crafted import (
     make_big_and_small_safetensors,
     overflow_safetensors,
     read_in_child,
+    run_child,
     stride0_pth,
 )
 
@@ -65,3 +70,53 @@ def test_tensors_are_read_one_at_a_time_when_looked_up(tmp_path):
     both = read_in_child(path, "big,small")
     assert both["kind"] == "read", both
     assert both["grew_mb"] > 0.9 * big / 2**20, both
+
+
+_LOAD_CHILD = textwrap.dedent("""
+    import json, sys
+    from _crafted import GIB, cap_address_space, peak_kb
+    from kerascnn.applications import ResNet18
+    from kerascnn.weights.loading import WeightsPlan, apply
+    model = ResNet18(include_top=False, input_shape=(32, 32, 3))
+    cap_address_space(3 * GIB)
+    base = peak_kb()
+    apply(model, WeightsPlan("resnet18", sys.argv[1], None, include_top=False))
+    kernel = model.get_layer("conv2_block1_1_conv").kernel.numpy()
+    params = sum(int(w.numpy().size) for w in model.weights)
+    print(json.dumps({"grew_mb": (peak_kb() - base) / 1024, "model_mb": params * 4 / 2**20,
+                      "kernel": kernel.tolist()}))
+""")
+
+
+def test_loading_a_model_reads_only_the_tensors_it_uses(tmp_path):
+    """ResNet18(include_top=False) from a torchvision-layout safetensors file whose
+    classifier declares 1 GiB (a sparse file): loading (``loading.apply``, what
+    ``weights=`` runs after the build) grows by about the model's own size, not by the
+    file's classifier."""
+    from _torch_references import randomize_torch, torch_modules
+
+    m = torch_modules()
+    state = randomize_torch(m["ResNet"](m["BasicBlock"], [2, 2, 2, 2]), seed=2).state_dict()
+    arrays = {k: v.numpy() for k, v in state.items() if not k.startswith("fc.")}
+    header, offset = {}, 0
+    for name, array in arrays.items():
+        dtype = {"float32": "F32", "int64": "I64"}[str(array.dtype)]
+        header[name] = {"dtype": dtype, "shape": list(array.shape),
+                        "data_offsets": [offset, offset + array.nbytes]}
+        offset += array.nbytes
+    rows = GIB // (512 * 4)
+    header["fc.bias"] = {"dtype": "F32", "shape": [rows], "data_offsets": [offset, offset + rows * 4]}
+    offset += rows * 4
+    header["fc.weight"] = {"dtype": "F32", "shape": [rows, 512],
+                           "data_offsets": [offset, offset + GIB]}
+    raw = json.dumps(header).encode()
+    path = tmp_path / "resnet18_with_a_1gib_classifier.safetensors"
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)) + raw)
+        for array in arrays.values():
+            f.write(np.ascontiguousarray(array).tobytes())
+        f.truncate(8 + len(raw) + offset + GIB)  # the classifier: a hole, no disk
+    got = run_child(_LOAD_CHILD, path, timeout=300)
+    want = arrays["layer1.0.conv1.weight"].transpose(2, 3, 1, 0)
+    np.testing.assert_array_equal(np.asarray(got["kernel"], np.float32), want)
+    assert got["grew_mb"] < 3 * got["model_mb"] + 64, got  # 1 GiB if the file were read

@@ -125,12 +125,14 @@ def test_torchvision_bottleneck_file_refused_by_v1_model(resnet50_torch):
         ResNet50(weights=path, input_shape=(SIZE, SIZE, 3))
 
 
-def test_torch_file_into_other_depth_names_the_layer(resnet18_torch):
-    """ResNet-34 has a third block in stage 2 that a ResNet-18 file lacks."""
+def test_torch_file_into_other_depth_names_the_depth(resnet18_torch):
+    """ResNet-34 has a third block in stage 2 that a ResNet-18 file lacks: the file's
+    depth is named, and the builder that takes it."""
     from kerascnn.applications import ResNet34
 
     _, path = resnet18_torch
-    with pytest.raises(ValueError, match=r"no tensors for layer 'conv2_block3_1_conv'"):
+    with pytest.raises(ValueError, match=r"is a ResNet-18 \(basic blocks, 2/2/2/2 per stage\); "
+                       r"this model is a ResNet-34 .* ResNet18\(weights=\.\.\.\)"):
         ResNet34(weights=path, input_shape=(SIZE, SIZE, 3))
 
 

@@ -79,6 +79,11 @@ _LRN_BEFORE_POOL = (("norm1", "pool1"), ("norm2", "pool2"))
 
 def assign(model, wf, *, origin):
     """Sets ``model`` (an ``AlexNet()``, ``groups=2``) from BVLC's AlexNet file ``wf``."""
+    if origin != CAFFE and getattr(wf, "format", None) == "caffe":
+        raise ValueError(
+            f"{wf.path}: AlexNet's weights are BVLC's Caffe model, mapped with Caffe's "
+            f"conventions (origin={CAFFE!r}). Received: origin={origin!r}"
+        )
     if origin != CAFFE:
         raise ValueError(
             f"{wf.path} is a {FORMAT_NAMES.get(wf.format, wf.format)} file, but AlexNet's "

@@ -63,14 +63,13 @@ _TORCH_BLOCK = re.compile(r"^layer(\d+)\.(\d+)\.(conv|bn)(\d+)\.(\w+)$")
 _TORCH_DOWN = re.compile(r"^layer(\d+)\.(\d+)\.downsample\.([01])\.(\w+)$")
 _TORCH_STEM = re.compile(r"^(conv1|bn1)\.(\w+)$")
 _TORCH_FC = re.compile(r"^fc\.(weight|bias)$")
-# He et al. (2016), Table 1: depth -> (block, blocks per stage); the builders' table
-# (kerascnn.applications.resnet) sits a floor above and is not imported here.
-DEPTHS = {
-    18: ("basic", (2, 2, 2, 2)),
-    34: ("basic", (3, 4, 6, 3)),
-    50: ("bottleneck", (3, 4, 6, 3)),
-    101: ("bottleneck", (3, 4, 23, 3)),
-    152: ("bottleneck", (3, 8, 36, 3)),
+# He et al. (2016), Table 1: the networks kerascnn builds (ResNet18 ... ResNet152).
+STANDARD = {
+    "ResNet-18": "basic blocks, 2/2/2/2 per stage",
+    "ResNet-34": "basic blocks, 3/4/6/3 per stage",
+    "ResNet-50": "bottleneck blocks, 3/4/6/3 per stage",
+    "ResNet-101": "bottleneck blocks, 3/4/23/3 per stage",
+    "ResNet-152": "bottleneck blocks, 3/8/36/3 per stage",
 }
 _TORCH_UNIT = re.compile(r"^layer(\d+)\.(\d+)\.(?:conv|bn)(\d+)\.")
 _KERAS_UNIT = re.compile(r"^conv(\d+)_block(\d+)_(\d+)_(?:conv|bn)(?:/|$)")
@@ -254,10 +253,11 @@ def _architecture(names, pattern, first_stage):
 
 
 def _describe(architecture):
+    """``("ResNet-18", "basic blocks, 2/2/2/2 per stage")``: the depth counts the
+    weighted layers (the stem, 2 or 3 convs per block, the classifier)."""
     block, blocks = architecture
-    depth = next((d for d, a in DEPTHS.items() if a == architecture), None)
-    shape = f"{block} blocks, {'/'.join(map(str, blocks))} per stage"
-    return (f"ResNet-{depth}", shape) if depth else ("ResNet", shape)
+    depth = sum(blocks) * (3 if block == "bottleneck" else 2) + 2
+    return f"ResNet-{depth}", f"{block} blocks, {'/'.join(map(str, blocks))} per stage"
 
 
 def _check_depth(model, wf, origin):
@@ -271,7 +271,8 @@ def _check_depth(model, wf, origin):
     (file_name, file_shape), (model_name, model_shape) = _describe(in_file), _describe(in_model)
     depth = file_name.partition("-")[2]
     fix = (f"Build it with ResNet{depth}(weights=...) (`--arch resnet{depth}` on the "
-           "command line)." if depth else "No kerascnn builder has that depth.")
+           "command line)." if STANDARD.get(file_name) == file_shape
+           else "kerascnn builds no ResNet of that shape.")
     raise ValueError(
         f"{wf.path} is a {file_name} ({file_shape}); this model is a {model_name} "
         f"({model_shape}). {fix}"
