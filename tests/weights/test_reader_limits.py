@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import textwrap
 
 import numpy as np
 import pytest
@@ -24,7 +23,6 @@ from _crafted import (
     make_big_and_small_safetensors,
     overflow_safetensors,
     read_in_child,
-    run_child,
     stride0_pth,
 )
 
@@ -72,27 +70,17 @@ def test_tensors_are_read_one_at_a_time_when_looked_up(tmp_path):
     assert both["grew_mb"] > 0.9 * big / 2**20, both
 
 
-_LOAD_CHILD = textwrap.dedent("""
-    import json, sys
-    from _crafted import GIB, cap_address_space, peak_kb
-    from kerascnn.applications import ResNet18
-    from kerascnn.weights.loading import WeightsPlan, apply
-    model = ResNet18(include_top=False, input_shape=(32, 32, 3))
-    cap_address_space(3 * GIB)
-    base = peak_kb()
-    apply(model, WeightsPlan("resnet18", sys.argv[1], None, include_top=False))
-    kernel = model.get_layer("conv2_block1_1_conv").kernel.numpy()
-    params = sum(int(w.numpy().size) for w in model.weights)
-    print(json.dumps({"grew_mb": (peak_kb() - base) / 1024, "model_mb": params * 4 / 2**20,
-                      "kernel": kernel.tolist()}))
-""")
-
-
 def test_loading_a_model_reads_only_the_tensors_it_uses(tmp_path):
     """ResNet18(include_top=False) from a torchvision-layout safetensors file whose
     classifier declares 1 GiB (a sparse file): loading (``loading.apply``, what
-    ``weights=`` runs after the build) grows by about the model's own size, not by the
-    file's classifier."""
+    ``weights=`` runs after the build) allocates about the model's own size, not the
+    file's classifier. Measured in this process with tracemalloc, which sees numpy's
+    allocations (the readers' and the mappers'), so no TensorFlow child is started."""
+    import tracemalloc
+
+    from kerascnn.applications import ResNet18
+    from kerascnn.weights.loading import WeightsPlan, apply
+
     from _torch_references import randomize_torch, torch_modules
 
     m = torch_modules()
@@ -116,7 +104,16 @@ def test_loading_a_model_reads_only_the_tensors_it_uses(tmp_path):
         for array in arrays.values():
             f.write(np.ascontiguousarray(array).tobytes())
         f.truncate(8 + len(raw) + offset + GIB)  # the classifier: a hole, no disk
-    got = run_child(_LOAD_CHILD, path, timeout=300)
+    model = ResNet18(include_top=False, input_shape=(32, 32, 3))
+    model_mb = sum(int(np.prod(w.shape)) for w in model.weights) * 4 / 2**20
+    tracemalloc.start()
+    try:
+        apply(model, WeightsPlan("resnet18", str(path), None, include_top=False))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
     want = arrays["layer1.0.conv1.weight"].transpose(2, 3, 1, 0)
-    np.testing.assert_array_equal(np.asarray(got["kernel"], np.float32), want)
-    assert got["grew_mb"] < 3 * got["model_mb"] + 64, got  # 1 GiB if the file were read
+    np.testing.assert_array_equal(model.get_layer("conv2_block1_1_conv").kernel.numpy(), want)
+    peak_mb = peak / 2**20
+    print(f"load peak {peak_mb:.1f} MB, model {model_mb:.1f} MB")
+    assert 0 < peak_mb < 2 * model_mb + 16, (peak_mb, model_mb)  # 1 GiB if the file were read
