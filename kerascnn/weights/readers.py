@@ -103,6 +103,10 @@ _MAX_DIMS = 32
 # An HDF5 dataset with a filter (compression) may hold more than it stores, up to this.
 _HDF5_MAX_INFLATION = _torch_pickle.MAX_INFLATION
 _HDF5_SMALL = _torch_pickle.SMALL_RECORD
+# Keras writes .keras members stored; a recompressed one (zeros of a fresh optimizer
+# compress well) may inflate up to this ratio, or up to this size.
+_KERAS_INFLATION = 100
+_KERAS_SMALL = 64 << 20
 
 
 class Tensors(collections.abc.Mapping):
@@ -338,6 +342,7 @@ def read_weights_file(path) -> WeightsFile:
     path = os.fspath(path)
     kind = detect_format(path)
     if kind == "keras":
+        _check_keras(path)
         return WeightsFile(path, kind, Tensors(path, {}))
     if kind == "keras_legacy_h5":
         return WeightsFile(path, kind, _read_keras_legacy_h5(path))
@@ -440,6 +445,41 @@ def _read_keras_legacy_h5(path):
     except _H5_ERRORS as err:
         raise _corrupt(path, "Keras HDF5", f"{type(err).__name__}: {err}") from err
     return Tensors(path, entries)
+
+
+def _check_keras(path):
+    """Keras' own files are read by ``model.load_weights``; what they declare is checked
+    here first: every dataset of a ``.weights.h5`` as a Keras-2 file's, every member of
+    a ``.keras`` archive against its compressed size (the archive's inner HDF5 file is
+    Keras' to read)."""
+    with open(path, "rb") as f:
+        is_zip = f.read(4) in _ZIP_SIGNATURES
+    if is_zip:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                for info in archive.infolist():
+                    if info.file_size > max(_KERAS_SMALL, _KERAS_INFLATION * info.compress_size):
+                        raise _corrupt(path, "Keras (.keras)", (
+                            f"member {info.filename} would inflate from {info.compress_size} "
+                            f"to {info.file_size} bytes; refused as a zip bomb"))
+        except (zipfile.BadZipFile, OSError, ValueError) as err:
+            if isinstance(err, WeightsFileError):
+                raise
+            raise _corrupt(path, "Keras (.keras)", f"{type(err).__name__}: {err}") from err
+        return
+    import h5py
+
+    size = os.path.getsize(path)
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset) and obj.dtype.kind in "fiub":  # not a vocabulary
+            _check_dataset(obj, name, size)
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(visit)
+    except _H5_ERRORS as err:
+        raise _corrupt(path, "Keras HDF5", f"{type(err).__name__}: {err}") from err
 
 
 # -- PyTorch -----------------------------------------------------------------------------

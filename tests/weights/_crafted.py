@@ -124,6 +124,17 @@ def empty_dataset_h5(path, elements):
     return path
 
 
+def empty_dataset_keras3_h5(path, elements):
+    """Keras 3's ``.weights.h5`` layout (``layers/<name>/vars/<i>``) whose one variable
+    declares ``elements`` float32 and was never written."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.create_group("layers/dense/vars").create_dataset("0", shape=(elements,), dtype="f4")
+        f.create_group("optimizer/vars")
+    return path
+
+
 # -- safetensors ---------------------------------------------------------------------------
 def safetensors_file(path, header, data=b""):
     raw = json.dumps(header).encode()

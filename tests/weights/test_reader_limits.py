@@ -20,6 +20,7 @@ from _crafted import (
     GIB,
     deflate_bomb_pth,
     empty_dataset_h5,
+    empty_dataset_keras3_h5,
     make_big_and_small_safetensors,
     overflow_safetensors,
     read_in_child,
@@ -38,6 +39,8 @@ CASES = {
     "deflate_bomb_pth": (deflate_bomb_pth, 1 << 20, "zip bomb"),
     "empty_2gib_h5": (lambda p: empty_dataset_h5(p, 2 * GIB // 4), 16384, "stores 0"),
     "empty_4tib_h5": (lambda p: empty_dataset_h5(p, 4096 * GIB // 4), 16384, "stores 0"),
+    "empty_2gib_keras3_weights_h5": (lambda p: empty_dataset_keras3_h5(p, 2 * GIB // 4), 16384,
+                                     "stores 0"),
     "overflowing_safetensors": (overflow_safetensors, 512, "needs 73786976294838206464"),
 }
 
@@ -93,7 +96,8 @@ def test_loading_a_model_reads_only_the_tensors_it_uses(tmp_path):
                         "data_offsets": [offset, offset + array.nbytes]}
         offset += array.nbytes
     rows = GIB // (512 * 4)
-    header["fc.bias"] = {"dtype": "F32", "shape": [rows], "data_offsets": [offset, offset + rows * 4]}
+    header["fc.bias"] = {"dtype": "F32", "shape": [rows],
+                         "data_offsets": [offset, offset + rows * 4]}
     offset += rows * 4
     header["fc.weight"] = {"dtype": "F32", "shape": [rows, 512],
                            "data_offsets": [offset, offset + GIB]}
