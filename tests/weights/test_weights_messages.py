@@ -44,6 +44,20 @@ def test_a_resnet18_file_given_to_resnet50_says_it_is_a_resnet18(resnet18_pth):
     np.testing.assert_allclose(kernel, want.transpose(2, 3, 1, 0), rtol=0, atol=0)
 
 
+def test_integer_tensor_for_a_float_weight_is_refused_before_it_is_read(resnet18_pth,
+                                                                        tmp_path):
+    torch = pytest.importorskip("torch")
+    from kerascnn.applications import ResNet18
+
+    state = torch.load(resnet18_pth, weights_only=True)
+    state["layer2.0.conv1.weight"] = state["layer2.0.conv1.weight"].to(torch.int64)
+    path = str(tmp_path / "int_kernel.pth")
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"'layer2\.0\.conv1\.weight' of .*int_kernel\.pth "
+                                         r"holds int64, not floating-point weights"):
+        ResNet18(weights=path, include_top=False, input_shape=(32, 32, 3))
+
+
 def test_a_pth_given_to_alexnet_says_alexnet_weights_are_bvlc_caffe(tmp_path):
     torch = pytest.importorskip("torch")
     from kerascnn.applications import AlexNet

@@ -175,6 +175,12 @@ def _get(wf, parts, part, unit, shape=None, layer=None):
         )
     if shape is not None:
         expect_shape(key, types.SimpleNamespace(shape=_shape(wf, key)), shape, layer)
+    declared = getattr(wf.tensors, "dtype", None)
+    if callable(declared) and declared(key).kind != "f":
+        raise ValueError(
+            f"Tensor {key!r} of {wf.path} holds {declared(key)}, not floating-point weights "
+            f"for layer {layer or unit!r}."
+        )
     return key, np.asarray(wf.tensors[key], dtype=np.float64)
 
 
