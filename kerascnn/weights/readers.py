@@ -137,6 +137,9 @@ class Tensors(collections.abc.Mapping):
             raise _corrupt(self.path, "weights", f"{name!r} changed since it was read")
         return array
 
+    def __contains__(self, name):  # Mapping's would read the tensor
+        return name in self._entries
+
     def __iter__(self):
         return iter(self._entries)
 

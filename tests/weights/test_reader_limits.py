@@ -121,3 +121,22 @@ def test_loading_a_model_reads_only_the_tensors_it_uses(tmp_path):
     peak_mb = peak / 2**20
     print(f"load peak {peak_mb:.1f} MB, model {model_mb:.1f} MB")
     assert 0 < peak_mb < 2 * model_mb + 16, (peak_mb, model_mb)  # 1 GiB if the file were read
+
+
+def test_membership_and_shapes_read_no_tensor(tmp_path):
+    """``name in tensors``, ``shape`` and ``dtype`` answer from the header alone (a
+    mapper asks them of every tensor); only a lookup reads, and every lookup reads."""
+    from kerascnn.weights.readers import read_weights_file
+
+    path = make_big_and_small_safetensors(tmp_path / "big_and_small.safetensors", 1 << 20)
+    tensors = read_weights_file(path).tensors
+    reads = []
+    for name, (shape, dtype, load) in list(tensors._entries.items()):
+        tensors._entries[name] = (shape, dtype, lambda n=name, f=load: reads.append(n) or f())
+    assert "small" in tensors and "missing" not in tensors
+    assert (tensors.shape("big"), tensors.dtype("small")) == ((1 << 18,), np.float32)
+    assert tensors.nbytes("big") == 1 << 20 and list(tensors) == ["big", "small"]
+    assert reads == []
+    np.testing.assert_array_equal(tensors["small"], np.arange(6, dtype=np.float32).reshape(2, 3))
+    tensors["small"]
+    assert reads == ["small", "small"]
