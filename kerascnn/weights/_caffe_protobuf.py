@@ -22,6 +22,10 @@ type fixes the rank: an ``InnerProduct`` weight 1x1xNxK becomes (N, K), a
 ``Convolution`` weight stays 4-D, and every bias 1x1x1xN becomes (N,); for other
 layer types the leading 1s are dropped (a 1x1x1x1 blob becomes (1,)).
 
+:func:`read` only finds the blobs and checks every blob's shape against the number of
+values it holds (nothing is copied); :func:`blob` decodes one blob's values when the
+caller asks for it.
+
 The V0 layers of the first Caffe releases (``V1LayerParameter.layer = 1``) are not
 read: such files are refused with a pointer to Caffe's ``upgrade_net_proto_binary``.
 """
