@@ -27,7 +27,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-MAX_EXAMPLES = 800
+MAX_EXAMPLES = 600
 BOUND_MB = 600  # the child's peak over its peak after imports
 HANG_S = 10  # one example
 
