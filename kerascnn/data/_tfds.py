@@ -2,11 +2,19 @@
 
 Images come out *encoded* (``tfds.decode.SkipDecoding``), so that the training
 pipelines can decode only the crop they need (``decode_and_crop_jpeg``).
+
+A dataset that is not prepared in ``data_dir`` is downloaded, unless there is no
+network: one connection attempt (to tfds' download host, or to the HTTPS proxy when one
+is set) decides that at once, instead of tfds' retries of every file (minutes) before
+the same answer. Datasets prepared from a ``manual_dir`` (ImageNet) need no network.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import urllib.parse
+import urllib.request
 
 from kerascnn.data.sources import Source
 
@@ -20,7 +28,9 @@ def load(name, split="train", data_dir=None, manual_dir=None, download=True):
         raise ValueError("`spec` must name a tfds builder. Received: spec='tfds:'")
     download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
     builder = tfds.builder(name, data_dir=data_dir)
-    if download:
+    if download and not builder.is_prepared():
+        if not (manual_dir or getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None)):
+            _check_network(name, builder.data_dir)
         builder.download_and_prepare(download_config=download_config)
     info = builder.info
     image_key, label_key = info.supervised_keys or ("image", "label")
@@ -60,3 +70,23 @@ def load(name, split="train", data_dir=None, manual_dir=None, download=True):
         # when preparing), so the pipelines may skip the format test.
         all_jpeg=getattr(image_feature, "encoding_format", None) == "jpeg",
     )
+
+
+DOWNLOAD_HOST = ("storage.googleapis.com", 443)  # where tfds downloads most datasets from
+
+
+def _check_network(name, data_dir, timeout=5.0):
+    """One connection attempt to the download host (or the HTTPS proxy); an OSError
+    naming the dataset and the folder when it fails."""
+    host, port = DOWNLOAD_HOST
+    proxy = urllib.request.getproxies().get("https")
+    if proxy and not urllib.request.proxy_bypass(host):
+        parsed = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        raise OSError(
+            f"tfds:{name} is not prepared in {data_dir} and there is no network to "
+            f"download it ({host}:{port}: {err.strerror or err}). Prepare it on a "
+            "machine with network and pass its folder with --data-dir.") from None
