@@ -5,8 +5,8 @@ pipelines can decode only the crop they need (``decode_and_crop_jpeg``).
 
 A dataset that is not prepared in ``data_dir`` is downloaded, unless there is no
 network: one connection attempt (to tfds' download host, or to the HTTPS proxy when one
-is set) decides that at once, instead of tfds' retries of every file (minutes) before
-the same answer. Datasets prepared from a ``manual_dir`` (ImageNet) need no network.
+is set), made when tfds starts its download, decides that at once, instead of tfds'
+retries of every file (minutes) before the same answer. Datasets prepared from a ``manual_dir`` (ImageNet) need no network.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ def load(name, split="train", data_dir=None, manual_dir=None, download=True):
         raise ValueError("`spec` must name a tfds builder. Received: spec='tfds:'")
     download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
     builder = tfds.builder(name, data_dir=data_dir)
-    if download and not builder.is_prepared():
+    if download:
         if not (manual_dir or getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None)):
-            _check_network(name, builder.data_dir)
+            _check_network_before_downloading(builder, name)
         builder.download_and_prepare(download_config=download_config)
     info = builder.info
     image_key, label_key = info.supervised_keys or ("image", "label")
@@ -73,6 +73,21 @@ def load(name, split="train", data_dir=None, manual_dir=None, download=True):
 
 
 DOWNLOAD_HOST = ("storage.googleapis.com", 443)  # where tfds downloads most datasets from
+
+
+def _check_network_before_downloading(builder, name):
+    """Makes ``builder`` check the network when it starts downloading: tfds creates
+    its download manager only for a dataset that is not prepared yet (a prepared one,
+    or tfds' own test double of ``download_and_prepare``, downloads nothing)."""
+    make = getattr(builder, "_make_download_manager", None)
+    if make is None:  # another tfds: its own retries decide
+        return
+
+    def make_after_checking(*args, **kwargs):
+        _check_network(name, builder.data_dir)
+        return make(*args, **kwargs)
+
+    builder._make_download_manager = make_after_checking
 
 
 def _check_network(name, data_dir, timeout=5.0):
