@@ -13,6 +13,7 @@ import sys
 import sysconfig
 import tomllib
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,6 +51,26 @@ def test_requires_python_covers_the_standard_library_the_package_imports():
         assert lower >= version, f"{path} imports {module} (Python {version}) but " \
                                  f"pyproject.toml allows Python {lower}"
     assert sys.version_info[:2] >= lower  # the declared range is what the tests run
+
+
+def _write_idx(path, array):
+    """An IDX file as Fashion-MNIST ships it (unsigned bytes, big-endian sizes)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
+    with open(path, "wb") as f:
+        f.write(header + np.ascontiguousarray(array, np.uint8).tobytes())
+
+
+def _tiny_fashion_mnist(folder):
+    """Fashion-MNIST's files at a tiny size (64 training, 32 test images), so that the
+    default recipe trains, validates and tests in seconds."""
+    rng = np.random.default_rng(0)
+    os.makedirs(folder)
+    for stem, n in (("train", 64), ("t10k", 32)):
+        labels = np.arange(n) % 10
+        _write_idx(os.path.join(folder, f"{stem}-images-idx3-ubyte"),
+                   rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(os.path.join(folder, f"{stem}-labels-idx1-ubyte"), labels)
+    return folder
 
 
 def _copy_source(dest):
@@ -90,13 +111,14 @@ def test_non_editable_install_trains_from_another_folder(tmp_path):
     where = subprocess.run(
         [str(python), "-c", "import kerascnn, sys; print(kerascnn.__file__); "
          "print('tensorflow' in sys.modules); from kerascnn.training.recipe import "
-         "load_recipe, list_recipes; print(list_recipes()); "
-         "print(load_recipe('finetune_folder').model.name)"],
+         "find_recipe, list_recipes; print(list_recipes()); "
+         "print(find_recipe('finetune_folder'))"],
         check=True, capture_output=True, text=True, env=env, cwd=work, timeout=120).stdout.split("\n")
     assert os.path.realpath(where[0]).startswith(os.path.realpath(site) + os.sep), where[0]
     assert where[1] == "False"  # the package imports no TensorFlow by itself
     assert "'finetune_folder'" in where[2] and "'fashion_mnist'" in where[2]
-    assert where[3] == "resnet50"
+    assert os.path.realpath(where[3]) == os.path.join(
+        os.path.realpath(site), "kerascnn", "pipelines", "finetune_folder.toml")
 
     kerascnn = str(venv / "bin" / "kerascnn")
     unknown = subprocess.run([kerascnn, "train", "no_such_recipe"], capture_output=True,
@@ -105,8 +127,10 @@ def test_non_editable_install_trains_from_another_folder(tmp_path):
     assert "finetune_folder" in unknown.stdout + unknown.stderr
     assert "resnet20_cifar10" in unknown.stdout + unknown.stderr
 
+    data = _tiny_fashion_mnist(str(tmp_path / "fashion_mnist"))
     run = subprocess.run(
         [kerascnn, "train", "--epochs", "1", "--batch-size", "8", "--no-export", "--verbose", "0",
+         "--data-dir", data, "--set", "data.validation_from_train=16",
          "--set", "training.steps_per_epoch=2", "--set", "training.validation_steps=1",
          "--set", "training.precision=\"float32\""],
         capture_output=True, text=True, env=env, cwd=work, timeout=400)
