@@ -42,7 +42,8 @@ class ModelInfo:
         paper_results: ``{protocol: {"top1": err|None, "top5": err|None,
             "dataset": str, "setting": str}}``, errors in %, protocols as in
             ``kerascnn.evaluation`` (``PROTOCOLS``).
-        recipe: the training recipe, a file stem under ``pipelines/``.
+        recipe: the training recipe, a name under ``kerascnn.training.recipe.pipelines_dir()``
+          (the package's ``pipelines/``).
         description: one line for ``kerascnn models``.
     """
 

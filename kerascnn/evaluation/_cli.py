@@ -159,6 +159,52 @@ def _pretrained_member(args, given_mean):
     return [Member(net.model, preprocessing=prep, name=args.arch)], publisher
 
 
+def _as_imagenet_classes(source):
+    """A source scored by a network with ImageNet's 1000 outputs (``--weights``): as it
+    is when its classes are ImageNet's own order (WordNet ids, or class numbers); a
+    subset named by WordNet id (``n01440764``) or by name (``tench``, ``great white
+    shark``) relabelled with the ImageNet class ids, said in one line; anything else is
+    refused, naming the classes that are not ImageNet's (scoring them against
+    unrelated outputs would report 100 % error without a word)."""
+    import dataclasses
+
+    import numpy as np
+    import tensorflow as tf
+
+    from kerascnn.weights.classes import imagenet_classes
+
+    classes = imagenet_classes()
+    names = list(source.class_names)
+    wnids = [wnid for wnid, _ in classes]
+    if names == wnids[:len(names)] or all(n == str(i) for i, n in enumerate(names)):
+        return source
+    by_name = {}
+    for i, (wnid, label) in enumerate(classes):
+        by_name[wnid.lower()] = i
+        key = label.lower().replace("_", " ")
+        by_name[key] = None if key in by_name else i  # a name ImageNet uses twice: ambiguous
+    ids = [by_name.get(n.strip().lower().replace("_", " ").replace("-", " ")) for n in names]
+    missing = [n for n, i in zip(names, ids) if i is None]
+    if missing or len(set(ids)) != len(ids):
+        raise ValueError(
+            f"--source {source.name}: its classes are not the weights' classes (ImageNet's "
+            "1000, by WordNet id such as n01440764 or by name such as 'tench'): "
+            f"{len(missing)} of {len(names)} are not ImageNet classes, e.g. {missing[:5]}. "
+            "Evaluate a network trained on these classes (--model), e.g. one from "
+            "`kerascnn train finetune_folder`.")
+    print(f"kerascnn evaluate: --source {source.name}: its {len(names)} classes are "
+          f"ImageNet classes, scored as ImageNet's class ids by name ("
+          + ", ".join(f"{n} -> {i}" for n, i in list(zip(names, ids))[:5])
+          + (", ..." if len(names) > 5 else "") + ")", file=sys.stderr)
+    table = np.asarray(ids, np.int64)
+    lookup = tf.constant(table)
+    return dataclasses.replace(
+        source, class_names=[label for _, label in classes],
+        dataset=source.dataset.map(lambda x, y: (x, tf.gather(lookup, y))),
+        labels=None if source.labels is None else table[np.asarray(source.labels)],
+        files=None, read_files=None)
+
+
 def run(args) -> int:
     from kerascnn.data import load_source
     from kerascnn.evaluation.evaluate import Member, evaluate
@@ -193,6 +239,8 @@ def run(args) -> int:
     if args.weights is not None:  # before the data: an offline download fails at once
         members, publisher = _pretrained_member(args, given_mean)
     source = load_source(args.source, args.split, data_dir=args.data_dir)
+    if args.weights is not None:
+        source = _as_imagenet_classes(source)
     for path, model in zip(paths, models):
         prep = _member_preprocessing(path, model, args, given_mean, source)
         members.append(Member(model, preprocessing=prep, name=args.arch or None))

@@ -8,7 +8,9 @@ Noise. A difference counts only when it exceeds the noise of the numbers compare
 - with one seed, the *epoch-to-epoch fluctuation*: the largest change between
   consecutive points of the curve over its last ``last`` intervals (the larger of the
   two networks'). It includes the curve's remaining trend, so it over-states the noise
-  and errs towards "inconclusive", never towards "holds".
+  and errs towards "inconclusive", never towards "holds";
+- with one seed and a one-point curve (``--points 1``) there is no interval to measure
+  the noise over: every comparison is "inconclusive", and the claim says why.
 
 Layer responses (Figure 7) are paired layer by layer between a ResNet and the plain
 net of the same depth (the same stack of 3×3 layers); the rule is a two-sided sign
@@ -65,9 +67,13 @@ class Estimate:
     """A network's final value (mean over seeds) and its noise."""
 
     value: float
-    noise: float
+    noise: float  # nan when it cannot be measured
     method: str
     finals: tuple
+
+    @property
+    def measured(self) -> bool:
+        return math.isfinite(self.noise)
 
 
 def final_estimate(curves, last=3) -> Estimate:
@@ -87,17 +93,26 @@ def final_estimate(curves, last=3) -> Estimate:
                         f"spread between {len(curves)} seeds (max - min of the final "
                         "values)", finals)
     tail = curves[0][-(last + 1):]
-    noise = float(np.max(np.abs(np.diff(tail)))) if tail.size > 1 else 0.0
+    if tail.size < 2:
+        return Estimate(finals[0], math.nan,
+                        "not measurable: one seed and a curve of one point (no interval "
+                        "between points; use two or more points or seeds)", finals)
+    noise = float(np.max(np.abs(np.diff(tail))))
     return Estimate(finals[0], noise,
                     f"one seed: largest change between consecutive curve points over "
                     f"the last {tail.size - 1} intervals", finals)
 
 
 def _num(x):
-    return f"{x:.2f}"
+    return f"{x:.2f}" if math.isfinite(x) else "not measurable"
 
 
 def _pair_noise(a: Estimate, b: Estimate):
+    """The larger noise of two networks and how it was measured (nan when either
+    cannot be measured)."""
+    for e in (a, b):
+        if not e.measured:
+            return math.nan, e.method
     method = a.method if a.noise >= b.noise else b.method
     return max(a.noise, b.noise), method
 
@@ -108,7 +123,9 @@ def _higher(key, statement, quantity, high, low, estimates):
     (hl, he), (ll, le) = estimates[high], estimates[low]
     noise, method = _pair_noise(he, le)
     diff = he.value - le.value
-    if diff > noise:
+    if not math.isfinite(noise):
+        outcome = INCONCLUSIVE
+    elif diff > noise:
         outcome = HOLDS
     elif diff < -noise:
         outcome = DOES_NOT_HOLD
@@ -127,10 +144,13 @@ def _not_worse(key, statement, quantity, deep, shallow, estimates):
     (dl, de), (sl, se) = estimates[deep], estimates[shallow]
     noise, method = _pair_noise(de, se)
     diff = de.value - se.value
-    outcome = HOLDS if diff <= noise else DOES_NOT_HOLD
+    if not math.isfinite(noise):
+        outcome = INCONCLUSIVE
+    else:
+        outcome = HOLDS if diff <= noise else DOES_NOT_HOLD
     rule = (f"holds if the {quantity} of {dl} is below {sl}'s or above it by no more "
-            f"than the noise, else does not hold; noise: {method} (the larger of the two "
-            "networks')")
+            f"than the noise, else does not hold (inconclusive when the noise cannot be "
+            f"measured); noise: {method} (the larger of the two networks')")
     detail = (f"{dl} {_num(de.value)} %, {sl} {_num(se.value)} %, difference "
               f"{diff:+.2f} points, noise {_num(noise)}")
     return Claim(key, statement, outcome, rule, detail,

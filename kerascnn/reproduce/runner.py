@@ -170,19 +170,6 @@ class StudyData:
                             mean=self.mean)
 
 
-def _subset(source, n):
-    """The first ``n`` examples of ``source`` (all when ``n`` is None or larger)."""
-    if n is None or (source.num_examples is not None and n >= source.num_examples):
-        return source
-    if source.images is not None:
-        from kerascnn.data import from_arrays
-
-        return from_arrays(source.images[:n], source.labels[:n], source.class_names,
-                           name=f"{source.name}[:{n}]")
-    return dataclasses.replace(source, dataset=source.dataset.take(n), num_examples=n,
-                               name=f"{source.name}[:{n}]", info={})
-
-
 def _native_size(source):
     if source.images is not None:
         return int(source.images.shape[1])
@@ -203,7 +190,7 @@ def prepare_data(settings: Settings, output_dir, *, train_source=None, test_sour
         train_source = load_source(settings.data, "train", data_dir=settings.data_dir)
     if test_source is None:
         test_source = load_source(settings.data, "test", data_dir=settings.data_dir)
-    train = _subset(train_source, settings.train_examples)
+    train = train_source.take(settings.train_examples)
     size = settings.image_size or _native_size(train)
     augment = settings.augment or ("none" if settings.data == "fashion_mnist" else "cifar")
     if augment not in ("none", "flip", "cifar"):
@@ -225,12 +212,12 @@ def prepare_data(settings: Settings, output_dir, *, train_source=None, test_sour
                                                  image_size=(size, size)), np.float32)
         with atomic_path(mean_path) as tmp:
             np.save(tmp, mean)
-    test = _subset(test_source, settings.test_examples)
+    test = test_source.take(settings.test_examples)
     return StudyData(
         train=train,
         test=test,
         final_test=(test if settings.final_test_examples is None
-                    else _subset(test_source, settings.final_test_examples)),
+                    else test_source.take(settings.final_test_examples)),
         mean=mean,
         image_size=size,
         augment=augment,

@@ -20,13 +20,16 @@ is not a TF Serving model name (it names the run folder ``runs/<name>`` and the 
 
 :func:`load_recipe` is the one recipe reader of every command (``train``,
 ``show-augmentations``, ``dataset-stats``): a path, or a name under the package's
-``pipelines/`` folder, found from any working directory.
+``pipelines/`` folder (:func:`pipelines_dir`, package data), found from any working
+directory and from a non-editable install.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import os
+import pathlib
 import tomllib
 from typing import Any
 
@@ -474,38 +477,44 @@ def apply_overrides(document: dict, overrides, where: str = "--set") -> dict:
     return document
 
 
-def pipelines_dir() -> str:
-    """The repository's ``pipelines/`` folder (or ``$KERASCNN_PIPELINES``)."""
+def pipelines_dir():
+    """The folder of the recipes: the package's ``kerascnn/pipelines`` (package data, read
+    through :mod:`importlib.resources`, so a non-editable install has them too; the
+    repository's ``pipelines/`` is a link to it), or ``$KERASCNN_PIPELINES``.
+
+    The one place recipes are found: :func:`find_recipe`, :func:`list_recipes`, the
+    registry's ``recipe`` stems and the command line all read through it."""
     env = os.environ.get("KERASCNN_PIPELINES")
     if env:
-        return env
-    here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.normpath(os.path.join(here, "..", "..", "pipelines"))
+        return pathlib.Path(env)
+    return importlib.resources.files("kerascnn").joinpath("pipelines")
 
 
-def default_recipe_path() -> str:
-    return os.path.join(pipelines_dir(), "fashion_mnist.toml")
+def default_recipe_path():
+    return pipelines_dir().joinpath("fashion_mnist.toml")
 
 
 def list_recipes() -> list[str]:
+    """The recipe names (file stems) under :func:`pipelines_dir`."""
     folder = pipelines_dir()
-    if not os.path.isdir(folder):
+    if not folder.is_dir():
         return []
-    return sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".toml"))
+    return sorted(f.name[:-5] for f in folder.iterdir() if f.name.endswith(".toml"))
 
 
-def find_recipe(name_or_path: str | None) -> str:
-    """A recipe file from a path or a stem under ``pipelines/`` (None: the default)."""
+def find_recipe(name_or_path: str | None):
+    """A recipe file from a path or a name under :func:`pipelines_dir` (None: the default)."""
     if not name_or_path:
         return default_recipe_path()
     if os.path.isfile(name_or_path):
-        return name_or_path
-    candidate = os.path.join(pipelines_dir(), name_or_path)
-    for path in (candidate, candidate + ".toml"):
-        if os.path.isfile(path):
+        return pathlib.Path(name_or_path)
+    folder = pipelines_dir()
+    for name in (name_or_path, name_or_path + ".toml"):
+        path = folder.joinpath(name)
+        if path.is_file():
             return path
     raise RecipeError(
-        f"No such recipe file or name under {pipelines_dir()}: expected one of "
+        f"No such recipe file or name under {folder}: expected one of "
         f"{list_recipes()}. Received: recipe={name_or_path!r}")
 
 
@@ -513,11 +522,11 @@ def load_recipe(name_or_path: str | None = None, overrides=()) -> Recipe:
     """Reads, overrides and strictly parses a recipe (None: ``fashion_mnist``)."""
     path = find_recipe(name_or_path)
     try:
-        with open(path, "rb") as f:
+        with path.open("rb") as f:
             document = tomllib.load(f)
     except tomllib.TOMLDecodeError as err:
         raise RecipeError(f"{path}: not valid TOML: {err}") from None
     if overrides:
         document = apply_overrides(document, overrides)
-    return parse_recipe(document, where=path)
+    return parse_recipe(document, where=str(path))
 

@@ -6,8 +6,9 @@ import pytest
 from PIL import Image
 
 from kerascnn.cli import main
+from kerascnn.training.recipe import pipelines_dir
 
-PIPELINES = os.path.join(os.path.dirname(__file__), "..", "..", "pipelines")
+PIPELINES = str(pipelines_dir())
 
 
 def test_show_augmentations_writes_a_png_grid(image_folder, tmp_path):

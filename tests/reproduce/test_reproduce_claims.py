@@ -79,6 +79,26 @@ def test_epoch_fluctuation_makes_a_small_gap_inconclusive():
     assert found[0].numbers["difference"] == pytest.approx(1.0)
 
 
+def test_one_point_curves_are_inconclusive_and_say_why():
+    # --iterations 2 --points 1: each curve is one point; the gaps are large (10 and
+    # 15 points) but with one seed there is no interval to measure the noise over
+    curves = {"p20": [[10.0]], "p56": [[20.0]], "r20": [[8.0]], "r56": [[5.0]]}
+    found = claims.degradation_claims(curves, ROLES)
+    assert _outcomes(found) == {"a": INCONCLUSIVE, "b": INCONCLUSIVE, "c": INCONCLUSIVE}
+    for claim in found:
+        assert "noise not measurable" in claim.line()
+        assert "one seed and a curve of one point" in claim.rule
+        assert np.isnan(claim.numbers["noise"])
+    # one more point is enough: the change between the two points is the noise
+    two = {k: [np.array([v[0][0] + 1.0, v[0][0]])] for k, v in curves.items()}
+    found = claims.degradation_claims(two, ROLES)
+    assert _outcomes(found) == {"a": HOLDS, "b": HOLDS, "c": HOLDS}
+    assert found[0].numbers["noise"] == pytest.approx(1.0)
+    # two seeds of one point each: their spread is the noise
+    seeds = {k: [v[0], [v[0][0] + 0.5]] for k, v in curves.items()}
+    assert _outcomes(claims.degradation_claims(seeds, ROLES))["a"] == HOLDS
+
+
 def test_final_estimate_rejects_empty():
     with pytest.raises(ValueError, match="curves"):
         claims.final_estimate([[]])

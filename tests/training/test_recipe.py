@@ -44,6 +44,21 @@ def test_every_issue_recipe_exists():
     assert sorted(R.list_recipes()) == sorted(ALL)
 
 
+def test_recipes_ship_in_the_package_and_the_repository_links_to_them(monkeypatch):
+    """One copy: the package's kerascnn/pipelines (package data); the repository's
+    pipelines/ is a link to it (tests/test_install.py installs it non-editable)."""
+    import os
+
+    import kerascnn
+
+    monkeypatch.delenv("KERASCNN_PIPELINES", raising=False)
+    package = os.path.join(os.path.dirname(kerascnn.__file__), "pipelines")
+    assert os.path.samefile(str(R.pipelines_dir()), package)
+    repository = os.path.join(os.path.dirname(os.path.dirname(kerascnn.__file__)), "pipelines")
+    assert os.path.islink(repository) and os.path.samefile(repository, package)
+    assert str(R.find_recipe("fashion_mnist")).startswith(package + os.sep)
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_recipe_parses_and_matches_paper(name):
     r = R.load_recipe(name)
