@@ -132,14 +132,6 @@ def test_center_view_is_the_publishers_transform(case, photo):
     assert mean <= MEAN_BOUND and p99 <= P99_BOUND, (case, photo, mean, p99)
 
 
-def test_the_references_see_the_photos_not_noise():
-    """The bounds mean something: the two publishers' transforms of one photo differ
-    far more than the bounds (another size and crop of the same picture)."""
-    path = PHOTOS["grace_hopper"]
-    mean, _ = difference(torchvision_input(path)[:224, :224], caffe_input_rgb(path, 224))
-    assert mean > 4 * MEAN_BOUND
-
-
 def test_torchvision_arithmetic_truncates_and_crops_with_pythons_rounding():
     """The hand-written torchvision arithmetic against numbers worked out here: 256 of a
     640x427 photo gives 383.6 -> 383 (not 384); the crop of 383 starts at
@@ -183,6 +175,90 @@ def test_a_runs_own_center_view_antialiases_a_large_photo():
     assert aliased[0] > 2 * MEAN_BOUND, aliased
 
 
+def test_preprocessing_json_round_trips_the_transform_and_old_files_load(tmp_path):
+    import json
+
+    from kerascnn.data.preprocessing import Preprocessing
+
+    prep = Preprocessing((227, 227), 3, resize=256, mean=(123.0, 117.0, 104.0),
+                         resize_rule="warp", antialias=False, crop_offset="round_half_even")
+    prep.save(str(tmp_path), class_names=["a", "b"])
+    doc = json.loads((tmp_path / "preprocessing.json").read_text())
+    assert (doc["resize_rule"], doc["antialias"], doc["crop_offset"]) == ("warp", False, "round_half_even")
+    loaded, names = Preprocessing.load(str(tmp_path))
+    assert loaded == prep and names == ["a", "b"]
+    assert (loaded.resize_rule, loaded.antialias, loaded.crop_offset) == ("warp", False, "round_half_even")
+    # a file written before these fields existed: the defaults
+    old = {"image_size": [24, 24], "channels": 3, "resize": 28, "pad": 0, "mean": None}
+    (tmp_path / "preprocessing.json").write_text(json.dumps(old))
+    loaded, _ = Preprocessing.load(str(tmp_path))
+    assert (loaded.resize_rule, loaded.antialias, loaded.crop_offset) == ("shorter", True, "floor")
+    for field, bad in (("resize_rule", "squash"), ("antialias", "yes"), ("crop_offset", "ceil")):
+        with pytest.raises(ValueError, match=field):
+            Preprocessing.from_json({**old, field: bad})
+
+
+@pytest.mark.parametrize("case", ["torchvision", "bvlc_googlenet"])
+def test_evaluations_center_view_is_the_sets_preprocessing(case):
+    """``evaluate``'s center view of a Member with a set's preprocessing (the protocol's
+    path through ``views.center_crop``) is ``Preprocessing.__call__`` bit for bit, and
+    so the publisher's transform."""
+    import keras
+
+    from kerascnn.data import decode_image
+    from kerascnn.evaluation.evaluate import Member, _Runner
+    from kerascnn.weights.sets import get_weight_set
+
+    (network, name), reference = CASES[case]
+    prep = get_weight_set(network, name).preprocessing()
+    inp = keras.Input((*prep.image_size, 3))
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(
+        keras.layers.GlobalAveragePooling2D()(inp)), name="tiny")
+    with open(PHOTOS["china"], "rb") as f:
+        image = decode_image(f.read(), channels=3)
+    runner = _Runner(Member(model, preprocessing=prep), "center", {})
+    view = runner.views(image)["crops"].numpy()[0]
+    np.testing.assert_array_equal(view, prep(image).numpy())
+    mean, p99 = difference(view, reference(PHOTOS["china"]))
+    assert mean <= MEAN_BOUND and p99 <= P99_BOUND, (mean, p99)
+
+
+def measure_export(case, base_dir):
+    """A SavedModel's ``serving_default`` on the JPEG bytes of a 640x427 photo, with the
+    set's preprocessing at 32x32 (resize round(32 * 256 / 224) = 37: a 12x downscale), against the publisher's
+    transform at that size. The network is the identity (a flatten), so its
+    "probabilities" are the preprocessed pixels."""
+    import keras
+    import tensorflow as tf
+
+    from kerascnn.export import export_model
+    from kerascnn.weights.pretrained import preprocessing_for
+
+    (network, name), _ = CASES[case]
+    prep = preprocessing_for(network, name, (32, 32))  # what `kerascnn export --arch` uses
+    assert prep.resize == 37
+    inp = keras.Input((32, 32, 3))
+    model = keras.Model(inp, keras.layers.Flatten()(inp))
+    path = export_model(model, "identity", base_dir=str(base_dir), preprocessing=prep, verbose=False)
+    photo = PHOTOS["china"]
+    with open(photo, "rb") as f:
+        data = f.read()
+    served = tf.saved_model.load(path).signatures["serving_default"](image_bytes=tf.constant([data]))
+    got = served["probabilities"].numpy().reshape(32, 32, 3)
+    if case.startswith("torchvision"):
+        want = torchvision_input(photo, 37, 32)
+    else:
+        want = (caffe_uint8(photo, 32, size=37).astype(np.float64) - BVLC_MEAN_BGR)[..., ::-1]
+    return difference(got, want)
+
+
+@pytest.mark.tf_only
+@pytest.mark.parametrize("case", ["torchvision", "bvlc_googlenet"])
+def test_exports_serving_resize_of_a_large_photo_is_the_publishers(case, tmp_path):
+    mean, p99 = measure_export(case, tmp_path)
+    assert mean <= MEAN_BOUND and p99 <= P99_BOUND, (mean, p99)
+
+
 if __name__ == "__main__":  # the table of the report
     import kerascnn
 
@@ -192,3 +268,9 @@ if __name__ == "__main__":  # the table of the report
         for photo in PHOTOS:
             m, p = measure(case, photo)
             print(f"{case:16s} {photo:14s} {m:6.2f} {p:6.2f}")
+    import tempfile
+
+    for case in ("torchvision", "bvlc_googlenet"):
+        with tempfile.TemporaryDirectory() as tmp:
+            m, p = measure_export(case, tmp)
+        print(f"{case:16s} {'china export':14s} {m:6.2f} {p:6.2f}  (SavedModel serving_default, 32x32)")
