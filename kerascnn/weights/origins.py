@@ -29,7 +29,8 @@ The evaluation transforms, from the publishers' sources:
   ILSVRC-2012 validation set, not how the crop was made; kept as kerascnn's
   default: shorter side 256 (truncated), bilinear with antialiasing, centre crop 224
   at ``d // 2``. The mean is keras' ``imagenet_utils`` "caffe" mode (BGR ``103.939,
-  116.779, 123.68``), :data:`kerascnn.data.stats.IMAGENET_MEAN_RGB`.
+  116.779, 123.68``), ``kerascnn.data.stats.IMAGENET_MEAN_RGB`` (defined in
+  ``kerascnn._imagenet``, which needs no TensorFlow).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from __future__ import annotations
 import dataclasses
 import types
 
-from kerascnn.data.stats import IMAGENET_MEAN_RGB
+from kerascnn._imagenet import IMAGENET_MEAN_RGB
 
 # The origin keys (the mappers' ``origin`` argument, ``WeightSet.origin``).
 KERAS_APPLICATIONS = "keras_applications"

