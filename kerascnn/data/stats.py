@@ -2,9 +2,13 @@
 
 Defaults are ImageNet's commonly published values:
 
-* ``IMAGENET_MEAN_RGB = (123.68, 116.78, 103.94)``: the mean RGB of the ILSVRC-2012
-  training set on the 0-255 scale (Simonyan & Zisserman's VGG release, Caffe, Keras
-  ``imagenet_utils`` "caffe" mode; = 255 x torchvision's (0.485, 0.456, 0.406)).
+* ``IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)`` (defined in ``kerascnn._imagenet``,
+  which weights can read without TensorFlow): the mean RGB of the ILSVRC-2012
+  training set on the 0-255 scale, with the digits of Keras ``imagenet_utils``'
+  "caffe" mode (BGR 103.939, 116.779, 123.68), the mean of keras.applications'
+  weights (Simonyan & Zisserman's VGG release, MSRA's ResNets); torchvision's
+  255 x (0.485, 0.456, 0.406) = (123.675, 116.28, 103.53) and BVLC's (123, 117, 104)
+  are their publishers' own (``kerascnn.weights.origins``).
 * ``IMAGENET_PCA_EIGVAL = 255 x (0.2175, 0.0188, 0.0045)`` and
   ``IMAGENET_PCA_EIGVEC`` (columns are eigenvectors, rows R, G, B): the values of
   fb.resnet.torch's ``datasets/imagenet.lua`` (from Caffe/AlexNet-style lighting),
@@ -21,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from kerascnn._imagenet import IMAGENET_MEAN_RGB
+
 __all__ = [
     "IMAGENET_MEAN_RGB",
     "IMAGENET_PCA_EIGVAL",
@@ -30,7 +36,6 @@ __all__ = [
     "compute_stats",
 ]
 
-IMAGENET_MEAN_RGB = (123.68, 116.78, 103.94)
 IMAGENET_PCA_EIGVAL = tuple(255.0 * v for v in (0.2175, 0.0188, 0.0045))
 IMAGENET_PCA_EIGVEC = (
     (-0.5675, 0.7192, 0.4009),

@@ -8,11 +8,15 @@ view of :class:`~kerascnn.data.preprocessing.Preprocessing` itself. There is no 
 loop over crops at run time; the functions are graph-safe and run inside ``Dataset.map``.
 A rank-4 batch of equally-sized images gives ``(batch, views, h, w, C)``.
 
-Resizing is bilinear with half-pixel centres and no anti-aliasing (``tf.image.resize``'s
-default). The views made from a resized image (:func:`center_crop`, :func:`ten_crop`,
-:func:`dense_view`) use :func:`~kerascnn.data.preprocessing.resize_shorter`, the one
-"shorter side to S" of evaluation and serving (values rounded to the 0-255 grid, as the
-image they come from). The multi-scale views sample the *original* image once per crop: a crop of the
+Resizing is bilinear with half-pixel centres. The views made from a resized image
+(:func:`center_crop`, :func:`ten_crop`, :func:`dense_view`) use
+:func:`~kerascnn.data.preprocessing.resize_image`, the one resize of evaluation and
+serving: by default the shorter side to S with the longer truncated and a downscale
+antialiased (PIL's and torchvision's), or a warp to S x S without antialiasing
+(Caffe's), as the :class:`~kerascnn.data.preprocessing.Preprocessing` says; values
+rounded to the 0-255 grid, as the image they come from. The multi-scale views (144
+crops, VGG's grid) sample the original with ``crop_and_resize``, which has no
+antialiasing; their geometry is the same "shorter side" arithmetic. The multi-scale views sample the *original* image once per crop: a crop of the
 image rescaled to scale ``s`` is the box of the original image it covers, sampled with the
 same coordinates ``tf.image.resize`` would use (the image is edge-padded by one pixel so
 the border clamps the same way), so ``crop(resize(image))`` is reproduced without
@@ -32,7 +36,12 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from kerascnn.data.preprocessing import Preprocessing, resize_shorter, shorter_side_shape
+from kerascnn.data.preprocessing import (
+    Preprocessing,
+    resize_image,
+    resize_shorter,
+    shorter_side_shape,
+)
 
 __all__ = [
     "resize_shorter",
@@ -83,12 +92,13 @@ def _batched(fn, image, **kwargs):
     raise ValueError(f"`image` must be (H, W, C) or (B, H, W, C). Received: image.shape={image.shape}")
 
 
-def _prepare(image, resize, square, pad=0):
-    """Shorter side to ``resize`` (:func:`resize_shorter`, the ``center`` view's), ``pad``
-    zero pixels around (the ``center`` view's order), then the centre square if asked."""
+def _prepare(image, resize, square, pad=0, resize_rule="shorter", antialias=True):
+    """Resize to ``resize`` by ``resize_rule`` (:func:`resize_image`, the ``center``
+    view's), ``pad`` zero pixels around (the ``center`` view's order), then the centre
+    square if asked."""
     image = tf.convert_to_tensor(image)
     if resize is not None:
-        image = resize_shorter(image, resize)
+        image = resize_image(image, resize, resize_rule, antialias=antialias)
     else:
         image = tf.cast(image, tf.float32)
     if pad:
@@ -112,33 +122,44 @@ def _gather_crops(image, tops, lefts, crop, flips):
     return tf.gather(patches, cols, axis=2, batch_dims=1)  # (V, ch, cw, C)
 
 
-def center_crop(image, crop_size, *, resize=None, pad=0):
+def center_crop(image, crop_size, *, resize=None, pad=0, resize_rule="shorter", antialias=True,
+                crop_offset="floor"):
     """The ``center`` view without the mean, ``(1, h, w, C)`` (``(B, 1, h, w, C)`` for a
     batch): exactly :meth:`Preprocessing.crop_uint8
-    <kerascnn.data.preprocessing.Preprocessing.crop_uint8>` (shorter side to ``resize``,
-    ``pad``, centre crop or centred zero padding to ``crop_size``), the one centre view
-    that ``eval_dataset``, the export and every evaluation share."""
+    <kerascnn.data.preprocessing.Preprocessing.crop_uint8>` (resize to ``resize`` by
+    ``resize_rule``, ``pad``, centre crop or centred zero padding to ``crop_size``), the
+    one centre view that ``eval_dataset``, the export and every evaluation share. The
+    keywords after ``pad`` are the Preprocessing's (``Preprocessing.transform()``)."""
     image = tf.convert_to_tensor(image)
     if image.shape.rank not in (3, 4):
         raise ValueError(f"`image` must be (H, W, C) or (B, H, W, C). Received: image.shape={image.shape}")
-    prep = Preprocessing(_pair(crop_size), int(image.shape[-1]), resize=resize, pad=pad)
+    prep = Preprocessing(_pair(crop_size), int(image.shape[-1]), resize=resize, pad=pad,
+                         resize_rule=resize_rule, antialias=antialias, crop_offset=crop_offset)
     return tf.expand_dims(prep.crop_uint8(image), -4)
 
 
-def _ten_crop_one(image, crop_size, resize, square, pad):
+def _half(d, crop_offset):
+    """The centre crop's offset for an excess ``d`` (see ``center_crop_or_pad``)."""
+    if crop_offset == "round_half_even":
+        return tf.cast(tf.round(tf.cast(d, tf.float32) / 2.0), tf.int32)
+    return d // 2
+
+
+def _ten_crop_one(image, crop_size, resize, square, pad, resize_rule, antialias, crop_offset):
     crop = _pair(crop_size)
-    image = _prepare(image, resize, square, pad)
+    image = _prepare(image, resize, square, pad, resize_rule, antialias)
     shape = tf.shape(image)
     dy, dx = shape[0] - crop[0], shape[1] - crop[1]
-    tops = tf.stack([0, 0, dy, dy, dy // 2])
-    lefts = tf.stack([0, dx, 0, dx, dx // 2])
+    tops = tf.stack([0, 0, dy, dy, _half(dy, crop_offset)])
+    lefts = tf.stack([0, dx, 0, dx, _half(dx, crop_offset)])
     tops = tf.concat([tops, tops], 0)
     lefts = tf.concat([lefts, lefts], 0)
     flips = tf.constant([False] * 5 + [True] * 5)
     return _gather_crops(image, tops, lefts, crop, flips)
 
 
-def ten_crop(image, crop_size=224, *, resize=None, square=False, pad=0):
+def ten_crop(image, crop_size=224, *, resize=None, square=False, pad=0, resize_rule="shorter",
+             antialias=True, crop_offset="floor"):
     """AlexNet's and ResNet's 10 views, ``(10, h, w, C)``.
 
     Order: top-left, top-right, bottom-left, bottom-right, centre, then the same five
@@ -146,11 +167,16 @@ def ten_crop(image, crop_size=224, *, resize=None, square=False, pad=0):
     ``square=True`` then centre-crops the square, as AlexNet does ("rescale the shorter side
     to 256 and centre-crop 256x256"); ResNet (fb.resnet.torch, torchvision ``TenCrop``)
     takes the corners of the whole rescaled image (``square=False``). ``pad`` zero pixels
-    are added after the resize, as in the ``center`` view.
+    are added after the resize, as in the ``center`` view, and ``resize_rule``,
+    ``antialias`` and ``crop_offset`` (the centre crop's) are the ``center`` view's
+    (:class:`~kerascnn.data.preprocessing.Preprocessing`).
     """
     _pair(crop_size)
+    Preprocessing(_pair(crop_size), resize_rule=resize_rule, antialias=antialias,
+                  crop_offset=crop_offset)  # checks the keywords
     return _batched(_ten_crop_one, image, crop_size=crop_size, resize=resize, square=square,
-                    pad=int(pad))
+                    pad=int(pad), resize_rule=resize_rule, antialias=bool(antialias),
+                    crop_offset=crop_offset)
 
 
 def sample_regions(image, regions, size):

@@ -148,7 +148,7 @@ def _pretrained_member(args, given_mean):
     if args.pad != "auto":
         prep = prep.replace(pad=int(args.pad))
     print(f"kerascnn evaluate: {args.arch} weights={args.weights!r}: input {prep.image_size}, "
-          f"shorter side {prep.resize}, mean "
+          f"{'warp to' if prep.resize_rule == 'warp' else 'shorter side'} {prep.resize}, mean "
           f"{None if prep.mean is None else [round(float(m), 3) for m in prep.mean]}", file=sys.stderr)
     ws = net.weight_set
     publisher = None

@@ -209,7 +209,7 @@ class _Runner:
             else:
                 self.dense_model = _flexible(self.model)
         self.protocol = make_protocol(protocol_name, crop_size=crop, family=family, min_dense_size=min_dense,
-                                      pad=prep.pad, **options)
+                                      pad=prep.pad, transform=prep.transform(), **options)
         if self.dense_model is not None:
             self._probe_dense()
         self._crop_step = _step(self.model, self.logits, self.channels)

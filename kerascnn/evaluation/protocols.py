@@ -66,13 +66,14 @@ def _padded(image, pad):
 def _center(p, image):
     from kerascnn.data import views
 
-    return views.center_crop(image, p.crop_size, resize=p.resize, pad=p.pad)
+    return views.center_crop(image, p.crop_size, resize=p.resize, pad=p.pad, **dict(p.transform))
 
 
 def _ten(p, image):
     from kerascnn.data import views
 
-    return views.ten_crop(image, p.crop_size, resize=p.resize, square=p.square, pad=p.pad)
+    return views.ten_crop(image, p.crop_size, resize=p.resize, square=p.square, pad=p.pad,
+                          **dict(p.transform))
 
 
 def _googlenet(p, image):
@@ -164,6 +165,8 @@ class Protocol:
         grid: grid size of ``multicrop`` (5 in VGG).
         flip: add the mirrored views.
         pad: zero pixels around each image (see the module docstring for where).
+        transform: the network's resize and crop rules for ``center``/``10crop``
+            (``Preprocessing.transform()`` as ``(key, value)`` pairs; empty: the defaults).
     """
 
     name: str
@@ -175,6 +178,7 @@ class Protocol:
     grid: int = 5
     flip: bool = True
     pad: int = 0
+    transform: tuple = ()
 
     @property
     def spec(self) -> ProtocolSpec:
@@ -287,6 +291,7 @@ def make_protocol(
     flip=True,
     pad=0,
     min_dense_size=None,
+    transform=None,
 ) -> Protocol:
     """Build and validate a :class:`Protocol`; every error is raised here, before any image.
 
@@ -307,6 +312,8 @@ def make_protocol(
         pad: zero pixels around each image (see the module docstring).
         min_dense_size: smallest image the dense network accepts (the training size for a
             converted AlexNet/VGG); a smaller Q is an error.
+        transform: the network's resize and crop rules for ``center``/``10crop``, a dict
+            as ``Preprocessing.transform()`` gives it (None: the defaults).
     """
     if name not in TABLE:
         raise ValueError(f"Unknown protocol. Expected one of {list(PROTOCOLS)}. Received: protocol={name!r}")
@@ -330,7 +337,7 @@ def make_protocol(
     if isinstance(pad, bool) or int(pad) < 0:
         raise ValueError(f"`pad` must be an int >= 0. Received: pad={pad!r}")
     kwargs = dict(name=name, crop_size=crop, resize=resize, square=bool(square), grid=int(grid), flip=bool(flip),
-                  pad=int(pad))
+                  pad=int(pad), transform=tuple(sorted(dict(transform or {}).items())))
     if spec.scale_set:
         s = default_scales(spec.scale_set, family, c, train_scale) if scales is None else _positive_ints(scales, "scales")
         if min(s) < c:

@@ -33,21 +33,11 @@ import urllib.parse
 import numpy as np
 
 from kerascnn.weights import sets as _sets
-from kerascnn.weights.mappers._common import CAFFE, KERAS_APPLICATIONS, TORCHVISION
+from kerascnn.weights.origins import ORIGIN_OF_FORMAT, ORIGINS
 
-# The reader's format -> the conventions a mapper folds for a file given by path.
-ORIGIN_OF_FORMAT = {
-    "keras_legacy_h5": KERAS_APPLICATIONS,
-    "torch": TORCHVISION,
-    "safetensors": TORCHVISION,
-    "caffe": CAFFE,
-}
-# The formats each set's publisher writes.
-_FORMATS_OF_ORIGIN = {
-    KERAS_APPLICATIONS: ("keras_legacy_h5",),
-    TORCHVISION: ("torch", "safetensors"),
-    CAFFE: ("caffe",),
-}
+# The reader's format -> the conventions a mapper folds for a file given by path
+# (ORIGIN_OF_FORMAT), and the formats each set's publisher writes: the origins' records.
+_FORMATS_OF_ORIGIN = {name: o.formats for name, o in ORIGINS.items()}
 CONNECT_TIMEOUT_S = 5.0
 DOWNLOAD_SOCKET_TIMEOUT_S = 60.0
 IMAGENET_CLASSES = 1000

@@ -2,16 +2,17 @@
 
 What ``kerascnn predict/export/evaluate --arch NET --weights W`` share: the model is
 built with ``get_model(NET, weights=W)`` at the set's input size, its
-:class:`~kerascnn.data.preprocessing.Preprocessing` is the set's own (shorter side to
-the publisher's ``resize``, centre crop, minus the set's mean RGB) and its class names
-are ImageNet's, in class-index order.
+:class:`~kerascnn.data.preprocessing.Preprocessing` is the set's own (its publisher's
+evaluation transform, :mod:`kerascnn.weights.origins`: torchvision's antialiased
+shorter-side resize and crop offsets, Caffe's warp to 256x256; minus the set's mean
+RGB) and its class names are ImageNet's, in class-index order.
 
-For ``W`` a file, the mean is the one the file's publisher trains with, known from the
-file's format (keras.applications' Keras-2 HDF5: keras' caffe mean; PyTorch and
-safetensors: torchvision's; Caffe: BVLC's), since the mappers keep that mean out of
-the weights; a Keras-format file (``.weights.h5``, ``.keras``) takes the
-``preprocessing.json`` of its run folder when there is one, else ImageNet's mean.
-The resize keeps the publishers' ratio 256/224 of the crop.
+For ``W`` a file, the transform and mean are those of the file's publisher, known from
+the file's format (keras.applications' Keras-2 HDF5, PyTorch and safetensors:
+torchvision's, Caffe: BVLC's: :func:`kerascnn.weights.origins.origin_of_format`), since
+the mappers keep the mean out of the weights; a Keras-format file (``.weights.h5``,
+``.keras``) takes the ``preprocessing.json`` of its run folder when there is one, else
+ImageNet's mean with the default transform (shorter side 256/224 of the crop).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import os
 
 from kerascnn.weights import sets as _sets
 
-RESIZE_RATIO = 256 / 224  # every publisher's shorter side / crop
+RESIZE_RATIO = 256 / 224  # the default shorter side / crop (the papers')
 
 
 @dataclasses.dataclass
@@ -48,17 +49,21 @@ def _network(arch):
     return get_model_info(arch).name
 
 
+def file_origin(path):
+    """The :class:`~kerascnn.weights.origins.Origin` of the publisher of the weights file
+    at ``path`` (from its format), or None for a Keras-format file (its own run
+    decides)."""
+    from kerascnn.weights.origins import origin_of_format
+    from kerascnn.weights.readers import detect_format
+
+    return origin_of_format(detect_format(path))
+
+
 def file_mean(path):
     """The mean RGB that the publisher of the weights file at ``path`` trains with, or
     None for a Keras-format file (its own run decides)."""
-    from kerascnn.weights.loading import ORIGIN_OF_FORMAT
-    from kerascnn.weights.mappers._common import CAFFE, KERAS_APPLICATIONS, TORCHVISION
-    from kerascnn.weights.readers import detect_format
-
-    means = {KERAS_APPLICATIONS: _sets.KERAS_MEAN_RGB, TORCHVISION: _sets.TORCHVISION_MEAN_RGB,
-             CAFFE: _sets.BVLC_MEAN_RGB}
-    origin = ORIGIN_OF_FORMAT.get(detect_format(path))
-    return means.get(origin)
+    origin = file_origin(path)
+    return None if origin is None else origin.mean_rgb
 
 
 def preprocessing_for(arch, weights, image_size=None):
@@ -71,27 +76,24 @@ def preprocessing_for(arch, weights, image_size=None):
     network = _network(arch)
     weights = os.fspath(weights)
     if weights in _sets.weight_sets(network):
-        ws = _sets.get_weight_set(network, weights)
-        if image_size is None or tuple(image_size) == (ws.crop, ws.crop):
-            return ws.preprocessing()
-        size = tuple(image_size)
-        return Preprocessing(image_size=size, channels=3,
-                             resize=round(min(size) * ws.resize / ws.crop), mean=ws.mean_rgb)
+        return _sets.get_weight_set(network, weights).preprocessing(image_size)
     if not os.path.isfile(weights):
         from kerascnn.weights.loading import weights_argument_error
 
         raise weights_argument_error(weights, network)
     size = tuple(image_size or get_model_info(network).input_shape[:2])
-    mean = file_mean(weights)
-    if mean is None:
-        found, _ = Preprocessing.find(weights)
-        if found is not None:
-            return found
-        from kerascnn.data.stats import IMAGENET_MEAN_RGB
+    origin = file_origin(weights)
+    if origin is not None:
+        # The network's first set of that publisher knows its crop (AlexNet's 227 of 256).
+        same = [ws for ws in _sets.weight_sets(network).values() if ws.origin == origin.name]
+        return same[0].preprocessing(size) if same else origin.preprocessing(size)
+    found, _ = Preprocessing.find(weights)
+    if found is not None:
+        return found
+    from kerascnn.data.stats import IMAGENET_MEAN_RGB
 
-        mean = IMAGENET_MEAN_RGB
     return Preprocessing(image_size=size, channels=3, resize=round(min(size) * RESIZE_RATIO),
-                         mean=mean)
+                         mean=IMAGENET_MEAN_RGB)
 
 
 def load_pretrained(arch, weights, image_size=None, **build_kwargs) -> Pretrained:

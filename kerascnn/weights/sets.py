@@ -30,16 +30,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 
-from kerascnn.weights.mappers._common import CAFFE, KERAS_APPLICATIONS, TORCHVISION
+from kerascnn.weights.origins import CAFFE, KERAS_APPLICATIONS, TORCHVISION, get_origin
 
-# Means of the 0-255 RGB input that each publisher's networks were trained on.
-# keras.applications' "caffe" mode (imagenet_utils.py: BGR 103.939, 116.779, 123.68).
-KERAS_MEAN_RGB = (123.68, 116.779, 103.939)
-# torchvision's 255 * (0.485, 0.456, 0.406).
-TORCHVISION_MEAN_RGB = (255 * 0.485, 255 * 0.456, 255 * 0.406)
-# BVLC: the channel means of ilsvrc_2012_mean.npy (BGR 104, 117, 123), as Caffe's
-# classification example uses them.
-BVLC_MEAN_RGB = (123.0, 117.0, 104.0)
+# The means of the 0-255 RGB input each publisher's networks were trained on, from
+# their records (kerascnn.weights.origins): keras' "caffe" mode, torchvision's
+# 255 * (0.485, 0.456, 0.406), BVLC's channel means (BGR 104, 117, 123).
+KERAS_MEAN_RGB = get_origin(KERAS_APPLICATIONS).mean_rgb
+TORCHVISION_MEAN_RGB = get_origin(TORCHVISION).mean_rgb
+BVLC_MEAN_RGB = get_origin(CAFFE).mean_rgb
 
 HASH_ALGORITHMS = ("md5", "sha1", "sha256", "sha256_prefix")
 
@@ -87,15 +85,19 @@ class WeightSet:
         file: the file with the classifier.
         notop: the file without it (keras.applications), or None: then
             ``include_top=False`` reads ``file`` and leaves out the head's tensors.
-        origin: the conventions the mapper folds (``mappers.ORIGINS``).
+        origin: the publisher's conventions, a key of
+            :data:`kerascnn.weights.origins.ORIGINS` (the record of its formats, input
+            and evaluation transform).
         publisher: who publishes the file.
         provenance: where the weights come from.
         licence: the licence the publisher states.
         top1, top5: reported accuracy, %.
         protocol: the ``kerascnn.evaluation`` protocol of that figure.
         setting: the publisher's words on how it was measured.
-        mean_rgb: the mean RGB the model's input has subtracted (0-255).
-        resize: the shorter side the publisher resizes to before the crop.
+        mean_rgb: the mean RGB the model's input has subtracted (0-255); None
+            (the default): the origin's.
+        resize: the size the publisher resizes to before the crop (the shorter side,
+            or the side of Caffe's warp: the origin's ``resize_rule``).
         crop: the crop (the network's input size).
         requires: builder arguments the set needs (its architecture), e.g.
             ``{"stride_in_1x1": False}``.
@@ -114,23 +116,38 @@ class WeightSet:
     top5: float
     protocol: str
     setting: str
-    mean_rgb: tuple
+    mean_rgb: tuple | None
     resize: int
     crop: int
     requires: dict = dataclasses.field(default_factory=dict)
     source: str = ""
+
+    def __post_init__(self):
+        origin = get_origin(self.origin)
+        if self.mean_rgb is None:
+            object.__setattr__(self, "mean_rgb", origin.mean_rgb)
+
+    @property
+    def origin_record(self):
+        """The :class:`~kerascnn.weights.origins.Origin` of the set's publisher."""
+        return get_origin(self.origin)
 
     def weight_file(self, include_top=True) -> WeightFile:
         """The file to read for ``include_top``."""
         return self.file if include_top or self.notop is None else self.notop
 
     def preprocessing(self, image_size=None):
-        """The set's center view as a :class:`kerascnn.data.preprocessing.Preprocessing`
-        (shorter side to ``resize``, centre crop, minus ``mean_rgb``)."""
+        """The publisher's evaluation transform as a
+        :class:`kerascnn.data.preprocessing.Preprocessing`: its origin's resize rule
+        (torchvision: shorter side to ``resize``, antialiased, torchvision's crop
+        offsets; BVLC: a warp to ``resize x resize``), centre crop, minus ``mean_rgb``.
+        At another ``image_size`` the resize keeps the set's ratio ``resize / crop``."""
         from kerascnn.data.preprocessing import Preprocessing
 
-        size = image_size or (self.crop, self.crop)
-        return Preprocessing(image_size=size, channels=3, resize=self.resize, mean=self.mean_rgb)
+        size = Preprocessing(image_size or (self.crop, self.crop)).image_size
+        resize = self.resize if size == (self.crop, self.crop) else \
+            int(round(min(size) * self.resize / self.crop))
+        return self.origin_record.preprocessing(size, resize=resize, mean_rgb=self.mean_rgb)
 
     def describe(self) -> str:
         return (
@@ -251,7 +268,7 @@ for _net, _sub, _stem, _md5, _md5_notop, _top1, _top5 in _KERAS:
         top5=_top5,
         protocol="center",
         setting=f"{_VAL}, single center crop 224x224 (keras.io, keras-applications README)",
-        mean_rgb=KERAS_MEAN_RGB,
+        mean_rgb=None,
         resize=256,
         crop=224,
         requires=({"shortcut": "B", "stride_in_1x1": True} if _resnet else {}),
@@ -302,7 +319,7 @@ for _net, _name, _file, _top1, _top5, _resize, _requires, _prov in _TORCHVISION:
         protocol="center",
         setting=f"{_VAL}, shorter side {_resize}, center crop 224 (torchvision's "
                 "ImageClassification preset)",
-        mean_rgb=TORCHVISION_MEAN_RGB,
+        mean_rgb=None,
         resize=_resize,
         crop=224,
         requires=_requires,
@@ -323,8 +340,8 @@ register_weight_set(WeightSet(
     top1=57.1,
     top5=80.2,
     protocol="center",
-    setting=f"{_VAL}, just the center crop (227 of BVLC's 256x256 images)",
-    mean_rgb=BVLC_MEAN_RGB,
+    setting=f"{_VAL}, just the center crop (227 of BVLC's images warped to 256x256)",
+    mean_rgb=None,
     resize=256,
     crop=227,
     requires={"groups": 2},
@@ -344,8 +361,8 @@ register_weight_set(WeightSet(
     top1=68.7,
     top5=88.9,
     protocol="center",
-    setting=f"{_VAL}, just the center crop (224 of BVLC's 256x256 images)",
-    mean_rgb=BVLC_MEAN_RGB,
+    setting=f"{_VAL}, just the center crop (224 of BVLC's images warped to 256x256)",
+    mean_rgb=None,
     resize=256,
     crop=224,
     requires={},

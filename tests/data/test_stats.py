@@ -5,7 +5,12 @@ from kerascnn.data import from_arrays, load_source, stats
 
 
 def test_imagenet_defaults():
-    assert stats.IMAGENET_MEAN_RGB == (123.68, 116.78, 103.94)
+    # keras imagenet_utils' "caffe" mode subtracts BGR (103.939, 116.779, 123.68): one
+    # constant, the keras.applications weights' mean as well.
+    from kerascnn.weights.origins import KERAS_APPLICATIONS, get_origin
+
+    assert stats.IMAGENET_MEAN_RGB == tuple(reversed((103.939, 116.779, 123.68)))
+    assert get_origin(KERAS_APPLICATIONS).mean_rgb is stats.IMAGENET_MEAN_RGB
     np.testing.assert_allclose(stats.IMAGENET_PCA_EIGVAL,
                                np.array([0.2175, 0.0188, 0.0045]) * 255)
     vec = np.array(stats.IMAGENET_PCA_EIGVEC)

@@ -14,6 +14,12 @@ def _rounded(x):
     return np.clip(np.round(x), 0, 255)
 
 
+def _resized(img, shape):
+    """The default resize of a view: bilinear, a downscale antialiased (PIL's filter),
+    on the 0-255 grid."""
+    return _rounded(tf.image.resize(img.astype(np.float32), shape, antialias=True).numpy())
+
+
 def _image(h=40, w=50, c=3, seed=0):
     return np.random.RandomState(seed).randint(0, 256, (h, w, c)).astype(np.uint8)
 
@@ -37,7 +43,7 @@ def test_ten_crop_is_exactly_corners_centre_and_mirrors():
 
 def test_ten_crop_resize_and_square():
     img = _image(40, 60)
-    resized = _rounded(tf.image.resize(img.astype(np.float32), (32, 48)).numpy())
+    resized = _resized(img, (32, 48))
     out = views.ten_crop(img, 24, resize=32).numpy()
     np.testing.assert_array_equal(out[1], resized[:24, -24:])
     square = resized[:, 8:40]  # AlexNet: centre-crop the 32x32 square first
@@ -52,7 +58,7 @@ def test_center_crop_is_the_preprocessing_center_view():
     img = _image(41, 57)
     out = views.center_crop(img, 28, resize=36).numpy()
     assert out.shape == (1, 28, 28, 3)
-    resized = _rounded(tf.image.resize(img.astype(np.float32), (36, 50)).numpy())
+    resized = _resized(img, (36, 50))  # 57 * 36 / 41 = 50.05 -> 50
     np.testing.assert_array_equal(out[0], resized[4:32, 11:39])
     ref = Preprocessing((28, 28), 3, resize=36)(tf.constant(img)).numpy()
     np.testing.assert_array_equal(out[0], ref)
@@ -82,9 +88,9 @@ def test_googlenet_144_crops_count_sizes_and_pixels(shape):
     out = out.reshape(4, 3, 6, 2, 24, 24, 3)
     for si, s in enumerate(scales):
         if h <= w:
-            rh, rw = s, int(round(w * s / h))
+            rh, rw = s, int(w * s / h)
         else:
-            rh, rw = int(round(h * s / w)), s
+            rh, rw = int(h * s / w), s
         resized = tf.image.resize(img.astype(np.float32), (rh, rw)).numpy()
         extra = abs(rh - rw)
         for qi, off in enumerate([0, extra // 2, extra]):
@@ -102,7 +108,7 @@ def test_googlenet_144_crops_count_sizes_and_pixels(shape):
     smooth = np.stack([127 + 100 * np.sin(yy / 7.0) * np.cos(xx / 9.0)] * 3, -1)
     sm = views.googlenet_144_crops(smooth, 24, scales=scales).numpy().reshape(4, 3, 6, 2, 24, 24, 3)
     s = scales[-1]
-    rh, rw = (s, int(round(w * s / h))) if h <= w else (int(round(h * s / w)), s)
+    rh, rw = (s, int(w * s / h)) if h <= w else (int(h * s / w), s)
     resized = tf.image.resize(smooth, (rh, rw)).numpy()
     square = resized[:s, :s]  # the left (top) square
     whole = tf.image.resize(square, (24, 24)).numpy()
@@ -131,9 +137,11 @@ def test_vgg_grid_covers_the_image_and_matches_resize():
             y0, x0, rh, rw = r[:4]
             covered[int(np.floor(y0 + 1e-4)) : int(np.ceil(y0 + rh - 1e-4)), int(np.floor(x0 + 1e-4)) : int(np.ceil(x0 + rw - 1e-4))] = True
         assert covered.all(), f"scale {scales[si]} leaves pixels uncovered"
-    # Bottom-right crop at scale 48 equals resize-then-slice, mirror included.
+    # Bottom-right crop at scale 48 equals resize-then-slice (no antialiasing: the
+    # multi-scale views sample the original), mirror included; 54 * 48 / 40 = 64.8 -> 64
+    # (torchvision's truncation).
     img = _image(h, w)
-    resized = tf.image.resize(img.astype(np.float32), (48, round(w * 48 / h))).numpy()
+    resized = tf.image.resize(img.astype(np.float32), (48, int(w * 48 / h))).numpy()
     grid = out.reshape(3, 5, 5, 2, 24, 24, 3)
     np.testing.assert_allclose(grid[2, 4, 4, 0], resized[-24:, -24:], atol=0.02)
     np.testing.assert_allclose(grid[2, 0, 0, 1], resized[:24, :24][:, ::-1], atol=0.02)
@@ -143,7 +151,7 @@ def test_dense_view_is_whole_rescaled_image_and_mirror():
     img = _image(30, 45)
     out = views.dense_view(img, 40).numpy()
     assert out.shape == (2, 40, 60, 3)
-    resized = _rounded(tf.image.resize(img.astype(np.float32), (40, 60)).numpy())
+    resized = _resized(img, (40, 60))
     np.testing.assert_array_equal(out[0], resized)
     np.testing.assert_array_equal(out[1], resized[:, ::-1])
 

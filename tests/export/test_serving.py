@@ -1,8 +1,11 @@
 """What a TF Serving client gets (issue 13, items 6, 8, 9): an export made under
 umask 022 is readable by others (0755 folders, 0644 files, ``models.config`` too);
-in a TensorFlow-only process, images sent 2x and 10x larger (PNG) get the same
-probabilities as the original-size images -- the export resizes, it does not keep
-the central pixels -- and an empty batch gets empty results from both signatures.
+in a TensorFlow-only process, images sent 2x and 10x larger (PNG) get the
+probabilities of the network on those images downscaled to its input with
+antialiasing (``tf.image.resize(..., antialias=True)``, rounded to the 0-255 grid;
+at 1x the original images themselves) -- the export resizes, it does not keep the
+central pixels, and it filters a downscale -- and an empty batch gets empty results
+from both signatures.
 
 Two exports with ``kerascnn export``: a ``.keras`` file with no run preprocessing
 (RGB, 16x16 input: the default resizes the shorter side to 16), and a
@@ -90,6 +93,14 @@ def _up(images, f):  # nearest-neighbour enlargement: every pixel becomes an f x
     return np.repeat(np.repeat(images, f, axis=1), f, axis=2)
 
 
+def _down(images, size):
+    """The serving resize, written with TensorFlow's op: bilinear, antialiased, rounded."""
+    import tensorflow as tf
+
+    x = tf.image.resize(images.astype(np.float32), (size, size), antialias=True).numpy()
+    return np.clip(np.round(x), 0, 255).astype(np.float32)
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     work = tmp_path_factory.mktemp("serving")
@@ -119,11 +130,15 @@ def served(tmp_path_factory):
     proc = subprocess.run([sys.executable, "-c", SERVE, base, str(work / "inputs.npz")],
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    expected = {
-        "rgb": rgb_model.predict(images["rgb"].astype(np.float32), verbose=0),
-        "gray": gray_model.predict(
-            np.pad(images["gray"].astype(np.float32), [(0, 0), (2, 2), (2, 2), (0, 0)]) - mean,
-            verbose=0)}
+    expected = {}
+    for f in (1, 2, 10):
+        rgb, gray = _down(_up(images["rgb"], f), 16), _down(_up(images["gray"], f), 28)
+        if f == 1:  # no resize at all: the images as they are
+            np.testing.assert_array_equal(rgb, images["rgb"])
+            np.testing.assert_array_equal(gray, images["gray"])
+        expected["rgb", f] = rgb_model.predict(rgb, verbose=0)
+        expected["gray", f] = gray_model.predict(
+            np.pad(gray, [(0, 0), (2, 2), (2, 2), (0, 0)]) - mean, verbose=0)
     return {"base": base, "out": json.loads(proc.stdout.strip().splitlines()[-1]),
             "expected": expected, "prep": prep, "names": names}
 
@@ -132,7 +147,7 @@ def served(tmp_path_factory):
 @pytest.mark.parametrize("factor", [1, 2, 10])
 @pytest.mark.parametrize("signature", ["bytes", "images"])
 def test_larger_images_get_the_original_answers(served, name, factor, signature):
-    out, expected = served["out"], served["expected"][name]
+    out, expected = served["out"], served["expected"][name, factor]
     assert out["kerascnn_imported"] is False
     probs = np.array(out[f"{name}_{signature}{factor}"])
     assert probs.shape == expected.shape

@@ -40,6 +40,15 @@ MEANS = {
     "torchvision": tuple(255 * m for m in (0.485, 0.456, 0.406)),
     "BVLC": (123.0, 117.0, 104.0),
 }
+# The publishers' evaluation transforms (issue 18): (resize rule, antialias, crop offset).
+# torchvision: PIL's bilinear (antialiased) shorter side, center_crop's round((h - c) / 2);
+# BVLC: convert_imageset's cv::resize warp to 256x256, the data layer's (256 - c) / 2;
+# keras.applications: not documented beyond "single center crop": kerascnn's default.
+TRANSFORMS = {
+    "keras.applications": ("shorter", True, "floor"),
+    "torchvision": ("shorter", True, "round_half_even"),
+    "BVLC": ("warp", False, "floor"),
+}
 HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "sha256_prefix": 8}
 CLOSED_PORT_URL = "http://127.0.0.1:9/"  # the discard port: nothing listens here
 
@@ -72,6 +81,33 @@ def test_every_set_is_complete(ws):
     assert set(ws.requires) <= set(params)
     pre = ws.preprocessing()
     assert pre.image_size == (ws.crop, ws.crop) and pre.resize == ws.resize
+    assert (pre.resize_rule, pre.antialias, pre.crop_offset) == TRANSFORMS[ws.publisher]
+    np.testing.assert_allclose(pre.mean, MEANS[ws.publisher], rtol=0, atol=1e-4)
+    # at another size the set's ratio resize / crop is kept, and so is the transform
+    other = ws.preprocessing((112, 112))
+    assert other.resize == round(112 * ws.resize / ws.crop)
+    assert other.transform() == pre.transform()
+
+
+def test_origin_records_are_the_mappers_and_readers_conventions():
+    """One record per publisher holds what the mappers and readers use."""
+    from kerascnn.weights import origins
+    from kerascnn.weights.mappers import alexnet
+    from kerascnn.weights.readers import FORMATS
+
+    assert sorted(f for o in origins.ORIGINS.values() for f in o.formats) == sorted(
+        set(FORMATS) - {"keras"})
+    assert loading.ORIGIN_OF_FORMAT == {"keras_legacy_h5": "keras_applications", "torch": "torchvision",
+                                        "safetensors": "torchvision", "caffe": "caffe"}
+    tv = origins.get_origin("torchvision")
+    np.testing.assert_allclose(tv.std_rgb, [255 * s for s in (0.229, 0.224, 0.225)])
+    assert origins.get_origin("caffe").lrn == {"local_size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0}
+    assert alexnet.CAFFE_LRN == dict(origins.get_origin("caffe").lrn)
+    for ws in sets.all_weight_sets():
+        record = origins.get_origin(ws.origin)
+        assert record.publisher == ws.publisher and ws.mean_rgb == record.mean_rgb
+    with pytest.raises(ValueError, match="origin"):
+        origins.get_origin("timm")
 
 
 def test_bvlc_hashes_are_the_issue_sha1():

@@ -18,15 +18,13 @@ from typing import Sequence
 
 import numpy as np
 
-# The conventions a mapper is asked to fold (its ``origin`` argument).
-KERAS_APPLICATIONS = "keras_applications"  # Keras-2 HDF5 of keras.applications: BGR, caffe mean
-TORCHVISION = "torchvision"  # PyTorch state dicts: RGB, (x / 255 - mean) / std
-CAFFE = "caffe"  # .caffemodel (BVLC): BGR, mean subtracted, 0-255
-ORIGINS = (KERAS_APPLICATIONS, TORCHVISION, CAFFE)
+from kerascnn.weights.origins import CAFFE, KERAS_APPLICATIONS, TORCHVISION, get_origin
+from kerascnn.weights.origins import ORIGIN_NAMES as ORIGINS
 
-# torchvision's input normalisation, (x / 255 - MEAN) / STD, RGB.
-TORCHVISION_MEAN = (0.485, 0.456, 0.406)
-TORCHVISION_STD = (0.229, 0.224, 0.225)
+# The conventions a mapper is asked to fold (its ``origin`` argument) are the records of
+# kerascnn.weights.origins: keras.applications' Keras-2 HDF5 (BGR, caffe mean),
+# torchvision's state dicts (RGB, (x / 255 - mean) / std), BVLC's .caffemodel (BGR,
+# mean subtracted, 0-255).
 
 
 def check_origin(origin, allowed=ORIGINS):
@@ -71,7 +69,7 @@ def fold_torchvision_input(kernel):
     (``x`` RGB in 0-255). The two differ by ``1 / (255 * std)`` per channel, so the
     first conv's input channels are scaled by that; the mean stays the input's mean,
     and zero padding means the same pixel (the mean) in both."""
-    return scale_input_channels(kernel, [1.0 / (255.0 * s) for s in TORCHVISION_STD])
+    return scale_input_channels(kernel, [1.0 / s for s in get_origin(TORCHVISION).std_rgb])
 
 
 def fc_chw_to_hwc(kernel, c, h, w):

@@ -48,6 +48,7 @@ from kerascnn.weights.mappers._common import (
     check_complete,
     fc_chw_to_hwc,
     find_layer,
+    get_origin,
     linear_to_dense,
     oihw_to_hwio,
     reverse_input_channels,
@@ -56,8 +57,9 @@ from kerascnn.weights.mappers._common import (
 from kerascnn.weights.readers import FORMAT_NAMES
 
 # Caffe's LRN as BVLC's prototxts set it (both nets): local_size 5, alpha 1e-4,
-# beta 0.75, k left at Caffe's default 1; Caffe divides alpha by local_size.
-CAFFE_LRN = {"local_size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0}
+# beta 0.75, k left at Caffe's default 1; Caffe divides alpha by local_size. The
+# Caffe origin's record holds them (kerascnn.weights.origins).
+CAFFE_LRN = dict(get_origin(CAFFE).lrn)
 
 NETWORK = "AlexNet"
 # (Caffe layer, our layer, kind); kind: "first" (conv1, BGR input), "conv", "fc",
