@@ -20,7 +20,7 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["METHODS", "Explanation", "explain_images"]
+__all__ = ["METHODS", "Explanation", "check_request", "explain_images"]
 
 METHODS = ("gradcam", "cam", "score_map")
 
@@ -121,6 +121,39 @@ def _dense_view(image, prep):
     return subtract_mean(x, prep.mean), (_offset(ph, vh), _offset(pw, vw))
 
 
+def check_request(model, method="gradcam", class_index=None, layer=None, class_names=None):
+    """Checks, before any image is read, that ``method`` applies to ``model`` and that
+    ``layer`` and ``class_index`` exist: ``(class names, layer name)`` or one-line
+    ValueError."""
+    from kerascnn.explain import maps as _maps
+
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {', '.join(METHODS)}. Received: method={method!r}")
+    if method != "gradcam" and layer is not None:
+        raise ValueError(f"`layer` is Grad-CAM's choice; {method} reads the map its head "
+                         f"defines. Received: method={method!r}, layer={layer!r}")
+    _maps._check_model(model)
+    dense = _maps.classifier_layer(model)
+    if method == "cam":
+        pool, _ = _maps._gap_head(model)
+        layer = _maps._producer(_maps._single(pool.input)).name
+    elif method == "score_map":
+        from kerascnn.evaluation.fully_convolutional import has_convertible_head
+
+        if not has_convertible_head(model):
+            _maps._score_map(model, np.zeros((1, 1, 1, 1)))  # raises the one-line error
+        layer = "fc8_conv"
+    else:
+        layer = _maps.last_conv_layer(model) if layer is None else layer
+        _maps._feature_tensor(model, layer)
+    names = [str(c) for c in class_names] if class_names is not None else \
+        [str(i) for i in range(dense.units)]
+    if class_names is not None and len(names) != dense.units:
+        raise ValueError(f"{len(names)} class names for a model of {dense.units} classes.")
+    _maps.resolve_class(class_index, dense.units, names if class_names is not None else None)
+    return names, layer
+
+
 def explain_images(model, images, preprocessing=None, *, method="gradcam", class_index=None,
                    layer=None, class_names=None, k=5, threshold=0.2) -> list[Explanation]:
     """Explains decoded images of any size.
@@ -146,22 +179,15 @@ def explain_images(model, images, preprocessing=None, *, method="gradcam", class
     from kerascnn.explain import maps as _maps
     from kerascnn.explain.boxes import boxes_from_map, resize_bilinear
 
-    if method not in METHODS:
-        raise ValueError(f"`method` must be one of {', '.join(METHODS)}. Received: method={method!r}")
-    if method != "gradcam" and layer is not None:
-        raise ValueError(f"`layer` is Grad-CAM's choice; {method} reads the map its head "
-                         f"defines. Received: method={method!r}, layer={layer!r}")
     if isinstance(images, np.ndarray) and images.ndim == 3:
         images = [images]
     images = list(images)
     if not images:
         raise ValueError("`images` is empty: give at least one image.")
-    _maps._check_model(model)
+    names, _ = check_request(model, method, class_index, layer, class_names)
     dense = _maps.classifier_layer(model)
     prep = preprocessing or _default_preprocessing(model)
     images = [_channels(i, prep.channels) for i in images]
-    names = [str(c) for c in class_names] if class_names is not None else \
-        [str(i) for i in range(dense.units)]
     classes = _maps.resolve_class(class_index, dense.units, names, n=len(images))
     if method == "score_map":
         raw, top_scores, layer_name, geometry = [], [], "fc8_conv", []
