@@ -25,7 +25,7 @@ def register(subparsers):
     p = subparsers.add_parser(
         "explain", help="heatmaps of where a network looks (Grad-CAM, CAM, score map)",
         description="Writes, per image, <out>/<stem>_<method>.png (the image with the "
-        "heatmap blended in, the box around its largest region above 20%% of its maximum, "
+        "heatmap blended in, the box around its largest region above 20 % of its maximum, "
         "the class explained and the top-5 classes) and <stem>_<method>.npy (the map in "
         "the image's pixels), and <out>/explain.json (per image: top-5, box, class, method, "
         "layer). Images of any size go through the model's own preprocessing (the "

@@ -7,8 +7,9 @@
   softmax* (the paper's choice). Our classifiers end in a softmax ``Dense``; the score
   is its pre-activation ``x @ W + b``, computed here from that layer's own variables.
   One forward pass of the network and one backward pass of the part above ``A`` per
-  batch, under TensorFlow (``tf.GradientTape``) or JAX (``jax.grad`` over
-  ``stateless_call``), the same numbers on both.
+  batch, compiled once per model and layer (``tf.function`` around a
+  ``tf.GradientTape`` under TensorFlow, ``jax.jit`` of ``jax.grad`` over
+  ``stateless_call`` under JAX), the same numbers on both.
 - :func:`class_activation_map`: Zhou, Khosla, Lapedriza, Oliva & Torralba, "Learning
   Deep Features for Discriminative Localization", CVPR 2016, §2:
   ``M_c(x, y) = sum_k w_k^c f_k(x, y)``, for the networks whose head is global average
@@ -244,74 +245,95 @@ def _as_images(images, model):
     return ops.convert_to_tensor(x, "float32")
 
 
-def _logits(features, dense):
+def _logits(features, kernel, bias):
     """The classifier's pre-activation score ``x @ W + b`` in float32."""
-    x = ops.cast(features, "float32")
-    out = ops.matmul(x, ops.cast(dense.kernel, "float32"))
-    if dense.use_bias:
-        out = out + ops.cast(dense.bias, "float32")
-    return out
+    out = ops.matmul(ops.cast(features, "float32"), ops.cast(kernel, "float32"))
+    return out if bias is None else out + ops.cast(bias, "float32")
 
 
 def _score(logits, classes):
-    """Sum over the batch of each image's class score; ``classes`` None: the top-1
-    (chosen on values outside the gradient)."""
-    if classes is None:
-        chosen = ops.argmax(ops.stop_gradient(logits), axis=-1)
-    else:
-        chosen = ops.convert_to_tensor(np.asarray(classes, np.int32))
-    mask = ops.one_hot(chosen, logits.shape[-1], dtype=logits.dtype)
-    return ops.sum(logits * mask)
+    """Sum over the batch of each image's class score; a class < 0 means the image's
+    top-1 (chosen on values outside the gradient)."""
+    top = ops.cast(ops.argmax(ops.stop_gradient(logits), axis=-1), "int32")
+    chosen = ops.where(classes >= 0, classes, top)
+    return ops.sum(logits * ops.one_hot(chosen, logits.shape[-1], dtype=logits.dtype))
 
 
-def _unlist(inputs):
-    return inputs[0] if len(inputs) == 1 else inputs
+def _cam_from(a, grads):
+    """Eq. 1-2: ``alpha_k = 1/Z sum_ij dy/dA_ij^k``, ``ReLU(sum_k alpha_k A^k)``."""
+    a, grads = ops.cast(a, "float32"), ops.cast(grads, "float32")
+    alpha = ops.mean(grads, axis=(1, 2), keepdims=True)
+    return ops.relu(ops.sum(alpha * a, axis=-1))
 
 
-def _gradients(head, head_inputs, a_index, dense, classes):
-    """``(dScore/dA, logits)`` through the backend's autodiff."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
+def _tf_step(trunk, head, needs_image, dense):
+    import tensorflow as tf
 
-        a = head_inputs[a_index]
+    @tf.function(reduce_retracing=True)
+    def step(x, classes):
+        a = trunk(x, training=False)
         with tf.GradientTape() as tape:
             tape.watch(a)
-            logits = _logits(head(_unlist(head_inputs), training=False), dense)
+            out = head([x, a] if needs_image else a, training=False)
+            logits = _logits(out, dense.kernel, dense.bias if dense.use_bias else None)
             score = _score(logits, classes)
-        return tape.gradient(score, a), logits
-    if backend == "jax":
-        import jax
+        return _cam_from(a, tape.gradient(score, a)), logits
 
-        trainable = [v.value for v in head.trainable_variables]
-        frozen = [v.value for v in head.non_trainable_variables]
+    return step
+
+
+def _jax_step(trunk, head, needs_image, dense):
+    import jax
+
+    @jax.jit
+    def compiled(trunk_vars, head_vars, dense_vars, x, classes):
+        a, _ = trunk.stateless_call(*trunk_vars, x, training=False)
 
         def score_of(a):
-            inputs = list(head_inputs)
-            inputs[a_index] = a
-            out, _ = head.stateless_call(trainable, frozen, _unlist(inputs), training=False)
-            logits = _logits(out, dense)
+            out, _ = head.stateless_call(*head_vars, [x, a] if needs_image else a,
+                                         training=False)
+            logits = _logits(out, *dense_vars)
             return _score(logits, classes), logits
 
-        grads, logits = jax.grad(score_of, has_aux=True)(head_inputs[a_index])
-        return grads, logits
-    raise ValueError(f"grad_cam runs under the tensorflow or jax Keras backend. "
-                     f"Received: backend={backend!r}")
+        grads, logits = jax.grad(score_of, has_aux=True)(a)
+        return _cam_from(a, grads), logits
+
+    def values(variables):
+        return [v.value for v in variables]
+
+    def step(x, classes):
+        return compiled(
+            (values(trunk.trainable_variables), values(trunk.non_trainable_variables)),
+            (values(head.trainable_variables), values(head.non_trainable_variables)),
+            (dense.kernel.value, dense.bias.value if dense.use_bias else None), x, classes)
+
+    return step
+
+
+def _gradcam_step(model, layer):
+    """One compiled step ``(images, classes) -> (maps, logits)``: a forward pass to
+    ``A``, the head above it, and its backward pass, under the backend's autodiff."""
+    backend = keras.backend.backend()
+    if backend not in ("tensorflow", "jax"):
+        raise ValueError(f"grad_cam runs under the tensorflow or jax Keras backend. "
+                         f"Received: backend={backend!r}")
+    trunk, head, needs_image, dense = _gradcam_parts(model, layer)
+    make = _tf_step if backend == "tensorflow" else _jax_step
+    return _parts(model, ("gradcam_step", layer),
+                  lambda: make(trunk, head, needs_image, dense)), dense
 
 
 def _grad_cam(model, images, class_index=None, layer=None, class_names=None):
     """``(maps (N, h, w) float32, logits (N, classes) float32, layer name)``."""
     _check_model(model)
     layer = last_conv_layer(model) if layer is None else layer
-    trunk, head, needs_image, dense = _gradcam_parts(model, layer)
+    step, dense = _gradcam_step(model, layer)
     x = _as_images(images, model)
-    classes = resolve_class(class_index, dense.units, class_names, n=int(x.shape[0]))
-    a = trunk(x, training=False)
-    head_inputs = [x, a] if needs_image else [a]
-    grads, logits = _gradients(head, head_inputs, len(head_inputs) - 1, dense, classes)
-    a32, g32 = ops.cast(a, "float32"), ops.cast(grads, "float32")
-    alpha = ops.mean(g32, axis=(1, 2), keepdims=True)  # eq. 1: 1/Z sum_ij
-    maps = ops.relu(ops.sum(alpha * a32, axis=-1))  # eq. 2
+    n = int(x.shape[0])
+    classes = resolve_class(class_index, dense.units, class_names, n=n)
+    classes = ops.convert_to_tensor(np.asarray(classes if classes is not None else [-1] * n,
+                                               np.int32))
+    maps, logits = step(x, classes)
     return (np.asarray(ops.convert_to_numpy(maps), np.float32),
             np.asarray(ops.convert_to_numpy(logits), np.float32), layer)
 
@@ -360,7 +382,8 @@ def _cam(model, images, class_index=None, class_names=None):
     x = _as_images(images, model)
     classes = resolve_class(class_index, dense.units, class_names, n=int(x.shape[0]))
     a, pooled = net(x, training=False)
-    logits = np.asarray(ops.convert_to_numpy(_logits(pooled, dense)), np.float32)
+    logits = _logits(pooled, dense.kernel, dense.bias if dense.use_bias else None)
+    logits = np.asarray(ops.convert_to_numpy(logits), np.float32)
     chosen = np.argmax(logits, -1) if classes is None else np.asarray(classes)
     w = np.asarray(ops.convert_to_numpy(ops.cast(dense.kernel, "float32")))  # (K, classes)
     a = np.asarray(ops.convert_to_numpy(ops.cast(a, "float32")))
