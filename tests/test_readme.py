@@ -44,6 +44,7 @@ SUBSTITUTIONS = [
     (r"benchmarks/pipeline\.py", "APPEND --images 500 --rounds 1"),  # it takes >= 500
     (r"benchmarks/pipeline_parts\.py", "APPEND --images 64 --repeats 1"),  # one batch of 64
     (r"benchmarks/evaluation\.py", "APPEND --images 16 --batch-size 8 --repeats 1"),
+    (r"benchmarks/explain\.py", "APPEND --images 8 --batch-size 4 --repeats 1"),
     (r"benchmarks/train_step\.py", "APPEND --steps 2 --batch-sizes 8 --variants float32:false:keras"),
     # downloads a user has and the test has not: generated image folder and TFRecords
     (r"/data/imagenet/train|/data/imagenet", "PATH imagenet_folder"),
