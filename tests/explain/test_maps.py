@@ -64,8 +64,10 @@ def test_grad_cam_is_the_papers_formula(which):
 def test_cam_is_features_times_classifier_weights():
     model = resnet(16, 3)
     x = np.random.default_rng(2).normal(0, 60, (2, 16, 16, 3)).astype(np.float32)
+    dense = model.get_layer("predictions")
+    dense.bias.assign(np.array([3.0, -2.0, 5.0], np.float32))  # the CAM has no bias term
     a = keras.Model(model.input, model.get_layer("conv4_block3_out").output)(x).numpy()
-    w = model.get_layer("predictions").kernel.numpy()
+    w = dense.kernel.numpy()
     for classes in ([1, 2], 0):
         got = class_activation_map(model, x, classes)
         c = classes if isinstance(classes, list) else [classes] * 2
