@@ -37,6 +37,8 @@ SUBSTITUTIONS = [
     # ImageNet-size networks train at 64x64 (an input size they all take): sizes only.
     # (VGG keeps 224: its fc6 is sized for the 7x7x512 map of the last pool)
     (r"^\./dev train resnet50_imagenet", "APPEND --set data.image_size=64"),
+    # the localization recipe: no pass over its 60,000 64x64 canvases for a per-pixel mean
+    (r"^\./dev train fashion_mnist_boxes_cam", "APPEND --set 'data.mean=\"none\"'"),
     (r"^\./dev train", "APPEND " + TRAIN_SIZES),
     # evaluations on the first images only
     (r"^\./dev evaluate", "APPEND --limit 16 --batch-size 8"),
