@@ -237,3 +237,49 @@ def test_localization_needs_boxes_and_one_network(tmp_path, capsys):
     code = main(["evaluate", "--models", str(tmp_path / "tiny.keras"), str(tmp_path / "tiny.keras"),
                  "--protocol", "localization", "--quiet"])
     assert code != 0 and "one network" in capsys.readouterr().err
+
+
+def _voc(path, width, height, objects):
+    body = "".join(f"<object><name>{n}</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin>"
+                   f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>" for n, b in objects)
+    path.write_text(f"<annotation><size><width>{width}</width><height>{height}</height></size>"
+                    f"{body}</annotation>")
+
+
+def test_image_folder_with_voc_files(tmp_path):
+    """ILSVRC's layout: synset folders, a VOC file beside each image naming the synset;
+    images of other sizes than the network's input (the box comes back in the image's own
+    pixels); only the boxes of the image's class count."""
+    from PIL import Image
+
+    from kerascnn.data import load_source
+    from kerascnn.data.preprocessing import Preprocessing
+    from kerascnn.explain.localization import evaluate_localization, ground_truth
+
+    model = _gap_net(classes=2)
+    for c, synset in enumerate(("n01440764", "n01443537")):
+        (tmp_path / synset).mkdir()
+        for i in range(3):
+            w, h = 80 + 16 * i, 64 + 8 * c
+            Image.fromarray(np.full((h, w), 40 * (i + 1), np.uint8)).save(tmp_path / synset / f"{i}.png")
+            # the image's class covers its left half (inclusive indices); another class, all of it
+            _voc(tmp_path / synset / f"{i}.xml", w, h,
+                 [(synset, (0, 0, w // 2 - 1, h - 1)), ("n99999999", (0, 0, w - 1, h - 1))])
+    source = load_source(str(tmp_path), "train", channels=1)
+    gt, sizes = ground_truth(source)
+    assert len(gt) == 6 and all(len(g) == 1 for g in gt)
+    assert gt[0].tolist() == [[0, 0, 40, 64]] and sizes[0] == (64, 80)
+    prep = Preprocessing((64, 64), 1, resize=64)
+    report = evaluate_localization(model, source, prep, method="gradcam", batch_size=4, verbose=0)
+    assert report.examples == 6 and report.image_size is None  # sizes differ
+    # the whole image has IoU 1/2 with the left half: a hit wherever the class is right
+    assert report.whole_image[5] == pytest.approx(0.0)
+    assert report.whole_image[1] == pytest.approx(report.classification_top1)
+    # a file whose <size> disagrees with the image
+    _voc(tmp_path / "n01440764" / "1.xml", 33, 64, [("n01440764", (0, 0, 9, 9))])
+    with pytest.raises(ValueError, match=r"1\.xml: <size> says 33x64 but the image is 96x64"):
+        evaluate_localization(model, source, prep, method="cam", verbose=0)
+    # a file without the image's class
+    _voc(tmp_path / "n01440764" / "1.xml", 96, 64, [("n02000000", (0, 0, 9, 9))])
+    with pytest.raises(ValueError, match="no <object> of the image's class 'n01440764'"):
+        ground_truth(source)
