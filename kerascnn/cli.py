@@ -42,6 +42,7 @@ _COMMAND_MODULES = (
     "kerascnn.data._cli",  # show-augmentations, dataset-stats
     "kerascnn.training._cli",  # train
     "kerascnn.evaluation._cli",  # evaluate
+    "kerascnn.explain._cli",  # explain, show-filters
     "kerascnn.export._cli",  # export, predict
     "kerascnn.reproduce._cli",  # reproduce
 )

@@ -37,6 +37,8 @@ SUBSTITUTIONS = [
     # ImageNet-size networks train at 64x64 (an input size they all take): sizes only.
     # (VGG keeps 224: its fc6 is sized for the 7x7x512 map of the last pool)
     (r"^\./dev train resnet50_imagenet", "APPEND --set data.image_size=64"),
+    # the localization recipe: no pass over its 60,000 64x64 canvases for a per-pixel mean
+    (r"^\./dev train fashion_mnist_boxes_cam", "APPEND --set 'data.mean=\"none\"'"),
     (r"^\./dev train", "APPEND " + TRAIN_SIZES),
     # evaluations on the first images only
     (r"^\./dev evaluate", "APPEND --limit 16 --batch-size 8"),
@@ -44,6 +46,7 @@ SUBSTITUTIONS = [
     (r"benchmarks/pipeline\.py", "APPEND --images 500 --rounds 1"),  # it takes >= 500
     (r"benchmarks/pipeline_parts\.py", "APPEND --images 64 --repeats 1"),  # one batch of 64
     (r"benchmarks/evaluation\.py", "APPEND --images 16 --batch-size 8 --repeats 1"),
+    (r"benchmarks/explain\.py", "APPEND --images 8 --batch-size 4 --repeats 1"),
     (r"benchmarks/train_step\.py", "APPEND --steps 2 --batch-sizes 8 --variants float32:false:keras"),
     # downloads a user has and the test has not: generated image folder and TFRecords
     (r"/data/imagenet/train|/data/imagenet", "PATH imagenet_folder"),

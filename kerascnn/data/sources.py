@@ -2,6 +2,8 @@
 
 ``load_source(spec, split)`` returns a :class:`Source` for
 
+* ``"fashion_mnist_boxes"``: Fashion-MNIST items placed on textured canvases, with
+  their boxes (:mod:`kerascnn.data._boxes`);
 * ``"fashion_mnist"``: the IDX files of Debian's ``dataset-fashion-mnist`` (or
   ``KERASCNN_FASHION_MNIST_DIR`` / ``data_dir``), else ``tfds.load``, else an error
   naming the package to install;
@@ -58,6 +60,9 @@ class Source:
       skipped: ``[(path, reason)]``, the bad files the listing left out.
       root: the folder the examples were listed from (image folders), else None.
       split: the split name, when the source has splits.
+      boxes: ``int64 (N, 4)``, one ground-truth box ``(x0, y0, x1, y1)`` per example in its
+        image's pixels, ends exclusive, when the source carries boxes
+        (``fashion_mnist_boxes``), else None.
     """
 
     dataset: tf.data.Dataset
@@ -77,6 +82,7 @@ class Source:
     skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     root: str | None = None
     split: str | None = None
+    boxes: np.ndarray | None = None
 
     @property
     def num_classes(self) -> int:
@@ -117,7 +123,8 @@ class Source:
             self, dataset=self.dataset.take(n),
             num_examples=n if self.num_examples is not None or self.indexed else None,
             name=f"{self.name}[:{n}]", images=cut(self.images), labels=cut(self.labels),
-            paths=cut(self.paths), files=None, read_files=None, skipped=[])
+            paths=cut(self.paths), files=None, read_files=None, skipped=[],
+            boxes=cut(self.boxes))
 
     def __repr__(self):
         return (
@@ -175,6 +182,7 @@ def check_labels(labels, num_classes, name, hint=""):
 # (``--set 'data.source="tfrecord:/data/train-*"'``), so other kinds ignore them.
 _OPTIONS = {
     "fashion_mnist": {"download"},
+    "fashion_mnist_boxes": {"download", "canvas", "scale", "seed"},
     "tfds": {"manual_dir", "download"},
     "tfrecord": {"num_classes", "class_names", "label_offset", "channels",
                  "check_records"},
@@ -200,7 +208,7 @@ def load_source(spec, split="train", *, data_dir=None, **kwargs) -> Source:
     """Loads a labelled image source.
 
     Args:
-      spec: ``"fashion_mnist"``, ``"tfds:<name>"`` (e.g. ``"tfds:cifar10"``,
+      spec: ``"fashion_mnist"``, ``"fashion_mnist_boxes"``, ``"tfds:<name>"`` (e.g. ``"tfds:cifar10"``,
         ``"tfds:imagenet2012"``), a directory path (image folder, one sub-folder
         per class), or ``"tfrecord:<glob>"`` (ImageNet-style shards).
       split: ``"train"``, ``"test"``, ``"validation"``, or any tfds split string.
@@ -212,7 +220,8 @@ def load_source(spec, split="train", *, data_dir=None, **kwargs) -> Source:
         folders and TFRecords, so a recipe's ``manual_dir`` survives a change of
         source); ``validate`` (image folder: ``"header"``, ``"decode"`` or
         ``False``); ``num_classes``, ``class_names``, ``label_offset`` (TFRecord);
-        ``channels`` (image folder, TFRecord). Any other name is an error.
+        ``channels`` (image folder, TFRecord); ``canvas``, ``scale``, ``seed``
+        (``fashion_mnist_boxes``). Any other name is an error.
     """
     if not isinstance(spec, (str, os.PathLike)):
         raise ValueError(f"`spec` must be a string or a path. Received: spec={spec!r}")
@@ -224,6 +233,10 @@ def load_source(spec, split="train", *, data_dir=None, **kwargs) -> Source:
 
         return _fashion_mnist.load(split, data_dir=data_dir,
                                    **_options("fashion_mnist", kwargs))
+    if spec == "fashion_mnist_boxes":
+        from kerascnn.data import _boxes
+
+        return _boxes.load(split, data_dir=data_dir, **_options("fashion_mnist_boxes", kwargs))
     if spec.startswith("tfds:"):
         from kerascnn.data import _tfds
 
@@ -242,6 +255,6 @@ def load_source(spec, split="train", *, data_dir=None, **kwargs) -> Source:
             f"An image-folder source must be a directory. Received: spec={spec!r}"
         )
     raise ValueError(
-        "`spec` must be 'fashion_mnist', 'tfds:<name>', 'tfrecord:<glob>' or an "
+        "`spec` must be 'fashion_mnist', 'fashion_mnist_boxes', 'tfds:<name>', 'tfrecord:<glob>' or an "
         f"existing image folder; no such path. Received: spec={spec!r}"
     )

@@ -7,6 +7,11 @@
     kerascnn evaluate --arch googlenet --weights imagenet --source tfds:imagenet2012 \
         --split validation --protocol 144crop   # pretrained: the set's preprocessing,
                                                 # its publisher's figure beside the paper's
+    kerascnn evaluate --model runs/fashion_mnist_boxes_cam/model.keras \
+        --source fashion_mnist_boxes --protocol localization --method cam
+                          # ILSVRC's top-1/top-5 localization error of CAM (or Grad-CAM)
+                          # boxes, beside two baselines; ground truth from the source's
+                          # boxes or PASCAL-VOC .xml files beside a folder's images
 """
 
 from __future__ import annotations
@@ -23,13 +28,19 @@ def _ints(text):
     return tuple(int(v) for v in str(text).replace(" ", "").split(",") if v)
 
 
+# Not a view protocol (not in protocols.TABLE): boxes from explanation maps, scored by
+# ILSVRC's localization rule (kerascnn.explain.localization).
+LOCALIZATION = "localization"
+
+
 def _protocols(text):
     from kerascnn.evaluation.protocols import PROTOCOLS
 
     names = [p.strip() for p in text.split(",") if p.strip()]
-    bad = [p for p in names if p not in PROTOCOLS]
+    bad = [p for p in names if p not in PROTOCOLS and p != LOCALIZATION]
     if bad or not names:
-        raise argparse.ArgumentTypeError(f"unknown protocol {bad or text!r}; choose from {', '.join(PROTOCOLS)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown protocol {bad or text!r}; choose from {', '.join(PROTOCOLS + (LOCALIZATION,))}")
     return names
 
 
@@ -52,6 +63,10 @@ def register(subparsers):
     p.add_argument("--data-dir", help="data directory of the source")
     p.add_argument("--protocol", type=_protocols, default=["center"],
                    help="comma-separated, e.g. center,10crop (an unknown name lists them all)")
+    p.add_argument("--method", choices=("cam", "gradcam"), default="cam",
+                   help="localization: the maps boxed (default cam; gradcam for any network)")
+    p.add_argument("--threshold", type=float, default=0.2,
+                   help="localization: the box rule's fraction of the map's maximum (default 0.2, the CAM paper's)")
     p.add_argument("--batch-size", type=int, default=32, help="images per step (default 32)")
     p.add_argument("--crop-size", type=int, help="network input size (default: the model's)")
     p.add_argument("--resize", help="shorter side before center/10crop; 'none' for no resize (default: the training run's resize, else the paper's 256 scaled to the crop)")
@@ -233,6 +248,12 @@ def run(args) -> int:
             options[key] = getattr(args, key)
     if args.train_scale:
         options["train_scale"] = args.train_scale[0] if len(args.train_scale) == 1 else args.train_scale
+    localize = LOCALIZATION in args.protocol
+    if localize and len(paths) + (args.weights is not None) > 1:
+        raise ValueError("the localization protocol explains one network: give --model or "
+                         f"--arch --weights, not --models. Received: {len(paths)} models")
+    if not 0.0 <= args.threshold <= 1.0:
+        raise ValueError(f"`--threshold` must be in [0, 1]. Received: --threshold {args.threshold}")
     given_mean = None if args.mean is None else _mean(args.mean)
     models = [load_for_evaluation(path, arch=args.arch, classes=args.classes) for path in paths]
     members, publisher = [], None
@@ -244,16 +265,28 @@ def run(args) -> int:
     for path, model in zip(paths, models):
         prep = _member_preprocessing(path, model, args, given_mean, source)
         members.append(Member(model, preprocessing=prep, name=args.arch or None))
-    report = evaluate(
-        members if len(members) > 1 else members[0],
-        source,
-        args.protocol,
-        split=args.split,
-        batch_size=args.batch_size,
-        max_examples=args.limit,
-        verbose=0 if args.quiet else 1,
-        **options,
-    )
+    views = [p for p in args.protocol if p != LOCALIZATION]
+    localization = None
+    if localize:
+        localization = _localization_check(members[0], source, args, options)  # before any image
+    if views:
+        report = evaluate(
+            members if len(members) > 1 else members[0],
+            source,
+            views,
+            split=args.split,
+            batch_size=args.batch_size,
+            max_examples=args.limit,
+            verbose=0 if args.quiet else 1,
+            **options,
+        )
+    else:
+        from kerascnn.evaluation.report import EvaluationReport
+
+        report = EvaluationReport(models=[args.arch or getattr(members[0].model, "name", "model")],
+                                  source=source.name, split=args.split, results=[])
+    if localization is not None:
+        report.results.extend(localization())
     report.publisher = publisher
     if args.quiet:
         print(report.to_text())
@@ -266,3 +299,30 @@ def run(args) -> int:
     json_path, md_path = report.save(out)
     print(f"wrote {json_path} and {md_path}")
     return 0
+
+
+def _localization_check(member, source, args, options):
+    """Checks the localization request (the method fits the network, the source has
+    ground truth) and returns the function that runs it: ``() -> [ProtocolResult]``.
+    The view is the ``center`` protocol's (``--resize`` applies to it too)."""
+    from kerascnn.explain.images import check_request
+    from kerascnn.explain.localization import evaluate_localization, ground_truth
+
+    check_request(member.model, args.method)
+    ground_truth(source, args.limit)
+
+    def run():
+        from kerascnn.evaluation.report import ProtocolResult
+
+        prep = member.resolved_preprocessing()
+        if "resize" in options:
+            prep = prep.replace(resize=options["resize"])
+        found = evaluate_localization(
+            member.model, source, prep, method=args.method,
+            batch_size=args.batch_size, max_examples=args.limit, threshold=args.threshold,
+            verbose=0 if args.quiet else 1)
+        return [ProtocolResult(protocol=r["protocol"], top1=r["top1"], top5=r["top5"],
+                               examples=found.examples, views=1, settings=r["settings"])
+                for r in found.rows()]
+
+    return run

@@ -17,6 +17,7 @@ ALL = [
     # beyond the issue's list: the rest of the registry's CIFAR plain nets
     "plain32_cifar10", "plain44_cifar10", "plain110_cifar10",
     "finetune_folder",  # fine-tuning a pretrained network on an image folder
+    "fashion_mnist_boxes_cam",  # weakly supervised localization (issue 19)
 ]
 
 # (batch, lr, momentum, weight decay) per PAPERS.md
