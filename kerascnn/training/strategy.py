@@ -40,6 +40,7 @@ evaluation split.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
@@ -220,6 +221,27 @@ class JaxDataParallel:
             num_input_pipelines=self.num_processes, input_pipeline_id=self.process_id,
             num_replicas_in_sync=self.num_processes))
 
+    def end(self, model):
+        """Unsets the distribution, for what each process does alone after the
+        training (process 0's export), and returns ``model`` or, over several
+        processes, a process-local copy of it: saving a model whose variables span
+        several processes' devices is a collective step (every process must take
+        it), so every process saves it here, together, and reads it back."""
+        import keras
+
+        if keras.distribution.distribution() is self.distribution:
+            keras.distribution.set_distribution(None)
+        if self.num_processes == 1:
+            return model
+        import tempfile
+
+        from kerascnn.evaluation.loading import load_keras_model
+
+        with tempfile.TemporaryDirectory(prefix="kerascnn-local-") as tmp:
+            path = os.path.join(tmp, "model.keras")
+            model.save(path)
+            return load_keras_model(path)
+
     def __repr__(self):
         return (f"<JaxDataParallel {self.num_replicas_in_sync} device(s), "
                 f"{self.num_processes} process(es)>")
@@ -249,6 +271,12 @@ def _select_jax(name, tf):
             raise ValueError(problem)
         if not jax.distributed.is_initialized():
             keras.distribution.initialize()  # jax.distributed.initialize from JAX_ENV
+            # JAX's exit (atexit) waits for every process at a barrier with a time limit;
+            # process 0 exports after the others are done: wait for it first, without one
+            # (registered after JAX's, so it runs before)
+            from jax.experimental import multihost_utils
+
+            atexit.register(multihost_utils.sync_global_devices, "kerascnn: exit")
     elif name is None:
         name = "mirrored" if jax.local_device_count() > 1 else "default"
     if name in ("default", "one_device"):

@@ -116,6 +116,8 @@ def train(recipe: Recipe, *, output_dir=None, strategy="auto", precision=None,
             return TrainResult(run.path, history, None, None, True, diverged, model)
         test_metrics = _test_stage(exp, run, model, verbose)
         export_path = None
+        if isinstance(strategy, JaxDataParallel):
+            model = strategy.end(model)  # the export is process 0's alone
         if export:
             export_path = _export_stage(exp, run, model, export_dir, test_metrics)
         elapsed = time.time() - start

@@ -9,9 +9,9 @@
 - ``kerascnn --backend jax train --strategy mirrored`` on 2 devices says
   "2 replica(s)", is SIGKILLed when epoch 1's backup commits, resumes at epoch 2 and
   exports; a TensorFlow-only process serves the export with the checkpoint's
-  probabilities;
+  probabilities; ``evaluate --strategy mirrored`` on the 2 devices agrees with them;
 - ``--strategy multi_worker``: two processes on 127.0.0.1 (KERAS_DISTRIBUTION_*),
-  one device each, end with the same weights, each reading half of the data;
+  one device each, end with the same weights and test metrics; process 0 exports;
 - what cannot work is refused in one line before any data is read.
 
 Every Keras process is a subprocess (a process picks its backend and its devices once).
@@ -29,7 +29,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from tinyrun import TINY, make_folder
+from tinyrun import COLOURS, TINY, make_folder
 
 pytestmark = pytest.mark.jax
 pytest.importorskip("jax")
@@ -43,10 +43,7 @@ TWO_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
 
 
 def _env(backend="jax", **extra):
-    env = dict(BASE_ENV, **extra)
-    if backend:
-        env["KERAS_BACKEND"] = backend
-    return env
+    return dict(BASE_ENV, **extra, **({"KERAS_BACKEND": backend} if backend else {}))
 
 
 def _cli(*args):
@@ -56,13 +53,13 @@ def _cli(*args):
 def _run(cmd, cwd, env, ok=True):
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=TIMEOUT)
-    if ok:
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0 or not ok, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
 
 def _python(code, cwd, env):
-    path = os.path.join(cwd, f"script_{time.monotonic_ns()}.py")
+    """Runs ``code`` (dedented) as a script in ``cwd``."""
+    path = os.path.join(cwd, "script.py")
     with open(path, "w") as f:
         f.write(textwrap.dedent(code))
     return _run([sys.executable, path], cwd, env)
@@ -179,3 +176,163 @@ def test_googlenet_aux_loss_on_two_devices(step):
     want = ce(main) + 0.3 * (ce(aux1) + ce(aux2))
     assert abs(want - ce(main)) > 0.1  # the auxiliary terms matter
     assert step["aux_loss"] == pytest.approx(want, rel=1e-4)
+
+
+# -- kerascnn --backend jax train --strategy mirrored: kill, resume, export -----------
+def _recipe(root, epochs=2):
+    folder = make_folder(str(root / "data"), per_class_train=8, per_class_test=3)
+    path = root / "tiny.toml"
+    path.write_text(TINY.format(source=folder, lr=0.05, epochs=epochs, steps=2, batch=4))
+    return folder, str(path)
+
+
+@pytest.fixture(scope="module")
+def mirrored_run(tmp_path_factory):
+    """A 2-device run killed when epoch 1's backup commits, then resumed to the end."""
+    root = tmp_path_factory.mktemp("mirrored")
+    folder, recipe = _recipe(root)
+    run, export_dir = str(root / "run"), str(root / "sm")
+    cmd = _cli("--backend", "jax", "train", recipe, "--strategy", "mirrored",
+               "--output-dir", run, "--export-dir", export_dir, "--verbose", "2")
+    marker = os.path.join(run, "backup", "training_metadata.json")
+    with open(root / "killed.log", "w") as log:
+        proc = subprocess.Popen(cmd, cwd=root, env=_env(None, **TWO_DEVICES), stdout=log,
+                                stderr=subprocess.STDOUT)
+        deadline = time.time() + TIMEOUT
+        while not os.path.exists(marker) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait(timeout=60)
+    first = (root / "killed.log").read_text()
+    assert os.path.exists(marker), first[-3000:]
+    assert proc.returncode == -9, first[-3000:]
+    assert not os.path.exists(os.path.join(run, "trained.json"))
+    second = _run(cmd, str(root), _env(None, **TWO_DEVICES))
+    return dict(root=str(root), folder=folder, run=run, export_dir=export_dir, first=first,
+                second=second.stdout + second.stderr)
+
+
+def test_mirrored_cli_run_resumes_and_exports(mirrored_run):
+    run = mirrored_run["run"]
+    for log in (mirrored_run["first"], mirrored_run["second"]):
+        assert "strategy JaxDataParallel with 2 replica(s): global batch 8 = 4 x 2" in log
+    assert f"resuming tiny in {run} at the train stage" in mirrored_run["second"]
+    epochs = [l for l in mirrored_run["second"].splitlines() if l.startswith("Epoch ")]
+    assert epochs and epochs[0].startswith("Epoch 2/2"), epochs
+    with open(os.path.join(run, "history.csv")) as f:
+        assert [line.split(",")[0] for line in f.read().splitlines()[1:]] == ["0", "1"]
+    metrics = json.load(open(os.path.join(run, "test_metrics.json")))
+    assert metrics["num_examples"] == 9 and 0.0 <= metrics["top1_error"] <= 100.0
+    assert json.load(open(os.path.join(run, "completed.json")))["export"]
+    # a TensorFlow-only process serves the export: the checkpoint's probabilities
+    files = sorted(os.path.join(dp, n) for dp, _, ns in
+                   os.walk(os.path.join(mirrored_run["folder"], "test")) for n in ns)
+    root = mirrored_run["root"]
+    with open(os.path.join(root, "files.json"), "w") as f:
+        json.dump(files, f)
+    _python(f"""
+        import json, sys, numpy as np, tensorflow as tf, keras
+        assert keras.backend.backend() == "tensorflow" and "jax" not in sys.modules
+        from kerascnn.data.decode import decode_image
+        from kerascnn.data.preprocessing import Preprocessing
+        from kerascnn.evaluation.loading import load_keras_model
+        files = json.load(open("files.json"))
+        served = tf.saved_model.load({mirrored_run["export_dir"]!r} + "/tiny/1")
+        out = served.signatures["serving_default"](
+            image_bytes=tf.constant([open(p, "rb").read() for p in files]))
+        model = load_keras_model({run!r} + "/checkpoints/last.keras")
+        prep, _ = Preprocessing.load({run!r})
+        x = np.stack([prep(decode_image(tf.io.read_file(p), channels=3)).numpy() for p in files])
+        json.dump({{"served": out["probabilities"].numpy().tolist(),
+                    "model": model.predict(x, verbose=0).tolist(),
+                    "jax": "jax" in sys.modules}}, open("served.json", "w"))
+    """, root, _env("tensorflow"))
+    got = json.load(open(os.path.join(root, "served.json")))
+    served, model = np.asarray(got["served"]), np.asarray(got["model"])
+    assert served.shape == (9, 3) and not got["jax"]
+    assert np.abs(served - model).max() <= 1e-4
+    # `evaluate --strategy mirrored` on the 2 devices (batches 4, 4, 1): the top-1 error
+    # of the served probabilities
+    report = os.path.join(root, "report")
+    _run(_cli("--backend", "jax", "evaluate", "--strategy", "mirrored", "--model",
+              os.path.join(run, "checkpoints", "last.keras"), "--source",
+              mirrored_run["folder"], "--split", "test", "--protocol", "center",
+              "--batch-size", "4", "--out", report, "--quiet"), root, _env(None, **TWO_DEVICES))
+    (center,) = json.load(open(report + ".json"))["results"]
+    labels = [sorted(COLOURS).index(os.path.basename(os.path.dirname(f))) for f in files]
+    assert center["examples"] == 9
+    assert center["top1"] == pytest.approx(100 * np.mean(served.argmax(-1) != labels), abs=1e-3)
+
+
+# -- two processes on 127.0.0.1 --------------------------------------------------------
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_multi_worker_two_local_processes_end_with_the_same_weights(tmp_path):
+    _, recipe = _recipe(tmp_path, epochs=1)
+    address = f"127.0.0.1:{_free_port()}"
+    procs = []
+    for index in range(2):
+        env = _env(None, KERAS_DISTRIBUTION_JOB_ADDRESSES=address,
+                   KERAS_DISTRIBUTION_NUM_PROCESSES="2",
+                   KERAS_DISTRIBUTION_PROCESS_ID=str(index))
+        cmd = _cli("--backend", "jax", "train", recipe, "--strategy", "multi_worker",
+                   "--output-dir", str(tmp_path / f"worker{index}"),
+                   "--export-dir", str(tmp_path / "sm"), "--verbose", "0")
+        procs.append(subprocess.Popen(cmd, cwd=str(tmp_path), env=env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    outputs = []
+    try:
+        for proc in procs:
+            outputs.append(proc.communicate(timeout=TIMEOUT)[0])
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=60)
+    for proc, out in zip(procs, outputs):
+        assert proc.returncode == 0, out[-4000:]
+        assert "strategy JaxDataParallel with 2 replica(s): global batch 8 = 4 x 2" in out
+    ckpts = [_weights(str(tmp_path / f"worker{i}" / "checkpoints" / "last.keras"))
+             for i in range(2)]
+    assert ckpts[0].keys() == ckpts[1].keys() and len(ckpts[0]) > 20
+    for name, value in ckpts[0].items():
+        np.testing.assert_array_equal(ckpts[1][name], value, err_msg=name)
+    metrics = [json.load(open(tmp_path / f"worker{i}" / "test_metrics.json")) for i in range(2)]
+    assert metrics[0] == metrics[1]
+    assert sorted(os.listdir(tmp_path / "sm" / "tiny")) == ["1"]  # process 0 exports
+
+
+# -- one-line refusals, before any data is read ----------------------------------------
+def _refused(cmd, cwd, env):
+    proc = _run(cmd, cwd, env, ok=False)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    lines = [l for l in (proc.stdout + proc.stderr).splitlines() if l.startswith("kerascnn ")]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    return lines[0]
+
+
+def test_refusals(tmp_path):
+    _, recipe = _recipe(tmp_path)
+    train = _cli("--backend", "jax", "train", recipe, "--output-dir", str(tmp_path / "run"))
+    line = _refused(train + ["--strategy", "multi_worker"], tmp_path, _env(None))
+    assert "KERAS_DISTRIBUTION_JOB_ADDRESSES" in line and "not set" in line, line
+    bad_id = _env(None, KERAS_DISTRIBUTION_JOB_ADDRESSES="127.0.0.1:1",
+                  KERAS_DISTRIBUTION_NUM_PROCESSES="2", KERAS_DISTRIBUTION_PROCESS_ID="2")
+    line = _refused(train + ["--strategy", "multi_worker"], tmp_path, bad_id)
+    assert "KERAS_DISTRIBUTION_PROCESS_ID" in line and "'2'" in line, line
+    tf_config = _env(None, TF_CONFIG=json.dumps({"cluster": {"worker": ["a:1", "b:2"]},
+                                                 "task": {"type": "worker", "index": 0}}))
+    line = _refused(train, tmp_path, tf_config)
+    assert "TF_CONFIG" in line and "KERAS_DISTRIBUTION_NUM_PROCESSES" in line, line
+    assert not os.path.exists(tmp_path / "run")
+    # reproduce's --batch-size is the global batch: 2 devices cannot split 3
+    out = tmp_path / "study"
+    line = _refused(_cli("--backend", "jax", "reproduce", "degradation", "--strategy",
+                         "mirrored", "--batch-size", "3", "--output-dir", str(out)),
+                    tmp_path, _env(None, **TWO_DEVICES))
+    assert "--batch-size 3" in line and "2 devices" in line, line
+    assert os.listdir(out) == []  # nothing read, nothing written
