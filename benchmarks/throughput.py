@@ -47,6 +47,17 @@ an A100/H100/H200 under both backends' defaults, so its peak is TF32's.
     # on a CPU with both backends: each backend in its own process, ratio JAX/TF
     python benchmarks/throughput.py --compare-backends [--image-size 96 --batch-size 4]
 
+    # scaling over N devices (JAX): --batch-size per device; one device, then N devices
+    # with keras.distribution.DataParallel (global batch N x batch), and
+    # scaling = img/s on N / (N x img/s on one)
+    python benchmarks/throughput.py --backend jax --devices 8 --networks resnet50
+
+Scaling (``--devices N``) runs Keras' ``keras.distribution.DataParallel`` over the
+first N local devices (the variables replicated, the batch split; XLA inserts the
+gradient all-reduce), the batch placed split across them before the timing, as
+kerascnn's ``--strategy mirrored`` trains under JAX. Under TensorFlow it is refused:
+``train_on_batch`` of a ``MirroredStrategy`` model is not measured here.
+
 See benchmarks/README.md for the one command to run on the lent GPU machine.
 """
 
@@ -163,6 +174,9 @@ def parse_args(argv=None):
                         "number, or bf16=..,fp32=..; default: the table, on a GPU")
     parser.add_argument("--json", help="also write every result to this file (with "
                         "--compare-backends: {backend: results})")
+    parser.add_argument("--devices", type=int, default=None,
+                        help="JAX: also measure on N local devices (DataParallel, "
+                        "--batch-size per device) and print the scaling against one")
     parser.add_argument("--compare-backends", action="store_true",
                         help="run under jax and tensorflow (a process each) and print "
                         "the ratio JAX/TF; small sizes by default")
@@ -191,6 +205,9 @@ def parse_args(argv=None):
         parser.error(str(e))
     args.steps = args.steps if args.steps is not None else defaults.get("steps", 30)
     args.warmup = args.warmup if args.warmup is not None else defaults.get("warmup", 5)
+    if args.devices is not None and (args.devices < 2 or args.compare_backends):
+        parser.error("--devices takes a number of devices >= 2 (one device is always "
+                     f"measured), without --compare-backends. Received: --devices={args.devices}")
     if args.steps < 1 or args.warmup < 1:
         parser.error(f"--steps and --warmup must be >= 1 (the first warm-up step "
                      f"compiles). Received: --steps={args.steps} --warmup={args.warmup}")
@@ -242,8 +259,30 @@ def _sync(model):
     keras.ops.convert_to_numpy(model.trainable_variables[-1].value)
 
 
-def measure(network, precision, batch, size, steps, warmup, jit_compile):
-    """One (network, precision) run; a dict of the figures."""
+def _data_parallel(devices):
+    """A context for ``devices`` local devices: Keras' ``DataParallel`` scope, or
+    nothing for one device; and a function placing a batch (split across them)."""
+    import contextlib
+
+    import keras
+
+    if devices == 1:
+        return contextlib.nullcontext(), keras.ops.convert_to_tensor
+    import jax
+
+    distribution = keras.distribution.DataParallel(
+        devices=[f"{d.platform}:{d.id}" for d in jax.local_devices()[:devices]])
+
+    def place(array):
+        layout = distribution.get_data_layout(array.shape).backend_layout
+        return jax.device_put(array, layout)
+
+    return distribution.scope(), place
+
+
+def measure(network, precision, batch, size, steps, warmup, jit_compile, devices=1):
+    """One (network, precision) run; a dict of the figures. ``devices`` > 1: on that
+    many devices with ``keras.distribution.DataParallel``, ``batch`` per device."""
     import keras
     import numpy as np
 
@@ -251,37 +290,39 @@ def measure(network, precision, batch, size, steps, warmup, jit_compile):
     from kerascnn.training.optimizers import L2SGD
 
     registry_name, kwargs, _ = NETWORKS[network]
+    per_device, batch = batch, batch * devices
+    scope, place = _data_parallel(devices)
     keras.mixed_precision.set_global_policy(PRECISIONS[precision])
     try:
-        model = get_model(registry_name, input_shape=(size, size, 3), **kwargs)
-        # the step runs GoogLeNet's auxiliary heads too: count the graph that has them
-        macs = count_macs(model.with_aux_outputs() if hasattr(model, "with_aux_outputs")
-                          else model)
-        model.compile(optimizer=L2SGD(learning_rate=0.01, momentum=0.9, l2=L2),
-                      loss=keras.losses.SparseCategoricalCrossentropy(),
-                      jit_compile=jit_compile)
-        rng = np.random.default_rng(0)
-        classes = model.outputs[0].shape[-1]
-        x = keras.ops.convert_to_tensor(
-            rng.normal(size=(batch, size, size, 3)).astype("float32"))
-        y = keras.ops.convert_to_tensor(rng.integers(0, classes, size=(batch,)).astype("int32"))
+        with scope:
+            model = get_model(registry_name, input_shape=(size, size, 3), **kwargs)
+            # the step runs GoogLeNet's auxiliary heads too: count the graph that has them
+            macs = count_macs(model.with_aux_outputs() if hasattr(model, "with_aux_outputs")
+                              else model)
+            model.compile(optimizer=L2SGD(learning_rate=0.01, momentum=0.9, l2=L2),
+                          loss=keras.losses.SparseCategoricalCrossentropy(),
+                          jit_compile=jit_compile)
+            rng = np.random.default_rng(0)
+            classes = model.outputs[0].shape[-1]
+            x = place(rng.normal(size=(batch, size, size, 3)).astype("float32"))
+            y = place(rng.integers(0, classes, size=(batch,)).astype("int32"))
 
-        start = time.perf_counter()
-        model.train_on_batch(x, y)
-        _sync(model)
-        first = time.perf_counter() - start  # trace + compile + one step
-        for _ in range(warmup - 1):
+            start = time.perf_counter()
             model.train_on_batch(x, y)
-        _sync(model)
-        times = []
-        window = time.perf_counter()
-        for _ in range(steps):
-            t0 = time.perf_counter()
-            loss = model.train_on_batch(x, y)
-            times.append(time.perf_counter() - t0)
-        _sync(model)
-        window = time.perf_counter() - window
-        resolved_jit = getattr(model, "jit_compile", None)
+            _sync(model)
+            first = time.perf_counter() - start  # trace + compile + one step
+            for _ in range(warmup - 1):
+                model.train_on_batch(x, y)
+            _sync(model)
+            times = []
+            window = time.perf_counter()
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                loss = model.train_on_batch(x, y)
+                times.append(time.perf_counter() - t0)
+            _sync(model)
+            window = time.perf_counter() - window
+            resolved_jit = getattr(model, "jit_compile", None)
     finally:
         keras.mixed_precision.set_global_policy("float32")
         model = x = y = None
@@ -290,6 +331,7 @@ def measure(network, precision, batch, size, steps, warmup, jit_compile):
     images_per_s = batch / statistics.median(times)
     return {
         "network": network, "precision": precision, "batch": batch, "image_size": size,
+        "devices": devices, "batch_per_device": per_device,
         "steps": steps, "warmup": warmup, "images_per_s": images_per_s,
         "images_per_s_mean": batch * steps / window, "first_step_s": first,
         "macs_per_image": macs, "flops_per_image_step": 6 * macs,
@@ -302,7 +344,8 @@ def _line(r):
     peak = (f"{100 * r['tflops'] / r['peak_tflops']:5.1f} % of {r['peak_tflops']:g} TFLOP/s"
             if r.get("peak_tflops") else "")
     note = "" if math.isfinite(r["loss"]) else "  (loss not finite)"
-    return (f"{r['backend']:<10} {r['network']:<14} {r['precision']:<4} "
+    devices = f"{r['devices']} devices " if r.get("devices", 1) > 1 else ""
+    return (f"{r['backend']:<10} {devices}{r['network']:<14} {r['precision']:<4} "
             f"batch {r['batch']:>4} {r['image_size']:>3}px {r['images_per_s']:10.5g} img/s "
             f"{r['tflops']:10.4g} TFLOP/s ({r['macs_per_image'] / 1e9:.3f} GMAC/img) "
             f"{peak}  first step {r['first_step_s']:.1f} s{note}")
@@ -319,7 +362,12 @@ def run_all(args):
     print(f"keras {keras.__version__}, backend {backend}, {platform}: {device}; "
           f"{args.warmup} warm-up + {args.steps} timed steps; img/s = batch / median step; "
           f"TFLOP/s = img/s x 6 x MACs (count_macs of the trained model)", flush=True)
-    results, failed = [], []
+    if args.devices:
+        problem = _devices_problem(backend, args.devices)
+        if problem:
+            print(f"throughput.py: error: {problem}", file=sys.stderr)
+            return 2
+    results, failed, scaling = [], [], []
     for network in args.networks:
         size = args.image_sizes.get(network)
         if size is None:
@@ -327,26 +375,65 @@ def run_all(args):
 
             size = get_model_info(NETWORKS[network][0]).input_shape[0]
         for precision in args.precisions:
-            try:
-                r = measure(network, precision, args.batch_sizes[network], size,
-                            args.steps, args.warmup, jit)
-            except Exception as e:  # one failure (e.g. out of memory) ends that run only
-                failed.append(network)
-                message = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
-                print(f"{backend:<10} {network:<14} {precision:<4} FAILED: "
-                      f"{type(e).__name__}: {message}", flush=True)
-                continue
-            r["backend"], r["device"], r["platform"] = backend, device, platform
-            r["peak_tflops"], r["peak_source"] = peak_for(device, platform, precision,
-                                                          args.peak)
-            results.append(r)
-            print(_line(r), flush=True)
-            if args.json:  # after every run: a run cut short keeps what finished
-                from kerascnn._io import write_json
+            pair = []
+            for devices in (1, args.devices) if args.devices else (1,):
+                try:
+                    r = measure(network, precision, args.batch_sizes[network], size,
+                                args.steps, args.warmup, jit, devices=devices)
+                except Exception as e:  # one failure (e.g. out of memory) ends that run only
+                    failed.append(network)
+                    message = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+                    print(f"{backend:<10} {network:<14} {precision:<4} FAILED: "
+                          f"{type(e).__name__}: {message}", flush=True)
+                    break
+                r["backend"], r["device"], r["platform"] = backend, device, platform
+                r["peak_tflops"], r["peak_source"] = peak_for(device, platform, precision,
+                                                              args.peak)
+                if devices > 1:
+                    r["peak_tflops"] = r["peak_tflops"] and r["peak_tflops"] * devices
+                results.append(r)
+                pair.append(r)
+                print(_line(r), flush=True)
+                if args.json:  # after every run: a run cut short keeps what finished
+                    from kerascnn._io import write_json
 
-                write_json(args.json, results)
-    print_summary(results, backend, device)
+                    write_json(args.json, results)
+            if len(pair) == 2:
+                scaling.append(pair)
+    if args.devices:
+        print_scaling(scaling, backend, device)
+    else:
+        print_summary(results, backend, device)
     return 1 if failed else 0
+
+
+def _devices_problem(backend, devices):
+    """Why ``--devices`` cannot be measured here (one line), or None."""
+    if backend != "jax":
+        return (f"--devices measures keras.distribution.DataParallel under jax; under "
+                f"{backend} it is not measured: use --backend jax")
+    import jax
+
+    have = jax.local_device_count()
+    if devices > have:
+        return (f"--devices {devices}: this process sees {have} device(s) "
+                f"({jax.devices()[0].platform}); on a CPU, XLA_FLAGS="
+                f"--xla_force_host_platform_device_count={devices} shows {devices}")
+    return None
+
+
+def print_scaling(pairs, backend, device):
+    """img/s on N devices over N x img/s on one, same per-device batch."""
+    print(f"\nscaling ({backend}, {device}): img/s on N devices / (N x img/s on one), "
+          "same batch per device:")
+    print(f"{'network':<14} {'prec':<4} {'batch/dev':>9} {'size':>4} {'1 dev img/s':>11} "
+          f"{'N':>2} {'N dev img/s':>11} {'scaling':>7}")
+    for one, many in pairs:
+        n = many["devices"]
+        ratio = many["images_per_s"] / (n * one["images_per_s"])
+        print(f"{one['network']:<14} {one['precision']:<4} {one['batch']:>9} "
+              f"{one['image_size']:>4} {one['images_per_s']:>11.5g} {n:>2} "
+              f"{many['images_per_s']:>11.5g} {ratio:>7.2f}")
 
 
 def print_summary(results, backend, device):

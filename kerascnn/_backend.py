@@ -6,9 +6,11 @@ imports Keras (Keras reads it once, at import). Without the flag ``KERAS_BACKEND
 
 Under JAX, TensorFlow still does the input pipelines (tf.data feeds JAX NumPy
 arrays) and the TF Serving export (:mod:`kerascnn.export._cross_backend`), so both
-must be installed. What JAX cannot do is said in one line before the work starts
-(:func:`unsupported`): ``tf.distribute`` strategies (``--strategy mirrored``,
-``one_device``, ``multi_worker`` or a multi-worker ``TF_CONFIG``) are TensorFlow's.
+must be installed. ``--strategy mirrored|multi_worker`` (and ``auto`` on several
+devices) mean Keras' ``keras.distribution.DataParallel`` there
+(:mod:`kerascnn.training.strategy`). What JAX cannot do is said in one line before the
+work starts (:func:`unsupported`): a multi-worker ``TF_CONFIG`` (tf.distribute's; JAX
+reads ``KERAS_DISTRIBUTION_*``), ``multi_worker`` without those variables.
 """
 
 from __future__ import annotations
@@ -54,26 +56,24 @@ def current() -> str:
 
 def unsupported(args) -> str | None:
     """The one-line reason the parsed command cannot run on the current backend, or
-    None. May adjust ``args`` where the meaning is unambiguous (``--strategy auto``
-    under JAX is one device: Keras' JAX backend runs on one device unless a
-    ``keras.distribution`` is set, which kerascnn does not do)."""
+    None. May adjust ``args`` where the meaning is unambiguous."""
     backend = current()
     if backend == "tensorflow":
         return None
     strategy = getattr(args, "strategy", None)
-    if strategy is not None and getattr(args, "command", None) in ("train", "reproduce"):
-        from kerascnn.training.strategy import tf_config_workers
+    if strategy is not None and getattr(args, "command", None) in ("train", "reproduce",
+                                                                   "evaluate"):
+        from kerascnn.training import strategy as st
 
-        if strategy in ("mirrored", "one_device", "multi_worker"):
-            return (f"--strategy {strategy} is a TensorFlow tf.distribute strategy and the "
-                    f"{backend} backend cannot use it: use --backend tensorflow (or "
-                    f"KERAS_BACKEND=tensorflow), or leave --strategy out (one device)")
-        if strategy == "auto" and tf_config_workers() > 1:
-            return (f"TF_CONFIG names several workers (multi-worker tf.distribute training), "
-                    f"which the {backend} backend cannot do: use --backend tensorflow "
-                    "(or KERAS_BACKEND=tensorflow), or unset TF_CONFIG")
-        if strategy == "auto":
-            args.strategy = "default"
+        if strategy == "auto" and st.tf_config_workers() > 1 and st.jax_processes() <= 1:
+            return (f"TF_CONFIG names several workers (multi-worker tf.distribute "
+                    f"training); under the {backend} backend multi-worker training reads "
+                    f"{', '.join(st.JAX_ENV)} instead: set those (and unset TF_CONFIG), "
+                    "or use --backend tensorflow")
+        if strategy == "multi_worker" or (strategy == "auto" and st.jax_processes() > 1):
+            problem = st.jax_multi_worker_problem()
+            if problem:
+                return problem
     sets = getattr(args, "set", None)
     if getattr(args, "command", None) == "train" and isinstance(sets, list):
         # A recipe's jit_compile = "false" keeps TensorFlow off XLA; Keras' JAX backend

@@ -84,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=("tensorflow", "jax"), default=None,
                         help="the Keras backend (sets KERAS_BACKEND; default: KERAS_BACKEND "
                         "or ~/.keras/keras.json). Under jax TensorFlow still reads the data "
-                        "and writes the SavedModel; tf.distribute --strategy values other "
-                        "than auto/default are TensorFlow's only")
+                        "and writes the SavedModel; --strategy mirrored/multi_worker use "
+                        "keras.distribution.DataParallel")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in _COMMAND_MODULES:
         _load_commands(module_name).register(subparsers)

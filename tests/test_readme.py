@@ -28,6 +28,14 @@ README = os.path.join(ROOT, "README.md")
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf_only]
 
+def _free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 # Sizes appended to commands (argparse: a later option wins over the README's own,
 # e.g. `--epochs 10` then `--epochs 1`) and paths of downloads replaced by generated
 # stand-ins, as (regular expression on the command, replacement or text to append).
@@ -68,6 +76,9 @@ SUBSTITUTIONS = [
                                    "--image-size 32 --steps 1 --warmup 1"),
     # the same job under JAX: sizes only
     (r"^\./dev --backend jax train", "APPEND " + TRAIN_SIZES),
+    # the two local JAX processes: sizes (before the `&`), and a free port for the coordinator
+    (r"(--output-dir runs/worker\d)", r"\1 " + TRAIN_SIZES),
+    (r"127\.0\.0\.1:12345", f"127.0.0.1:{_free_port()}"),
     # the reproductions: two iterations of each network on a few images
     (r"^\./dev reproduce", "APPEND --iterations 2 --points 1 --batch-size 8 --train-examples 64 "
                            "--test-examples 16"),
@@ -248,14 +259,38 @@ def stand_ins():
     Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).resize((112, 112)).save("shoe.png")
 
 
+background = []  # `command &`: started, waited for after the next command
+
+
 def run_command(command):
     # -> (exit status, the end of what it wrote to stderr)
     argv = shlex.split(command.replace("{work}", work), comments=True)
+    env = dict(os.environ)
+    while argv and "=" in argv[0] and argv[0].split("=")[0].isidentifier():  # NAME=value cmd
+        name, value = argv.pop(0).split("=", 1)
+        env[name] = value
+    detach = argv[-1] == "&"
+    argv = argv[:-1] if detach else argv
     if argv[0] == "./dev" and argv[1:2] == ["--backend"]:
         # Keras' backend is fixed when it is imported (this process: TensorFlow's)
-        proc = subprocess.run([sys.executable, "-m", "kerascnn.cli", *argv[1:]], cwd=work,
-                              timeout=900, capture_output=True, text=True)
-        return proc.returncode, proc.stderr[-3000:]
+        cmd = [sys.executable, "-m", "kerascnn.cli", *argv[1:]]
+        if detach:
+            log = open(os.path.join(work, f"background{len(background)}.log"), "w+")
+            background.append((subprocess.Popen(cmd, cwd=work, env=env, stdout=log,
+                                                stderr=subprocess.STDOUT, text=True), log))
+            return 0, ""
+        proc = subprocess.run(cmd, cwd=work, env=env, timeout=900, capture_output=True,
+                              text=True)
+        rc, err = proc.returncode, proc.stderr[-3000:]
+        while background:
+            child, log = background.pop()
+            if child.wait(timeout=900) != 0 and rc == 0:
+                log.seek(0)
+                rc, err = child.returncode, "(the `&` command) " + log.read()[-3000:]
+            log.close()
+        return rc, err
+    if env != os.environ:
+        raise ValueError(f"no rule to run {argv[0]!r} with environment variables")
     if argv[0] == "./dev":
         err = io.StringIO()
         with contextlib.redirect_stderr(err):

@@ -78,6 +78,10 @@ def register(subparsers):
     p.add_argument("--limit", type=int, help="evaluate the first N images only")
     p.add_argument("--out", help="report path stem: writes <out>.json and <out>.md (default reports/<model>_<source>_<split>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--strategy", choices=("auto", "default", "one_device", "mirrored"),
+                   default="auto", help="jax: mirrored (auto: on several devices) evaluates "
+                   "with keras.distribution.DataParallel over the local devices; tensorflow "
+                   "evaluates on one device")
     p.set_defaults(func=run)
     return p
 
@@ -220,6 +224,21 @@ def _as_imagenet_classes(source):
         files=None, read_files=None)
 
 
+def _select_strategy(name):
+    """Under JAX, Keras' distribution for ``--strategy`` (set before the models are
+    built: their variables are placed on its devices); TensorFlow evaluates with one
+    ``tf.function`` on one device."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        from kerascnn.training.strategy import select_strategy
+
+        select_strategy(name)
+    elif name == "mirrored":
+        raise ValueError("--strategy mirrored: evaluate runs on one device under tensorflow; "
+                         "under --backend jax it uses keras.distribution.DataParallel")
+
+
 def run(args) -> int:
     from kerascnn.data import load_source
     from kerascnn.evaluation.evaluate import Member, evaluate
@@ -255,6 +274,7 @@ def run(args) -> int:
     if not 0.0 <= args.threshold <= 1.0:
         raise ValueError(f"`--threshold` must be in [0, 1]. Received: --threshold {args.threshold}")
     given_mean = None if args.mean is None else _mean(args.mean)
+    _select_strategy(args.strategy)  # before the models are built
     models = [load_for_evaluation(path, arch=args.arch, classes=args.classes) for path in paths]
     members, publisher = [], None
     if args.weights is not None:  # before the data: an offline download fails at once

@@ -74,7 +74,8 @@ def register(subparsers):
     p.add_argument("--precision", choices=_PRECISIONS, default=None,
                    help="default mixed_bfloat16 (2x on CPU); --paper: float32")
     p.add_argument("--strategy", choices=_STRATEGIES, default="auto",
-                   help="tf.distribute strategy (mirrored: all local GPUs)")
+                   help="tf.distribute strategy, or under jax keras.distribution."
+                   "DataParallel (mirrored: all local devices; --batch-size is global)")
     p.add_argument("--paper", action="store_true",
                    help="the paper's setting: tfds:cifar10, 64k iterations of 128, "
                    "lr 0.1 /10 at 32k and 48k, pad+crop+flip, float32, full test set")

@@ -361,7 +361,7 @@ def train_network(net, seed, settings: Settings, iterations, data: StudyData, ru
     initial weights) instead of compiling the same network again."""
     import keras
 
-    from kerascnn.training.strategy import select_strategy
+    from kerascnn.training.strategy import evaluation_callbacks, select_strategy
 
     tag = f"{net.key} seed {seed}"
     result_path = os.path.join(run_dir, "result.json")
@@ -401,14 +401,15 @@ def train_network(net, seed, settings: Settings, iterations, data: StudyData, ru
     if start < points:
         model.fit(train_ds, epochs=points, initial_epoch=start,
                   steps_per_epoch=per_point, validation_data=test_ds, verbose=0,
-                  callbacks=[_lr_schedule(settings.lr, bounds, per_point), recorder])
+                  callbacks=[_lr_schedule(settings.lr, bounds, per_point), recorder,
+                             *evaluation_callbacks()])
     train_seconds = time.time() - started
     if data.final_test is data.test and history:  # the last curve point is the final
         final = {"top1_error": history[-1]["test_error"], "loss": history[-1]["test_loss"]}
     else:
         final = model.evaluate(data.eval_dataset(data.final_test,
                                                  settings.eval_batch_size),
-                               return_dict=True, verbose=0)
+                               return_dict=True, verbose=0, callbacks=evaluation_callbacks())
     _save_model(model, os.path.join(run_dir, "model.keras"))
     result = {
         "network": net.key,
@@ -464,7 +465,7 @@ def _step_timer():
 def _calibrate(study, settings, data, strategy, cache, log):
     """Times compilation, training steps and the curve evaluation of each network;
     the compiled models are kept in ``cache`` for the training."""
-    from kerascnn.training.strategy import select_strategy
+    from kerascnn.training.strategy import evaluation_callbacks, select_strategy
 
     strategy = select_strategy(strategy or settings.strategy)
     out = {}
@@ -475,7 +476,7 @@ def _calibrate(study, settings, data, strategy, cache, log):
         ds = data.train_dataset(settings.batch_size, seed=12345)
         t = time.time()
         model.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)
-        model.evaluate(test_ds, verbose=0)
+        model.evaluate(test_ds, verbose=0, callbacks=evaluation_callbacks())
         first = time.time() - t
         timer = _step_timer()
         model.fit(ds, epochs=1, steps_per_epoch=11, verbose=0, callbacks=[timer])
@@ -485,7 +486,7 @@ def _calibrate(study, settings, data, strategy, cache, log):
         # docs/reproductions.md took 1.1-1.7x the predicted time per iteration)
         step = float(np.mean(timer.times))
         t = time.time()
-        model.evaluate(test_ds, verbose=0)
+        model.evaluate(test_ds, verbose=0, callbacks=evaluation_callbacks())
         evaluation = time.time() - t
         out[net.key] = {"compile_and_first_steps_s": first, "step_s": step,
                         "curve_eval_s": evaluation}
@@ -602,9 +603,11 @@ def run_study(study: Study, settings: Settings, output_dir=None, *, train_source
     warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
     output_dir = output_dir or default_output_dir(study.name)
     os.makedirs(output_dir, exist_ok=True)
-    from kerascnn.training.strategy import set_precision
+    from kerascnn.training.strategy import check_global_batch, select_strategy, set_precision
 
     set_precision(settings.precision)
+    strategy = select_strategy(strategy or settings.strategy)  # before any data is read
+    check_global_batch(strategy, settings.batch_size)
     if study.nets_from:
         if nets_study is None:
             from kerascnn.reproduce.studies import get_study

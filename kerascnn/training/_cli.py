@@ -25,8 +25,10 @@ def register(subparsers):
                    help="override any recipe value, e.g. --set optimizer.learning_rate=0.05")
     p.add_argument("--precision", choices=PRECISIONS, help="override training.precision")
     p.add_argument("--strategy", choices=STRATEGIES, default="auto",
-                   help="tf.distribute strategy (auto: multi-worker from TF_CONFIG, "
-                   "mirrored over several GPUs, else one device)")
+                   help="tf.distribute strategy, or under jax keras.distribution."
+                   "DataParallel (auto: multi-worker from TF_CONFIG or, jax, "
+                   "KERAS_DISTRIBUTION_NUM_PROCESSES; mirrored over several devices; "
+                   "else one device)")
     p.add_argument("--init-from", help="VGG warm start: a trained config-A .keras file")
     p.add_argument("--output-dir", help="run directory (default runs/<recipe>)")
     p.add_argument("--export-dir", default="saved_models", help="TF Serving base folder")

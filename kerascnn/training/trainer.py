@@ -80,7 +80,7 @@ def train(recipe: Recipe, *, output_dir=None, strategy="auto", precision=None,
           verbose="auto") -> TrainResult:
     """Trains, evaluates and exports ``recipe`` (a parsed :class:`Recipe`)."""
     from kerascnn.training import experiment as ex
-    from kerascnn.training.strategy import select_strategy, set_precision
+    from kerascnn.training.strategy import JaxDataParallel, select_strategy, set_precision
 
     start = time.time()
     strategy = select_strategy(strategy)
@@ -101,6 +101,8 @@ def train(recipe: Recipe, *, output_dir=None, strategy="auto", precision=None,
         set_precision(precision or recipe.training.precision)
         replicas = strategy.num_replicas_in_sync
         exp = ex.assemble(recipe, run.path, replicas=replicas, data_dir=data_dir)
+        if isinstance(strategy, JaxDataParallel):  # evaluation is replicated: one device's batch
+            exp.eval_batch //= replicas
         if chief:
             exp.preprocessing.save(run.path, exp.class_names)
         _log(f"strategy {type(strategy).__name__} with {replicas} replica(s): global batch "
@@ -114,6 +116,8 @@ def train(recipe: Recipe, *, output_dir=None, strategy="auto", precision=None,
             return TrainResult(run.path, history, None, None, True, diverged, model)
         test_metrics = _test_stage(exp, run, model, verbose)
         export_path = None
+        if isinstance(strategy, JaxDataParallel):
+            model = strategy.end(model)  # the export is process 0's alone
         if export:
             export_path = _export_stage(exp, run, model, export_dir, test_metrics)
         elapsed = time.time() - start
@@ -133,6 +137,7 @@ def _train_stage(exp, run, strategy, stage, init_from, verbose):
     import tensorflow as tf
 
     from kerascnn.training import experiment as ex
+    from kerascnn.training.strategy import evaluation_callbacks
 
     t = exp.recipe.training
     trained = stage != "train"
@@ -165,7 +170,7 @@ def _train_stage(exp, run, strategy, stage, init_from, verbose):
         train_ds, epochs=t.epochs, initial_epoch=initial_epoch, validation_data=val_ds,
         steps_per_epoch=t.steps_per_epoch or None,
         validation_steps=t.validation_steps or None,
-        callbacks=cbs.all, verbose=verbose,
+        callbacks=cbs.all + evaluation_callbacks(), verbose=verbose,
         shuffle=False)  # the tf.data pipeline shuffles (seeded); silences Keras' warning
     if cbs.guard.diverged:
         return history.history, model, cbs.checkpoint, cbs.guard.message
@@ -203,8 +208,10 @@ def _test_stage(exp, run, model, verbose):
         _log(f"the test split was evaluated before ({rd.TEST_METRICS})")
         return done
     _log(f"evaluating on the {recipe.data.test_split} split of {recipe.data.source}")
+    from kerascnn.training.strategy import evaluation_callbacks
+
     metrics = model.evaluate(exp.eval_dataset(exp.test_source), return_dict=True,
-                             verbose=verbose)
+                             verbose=verbose, callbacks=evaluation_callbacks())
     metrics = {k: float(v) for k, v in metrics.items()}
     metrics["num_examples"] = int(exp.test_source.num_examples or 0)
     run.write(rd.TEST_METRICS, metrics)

@@ -168,6 +168,40 @@ def test_tensorflow_bf16_with_peak_and_summary(tmp_path):
         assert float(row[3]) == pytest.approx(100 * r["tflops"] / 0.001, abs=0.06)
 
 
+@pytest.mark.jax
+def test_devices_scaling_under_jax(tmp_path):
+    """--devices 2 on two host devices: one device, then keras.distribution.DataParallel
+    over two with twice the batch; the scaling row is img/s on 2 / (2 x img/s on 1)."""
+    pytest.importorskip("jax")
+    out = tmp_path / "scaling.json"
+    stdout = _run(["--backend", "jax", "--devices", "2", "--networks", "resnet50",
+                   "--precisions", "fp32", "--batch-size", "1", "--image-size", "32",
+                   "--steps", "1", "--warmup", "1", "--json", str(out)],
+                  _env(tmp_path, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
+                       XLA_FLAGS="--xla_force_host_platform_device_count=2"), timeout=900)
+    assert not (tmp_path / "tf_imports.log").exists()
+    one, two = json.loads(out.read_text())
+    assert (one["devices"], one["batch"]) == (1, 1)
+    assert (two["devices"], two["batch"], two["batch_per_device"]) == (2, 2, 1)
+    for r in (one, two):
+        assert r["macs_per_image"] == expected_macs("resnet50", 32)
+    row = re.search(r"^resnet50\s+fp32\s+1\s+32\s+(\S+)\s+2\s+(\S+)\s+(\S+)$", stdout, re.M)
+    assert row, stdout
+    assert float(row[1]) == pytest.approx(one["images_per_s"], rel=1e-4)
+    assert float(row[3]) == pytest.approx(two["images_per_s"] / (2 * one["images_per_s"]),
+                                          abs=0.006)
+
+
+def test_devices_refused_under_tensorflow(tmp_path):
+    result = subprocess.run([sys.executable, str(SCRIPT), "--backend", "tensorflow",
+                             "--devices", "2", "--networks", "resnet50"], cwd=ROOT,
+                            env=_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert "--devices" in lines[-1] and "--backend jax" in lines[-1], result.stderr
+    assert "GMAC/img" not in result.stdout  # nothing measured
+
+
 @pytest.fixture(scope="module")
 def throughput():
     spec = importlib.util.spec_from_file_location("throughput_benchmark", SCRIPT)
@@ -184,6 +218,7 @@ def throughput():
     (["--image-size", "vgg16=64"], ["--image-size", "vgg16", "224x224"]),
     (["--peak-tflops", "bf16=x"], ["--peak-tflops", "bf16=x"]),
     (["--steps", "0"], ["--steps", "Received"]),
+    (["--devices", "1"], ["--devices", "Received: --devices=1"]),
 ])
 def test_bad_arguments_name_the_flag(throughput, capsys, argv, words):
     with pytest.raises(SystemExit) as e:

@@ -15,7 +15,8 @@ callbacks and the atomic backup.
 - GoogLeNet with auxiliary heads: one fit step under JAX reports main + 0.3 * (aux1 +
   aux2), the three losses computed here from ``with_aux_outputs()``;
 - ``kerascnn --backend jax`` runs a command with the JAX backend, and refuses
-  ``--strategy mirrored`` in one line.
+  ``--strategy multi_worker`` without its environment variables in one line
+  (the distribution itself: test_jax_distribution.py).
 """
 
 import json
@@ -234,9 +235,10 @@ def test_backend_flag(tmp_path):
             "import keras; print('BACKEND', keras.backend.backend()); sys.exit(rc)")
     proc = _run([sys.executable, "-c", code], str(tmp_path))
     assert "BACKEND jax" in proc.stdout
-    refused = subprocess.run(_cli("--backend", "jax", "train", "--strategy", "mirrored"),
-                             cwd=tmp_path, env=_env(), capture_output=True, text=True,
+    env = {k: v for k, v in _env().items() if not k.startswith("KERAS_DISTRIBUTION_")}
+    refused = subprocess.run(_cli("--backend", "jax", "train", "--strategy", "multi_worker"),
+                             cwd=tmp_path, env=env, capture_output=True, text=True,
                              timeout=TIMEOUT)
     assert refused.returncode == 1
     lines = [l for l in refused.stderr.splitlines() if l.startswith("kerascnn")]
-    assert len(lines) == 1 and "--strategy mirrored" in lines[0], refused.stderr
+    assert len(lines) == 1 and "--strategy multi_worker" in lines[0], refused.stderr
