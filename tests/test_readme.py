@@ -41,12 +41,16 @@ def _free_port():
 # stand-ins, as (regular expression on the command, replacement or text to append).
 TRAIN_SIZES = ("--epochs 1 --batch-size 2 --set training.steps_per_epoch=2 "
                "--set training.validation_steps=1")
+NO_TEST = "--set 'data.test_split=\"\"'"
 SUBSTITUTIONS = [
     # ImageNet-size networks train at 64x64 (an input size they all take): sizes only.
     # (VGG keeps 224: its fc6 is sized for the 7x7x512 map of the last pool)
     (r"^\./dev train resnet50_imagenet", "APPEND --set data.image_size=64"),
     # the localization recipe: no pass over its 60,000 64x64 canvases for a per-pixel mean
     (r"^\./dev train fashion_mnist_boxes_cam", "APPEND --set 'data.mean=\"none\"'"),
+    # the several-device runs: no test split (the full 10,000 Fashion-MNIST test images
+    # evaluated replicated on two devices dominated their time)
+    (r"^\./dev (--backend jax )?train --strategy mirrored", "APPEND " + NO_TEST),
     (r"^\./dev train", "APPEND " + TRAIN_SIZES),
     # evaluations on the first images only
     (r"^\./dev evaluate", "APPEND --limit 16 --batch-size 8"),
@@ -77,7 +81,7 @@ SUBSTITUTIONS = [
     # the same job under JAX: sizes only
     (r"^\./dev --backend jax train", "APPEND " + TRAIN_SIZES),
     # the two local JAX processes: sizes (before the `&`), and a free port for the coordinator
-    (r"(--output-dir runs/worker\d)", r"\1 " + TRAIN_SIZES),
+    (r"(--output-dir runs/worker\d)", r"\1 " + TRAIN_SIZES + " " + NO_TEST),
     (r"127\.0\.0\.1:12345", f"127.0.0.1:{_free_port()}"),
     # the reproductions: two iterations of each network on a few images
     (r"^\./dev reproduce", "APPEND --iterations 2 --points 1 --batch-size 8 --train-examples 64 "
