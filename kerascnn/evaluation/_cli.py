@@ -188,6 +188,9 @@ def run(args) -> int:
     if args.train_scale:
         options["train_scale"] = args.train_scale[0] if len(args.train_scale) == 1 else args.train_scale
     given_mean = None if args.mean is None else _mean(args.mean)
+    from kerascnn.data.sources import folder_split
+
+    folder_split(args.source, args.split)  # a missing split folder: before any file
     models = [load_for_evaluation(path, arch=args.arch, classes=args.classes) for path in paths]
     members, publisher = [], None
     if args.weights is not None:  # before the data: an offline download fails at once

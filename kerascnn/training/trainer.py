@@ -43,6 +43,7 @@ import dataclasses
 import os
 import shutil
 import time
+import warnings
 
 from kerascnn.training import run_dir as rd
 from kerascnn.training.recipe import Recipe
@@ -161,12 +162,17 @@ def _train_stage(exp, run, strategy, stage, init_from, verbose):
         train_ds = make_train()
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         _build_for_multi_worker(model, strategy, make_train)
-    history = model.fit(
-        train_ds, epochs=t.epochs, initial_epoch=initial_epoch, validation_data=val_ds,
-        steps_per_epoch=t.steps_per_epoch or None,
-        validation_steps=t.validation_steps or None,
-        callbacks=cbs.all, verbose=verbose,
-        shuffle=False)  # the tf.data pipeline shuffles (seeded); silences Keras' warning
+    with warnings.catch_warnings():
+        # The training data declare their steps (experiment._exact_steps); Keras 3.15
+        # says "ran out of data" at the end of the first validation pass, whose size
+        # it cannot know (an unreadable image is dropped), though nothing is wrong.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        history = model.fit(
+            train_ds, epochs=t.epochs, initial_epoch=initial_epoch,
+            validation_data=val_ds, steps_per_epoch=t.steps_per_epoch or None,
+            validation_steps=t.validation_steps or None,
+            callbacks=cbs.all, verbose=verbose,
+            shuffle=False)  # the tf.data pipeline shuffles (seeded); silences a warning
     if cbs.guard.diverged:
         return history.history, model, cbs.checkpoint, cbs.guard.message
     run.write(rd.TRAINED, {"epochs": t.epochs, "checkpoint": cbs.checkpoint.last_path})
@@ -202,7 +208,9 @@ def _test_stage(exp, run, model, verbose):
     if done is not None:
         _log(f"the test split was evaluated before ({rd.TEST_METRICS})")
         return done
-    _log(f"evaluating on the {recipe.data.test_split} split of {recipe.data.source}")
+    held = " (held out of the training split: holdout.json)" \
+        if exp.test_source is exp.val_source and recipe.data.validation_fraction else ""
+    _log(f"evaluating on the {recipe.data.test_split} split of {recipe.data.source}{held}")
     metrics = model.evaluate(exp.eval_dataset(exp.test_source), return_dict=True,
                              verbose=verbose)
     metrics = {k: float(v) for k, v in metrics.items()}
