@@ -58,3 +58,29 @@ def test_one_pass_epochs_count_only_real_batches(tmp_path):
     assert metrics["top5_error"] == 0.0
     assert float(rows[-1]["val_top1_error"]) == pytest.approx(top1, abs=1e-3)
     assert result.history["top5_error"] == [0.0, 0.0]
+
+
+def test_a_pass_short_of_a_batch_is_completed_from_the_next_pass():
+    """An image that fails to decode leaves a pass one batch short: the declared
+    number of steps still holds (the first batches of the next pass complete it), and
+    a full pass never opens the next one (each epoch reads its own pass)."""
+    import tensorflow as tf
+
+    from kerascnn.training.experiment import _exact_steps
+
+    opened = []
+
+    def one_pass():  # the pipeline's one-pass dataset: a new pass per iterator
+        opened.append(len(opened) + 1)
+        yield opened[-1]
+
+    passes = tf.data.Dataset.from_generator(
+        one_pass, output_signature=tf.TensorSpec([], tf.int64))
+    batches = passes.flat_map(  # pass 2 lost a batch
+        lambda p: tf.data.Dataset.range(tf.where(tf.equal(p, 2), 2, 3)).map(
+            lambda i: p * 10 + i))
+    ds = _exact_steps(batches, 3)
+    assert int(ds.cardinality()) == 3
+    epochs = [list(ds.as_numpy_iterator()) for _ in range(3)]
+    assert epochs == [[10, 11, 12], [20, 21, 30], [40, 41, 42]]
+    assert opened == [1, 2, 3, 4]
