@@ -110,7 +110,22 @@ class Experiment:
                            repeat=self.repeat, start_step=start_step)
         if self.repeat or not self.steps_per_epoch:
             return ds
-        return _exact_steps(ds, self.steps_per_epoch, input_context)
+        ds = _exact_steps(ds, self.steps_per_epoch, input_context)
+        if input_context is not None:
+            # tf.distribute reports the per-worker cardinality (per-replica batches)
+            # to Keras as the steps: distributed, the passes follow one another and
+            # fit is given the steps (fit_steps_per_epoch), one pass per epoch.
+            ds = ds.repeat()
+        return ds
+
+    def fit_steps_per_epoch(self, distributed: bool):
+        """``steps_per_epoch`` for ``fit``: the recipe's (repeating data), the steps
+        of one pass when the input is distributed (:meth:`train_dataset` repeats its
+        passes there), else None (the data declare their size)."""
+        steps = self.recipe.training.steps_per_epoch
+        if steps or not distributed:
+            return steps or None
+        return self.steps_per_epoch or None
 
     def eval_dataset(self, source):
         import tensorflow as tf

@@ -19,9 +19,11 @@ The run directory (default ``runs/<recipe>/``) holds::
     run.lock          the PID of the process that owns the run (while it runs)
     recipe.json       the resolved recipe (after overrides)
     mean.npy          the computed mean (data.mean = "rgb" / "per_pixel")
+    holdout.json      what data.validation_fraction held out of the training split
     preprocessing.json the evaluation / serving preprocessing and the class names
     backup/           the resumable state of the last epoch (removed once trained)
-    checkpoints/      last.keras, best.keras, state.json
+    checkpoints/      last.keras, best.keras, state.json (best value per epoch)
+    plateau_state.json the plateau schedule's counters after each epoch
     history.csv       one row per epoch (continuous across resumes)
     curves.png        loss and top-1 error, learning-rate drops marked
     logs/             TensorBoard
@@ -156,7 +158,8 @@ def _train_stage(exp, run, strategy, stage, init_from, verbose):
     def make_train(ctx=None):
         return exp.train_dataset(start_step=start_step, input_context=ctx)
 
-    if strategy.num_replicas_in_sync > 1 or _tf_config_multi():
+    distributed = strategy.num_replicas_in_sync > 1 or _tf_config_multi()
+    if distributed:
         train_ds = strategy.distribute_datasets_from_function(make_train)
     else:
         train_ds = make_train()
@@ -169,7 +172,7 @@ def _train_stage(exp, run, strategy, stage, init_from, verbose):
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         history = model.fit(
             train_ds, epochs=t.epochs, initial_epoch=initial_epoch,
-            validation_data=val_ds, steps_per_epoch=t.steps_per_epoch or None,
+            validation_data=val_ds, steps_per_epoch=exp.fit_steps_per_epoch(distributed),
             validation_steps=t.validation_steps or None,
             callbacks=cbs.all, verbose=verbose,
             shuffle=False)  # the tf.data pipeline shuffles (seeded); silences a warning
