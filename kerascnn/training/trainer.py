@@ -218,6 +218,8 @@ def _test_stage(exp, run, model, verbose):
                              verbose=verbose)
     metrics = {k: float(v) for k, v in metrics.items()}
     metrics["num_examples"] = int(exp.test_source.num_examples or 0)
+    if held:  # the test examples are the training split's hold-out (holdout.json)
+        metrics["heldout_fraction"] = float(recipe.data.validation_fraction)
     run.write(rd.TEST_METRICS, metrics)
     _log(f"test top-1 error {metrics['top1_error']:.2f}% "
          f"(accuracy {100 - metrics['top1_error']:.2f}%), "

@@ -92,4 +92,5 @@ def test_train_holds_out_a_seeded_fraction(tmp_path, train_only, capsys):
     assert len(files) == 6 and all(f.startswith(os.path.join(train_only, "train")) for f in files)
     assert sorted(os.path.basename(os.path.dirname(f)) for f in files) == \
         ["blue"] * 2 + ["green"] * 2 + ["red"] * 2  # per class
-    assert json.load(open(run / "test_metrics.json"))["num_examples"] == 6
+    metrics = json.load(open(run / "test_metrics.json"))
+    assert metrics["num_examples"] == 6 and metrics["heldout_fraction"] == 0.34
