@@ -1,5 +1,10 @@
 """Image folders: ``<root>/<class>/<image>``, the layout users have on disk.
 
+A folder of splits, ``<root>/<split>/<class>/<image>`` (``train/``, ``val/``,
+``test/``...), gives split ``s`` from ``<root>/<s>``; a split it lacks is refused in
+one line naming the missing folder (:func:`resolve_split`), before any file is read.
+A folder without split folders is its class folders, one split.
+
 Listing validates every file cheaply and in parallel (size, magic bytes, and for
 JPEG/PNG the end marker that a truncated file lacks), so that bad files are skipped
 *before* training: each is named in a warning and a count closes the listing. With
@@ -213,9 +218,49 @@ def _progress(iterable, total, desc):
     return gen()
 
 
+# Sub-folder names that make a folder a folder of splits (``<root>/<split>/<class>``)
+# rather than a folder of classes.
+SPLIT_NAMES = ("train", "training", "val", "valid", "validation", "dev", "test", "testing")
+
+
+def split_folders(root):
+    """The sub-folders of ``root`` named like a split (``train``, ``val``, ``test``...)."""
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return []
+    return sorted(d for d in names
+                  if d.lower() in SPLIT_NAMES and os.path.isdir(os.path.join(root, d)))
+
+
+def resolve_split(root, split):
+    """The folder that holds ``split`` of the image folder ``root``, without reading
+    an image:
+
+    - ``<root>/<split>`` when it exists;
+    - else, when ``root`` has split folders (``train/``, ``val/``, ``test/``...): a
+      ``ValueError`` naming the missing folder (the split folders are not classes,
+      and no split silently becomes another);
+    - else ``root`` itself: a folder of class folders is one split (a caller that
+      needs two distinct splits checks that they are not both this folder)."""
+    if split:
+        split_dir = os.path.join(root, split)
+        if os.path.isdir(split_dir):
+            return split_dir
+        found = split_folders(root)
+        if found:
+            raise ValueError(
+                f"The image folder {root!r} has split folders ({', '.join(found)}) but "
+                f"no {split!r}: create {os.path.join(root, split, '<class>')}/ with that "
+                f"split's images, or ask for one of {found} (a training recipe can hold "
+                "out part of its training split instead: "
+                "--set data.validation_fraction=0.1). Received: split=" + repr(split))
+    return root
+
+
 def load(root, split="train", validate="header", channels=3):
     split_dir = os.path.join(root, split) if split else root
-    folder = split_dir if split and os.path.isdir(split_dir) else root
+    folder = resolve_split(root, split)
     paths, labels, class_names, skipped, all_jpeg, max_short = list_folder(
         folder, validate, channels)
     source = Source(

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["Source", "load_source"]
+__all__ = ["Source", "check_folder_splits", "folder_split", "hold_out", "load_source"]
 
 
 @dataclasses.dataclass
@@ -126,6 +126,23 @@ class Source:
             paths=cut(self.paths), files=None, read_files=None, skipped=[],
             boxes=cut(self.boxes))
 
+    def subset(self, indices, name: str) -> "Source":
+        """The examples ``indices`` (in that order) of an :attr:`indexed` source, as a
+        source of the same kind."""
+        if not self.indexed:
+            raise ValueError(f"{self.name}: a subset needs an indexed source (in memory "
+                             "or an image folder).")
+        idx = np.asarray(indices, np.int64).reshape(-1)
+        if self.images is not None:
+            return from_arrays(self.images[idx], self.labels[idx], self.class_names,
+                               name=name)
+        out = dataclasses.replace(
+            self, labels=self.labels[idx], paths=tuple(self.paths[i] for i in idx),
+            num_examples=len(idx), name=name, files=None, read_files=None, skipped=[])
+        out.dataset = tf.data.Dataset.range(len(idx)).map(
+            out.example_reader(), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return out
+
     def __repr__(self):
         return (
             f"Source(name={self.name!r}, num_examples={self.num_examples}, "
@@ -166,6 +183,33 @@ def from_arrays(images, labels, class_names, name="arrays") -> Source:
     )
 
 
+def hold_out(source: Source, fraction: float, seed: int):
+    """``(rest, held_out)``: a deterministic, stratified split of an indexed source:
+    from each class, ``round(fraction * n)`` examples (at least 1, never all) drawn
+    with ``numpy.random.default_rng(seed)``; both keep the source's order."""
+    if not 0.0 < float(fraction) < 1.0:
+        raise ValueError(f"`fraction` must be in (0, 1). Received: fraction={fraction!r}")
+    if not source.indexed:
+        raise ValueError(
+            f"{source.name}: holding out a fraction needs an image folder or an "
+            "in-memory source (not tfds or TFRecord shards); give the split instead.")
+    labels = np.asarray(source.labels)
+    rng = np.random.default_rng(int(seed))
+    held = []
+    for c in range(source.num_classes):
+        members = np.flatnonzero(labels == c)
+        if len(members) < 2:
+            raise ValueError(
+                f"{source.name}: class {source.class_names[c]!r} has {len(members)} "
+                "example(s); holding out a fraction needs at least 2 per class.")
+        k = min(len(members) - 1, max(1, int(round(float(fraction) * len(members)))))
+        held.append(rng.permutation(members)[:k])
+    held = np.sort(np.concatenate(held))
+    rest = np.setdiff1d(np.arange(len(labels)), held)
+    return (source.subset(rest, f"{source.name}-train"),
+            source.subset(held, f"{source.name}-heldout"))
+
+
 def check_labels(labels, num_classes, name, hint=""):
     labels = np.asarray(labels)
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
@@ -204,6 +248,39 @@ def _options(kind, kwargs):
     return {k: v for k, v in kwargs.items() if k in known}
 
 
+def folder_split(spec, split):
+    """The folder an image-folder ``spec`` reads ``split`` from, checked without
+    reading an image (a missing split folder of a folder of splits is a ValueError
+    naming it); None when ``spec`` is not an image folder. Two splits that resolve
+    to the same folder (a folder of class folders) are the same images."""
+    if not isinstance(spec, (str, os.PathLike)):
+        return None
+    spec = os.path.expanduser(os.fspath(spec))
+    if spec == "fashion_mnist" or spec.startswith(("tfds:", "tfrecord:")) \
+            or not os.path.isdir(spec):
+        return None
+    from kerascnn.data._folder import resolve_split
+
+    return resolve_split(spec, split)
+
+
+def check_folder_splits(spec, train, others, hint="") -> None:
+    """For an image-folder ``spec``, without reading an image: ValueError (one line)
+    when a split folder is missing (:func:`folder_split`), or when a split of
+    ``others`` would be the ``train`` images themselves (a folder of class folders
+    is one split). ``hint``: what else the caller offers, appended to the message."""
+    train_dir = folder_split(spec, train)
+    if train_dir is None:
+        return
+    for split in others:
+        if folder_split(spec, split) == train_dir:
+            raise ValueError(
+                f"The image folder {spec} has no split folders (its sub-folders are the "
+                f"classes), so its {split!r} split would be the training images "
+                f"themselves; put the splits in {os.path.join(spec, train)}/ and "
+                f"{os.path.join(spec, split)}/{hint}")
+
+
 def load_source(spec, split="train", *, data_dir=None, **kwargs) -> Source:
     """Loads a labelled image source.
 
@@ -212,8 +289,11 @@ def load_source(spec, split="train", *, data_dir=None, **kwargs) -> Source:
         ``"tfds:imagenet2012"``), a directory path (image folder, one sub-folder
         per class), or ``"tfrecord:<glob>"`` (ImageNet-style shards).
       split: ``"train"``, ``"test"``, ``"validation"``, or any tfds split string.
-        For an image folder the split is a sub-folder (``<dir>/<split>``) when it
-        exists, else the folder itself.
+        For an image folder the split is the sub-folder ``<dir>/<split>``; a folder
+        that has split folders (``train/``, ``val/``, ``test/``...) but not this one
+        is refused (ValueError naming the missing folder; no other split stands in
+        for it); a folder without split folders is its class folders and is the
+        split itself (:func:`folder_split`).
       data_dir: where the data lives (Fashion-MNIST IDX folder, tfds data dir).
       **kwargs: per-kind options: ``manual_dir``, ``download`` (tfds;
         ``download`` also Fashion-MNIST's tfds fallback; both are ignored by image

@@ -274,6 +274,9 @@ def run(args) -> int:
     if not 0.0 <= args.threshold <= 1.0:
         raise ValueError(f"`--threshold` must be in [0, 1]. Received: --threshold {args.threshold}")
     given_mean = None if args.mean is None else _mean(args.mean)
+    from kerascnn.data.sources import folder_split
+
+    folder_split(args.source, args.split)  # a missing split folder: before any file
     _select_strategy(args.strategy)  # before the models are built
     models = [load_for_evaluation(path, arch=args.arch, classes=args.classes) for path in paths]
     members, publisher = [], None

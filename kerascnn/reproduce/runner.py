@@ -185,7 +185,10 @@ def prepare_data(settings: Settings, output_dir, *, train_source=None, test_sour
     """Loads (or takes) the sources, the subsets and the per-pixel mean
     (``<output_dir>/mean.npy``, computed once)."""
     from kerascnn.data import load_source, stats
+    from kerascnn.data.sources import check_folder_splits
 
+    if train_source is None and test_source is None:  # before any image is read
+        check_folder_splits(settings.data, "train", ["test"])
     if train_source is None:
         train_source = load_source(settings.data, "train", data_dir=settings.data_dir)
     if test_source is None:

@@ -3,6 +3,12 @@
 - :class:`PlateauSchedule`: the papers' "divide the learning rate by 10 when the
   validation error stops improving" (``keras.callbacks.ReduceLROnPlateau``) whose
   counters survive a resume.
+
+A resume reads one consistent state, that of the epoch it resumes at: the weights,
+optimizer and learning rate of the backup (or ``last.keras``), the data position
+(``epoch x steps``), and the plateau counters and best value kept per epoch and read
+back at that epoch (a kill during the end-of-epoch writes leaves newer entries, which
+are not read).
 - :func:`epoch_schedule`: GoogLeNet's −4 % every 8 epochs, or fixed steps (ResNet
   CIFAR), as ``keras.callbacks.LearningRateScheduler``.
 - :class:`Divergence`: the one record of whether the run diverged (a non-finite loss),
@@ -67,21 +73,52 @@ def _lr(model) -> float:
 
 class PlateauSchedule(keras.callbacks.ReduceLROnPlateau):
     """``ReduceLROnPlateau`` (``factor=0.1`` on ``val_top1_error`` by default) whose
-    ``wait``/``best``/``cooldown`` counters are kept in ``state_path`` so a resumed run
-    continues the same plateau (the learning rate itself is restored with the
-    optimizer by ``BackupAndRestore``)."""
+    ``wait``/``best``/``cooldown`` counters survive a resume.
+
+    ``state_path`` keeps the counters after every epoch, one entry per epoch
+    (``{"epochs": {"<n>": state after n epochs}}``, the newest also at the top), and
+    a resumed run takes the entry of the epoch it resumes at, at its first
+    ``on_epoch_begin``: the epoch of the backup (or checkpoint) whose weights,
+    optimizer and learning rate it restores. A kill between this file's write and the
+    backup's commit leaves a newer entry, which is not read (the counters of a later
+    epoch would reduce the learning rate an epoch early); entries of epochs trained
+    again are replaced."""
 
     def __init__(self, state_path=None, monitor="val_top1_error", factor=0.1, **kwargs):
         super().__init__(monitor=monitor, factor=factor, mode="min", **kwargs)
         self.state_path = state_path
+        self._resume_pending = False
+
+    def _states(self) -> dict:
+        doc = read_json(self.state_path) if self.state_path else None
+        if not isinstance(doc, dict):
+            return {}
+        if isinstance(doc.get("epochs"), dict):
+            return {k: v for k, v in doc["epochs"].items()
+                    if str(k).isdigit() and isinstance(v, dict)}
+        if isinstance(doc.get("epoch"), int):  # one state, as written before
+            return {str(doc["epoch"]): doc}
+        return {}
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        state = read_json(self.state_path) if self.state_path else None
-        if state:
-            self.best = state["best"] if state["best"] is not None else self.best
-            self.wait = state["wait"]
-            self.cooldown_counter = state["cooldown_counter"]
+        self._resume_pending = bool(self.state_path)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        if not self._resume_pending:
+            return
+        self._resume_pending = False
+        if not epoch:
+            return
+        state = self._states().get(str(epoch))
+        if state is None:
+            _log(f"{self.state_path} holds no plateau state for epoch {epoch}: the "
+                 "plateau counters start afresh")
+            return
+        self.best = state["best"] if state.get("best") is not None else self.best
+        self.wait = int(state["wait"])
+        self.cooldown_counter = int(state["cooldown_counter"])
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
@@ -89,9 +126,11 @@ class PlateauSchedule(keras.callbacks.ReduceLROnPlateau):
             best = None if self.best is None else float(self.best)
             if best is not None and not math.isfinite(best):
                 best = None
-            write_json(self.state_path,
-                       {"epoch": epoch + 1, "best": best, "wait": int(self.wait),
-                        "cooldown_counter": int(self.cooldown_counter)})
+            state = {"best": best, "wait": int(self.wait),
+                     "cooldown_counter": int(self.cooldown_counter)}
+            states = {k: v for k, v in self._states().items() if int(k) <= epoch}
+            states[str(epoch + 1)] = state
+            write_json(self.state_path, {"epoch": epoch + 1, **state, "epochs": states})
 
 
 def epoch_schedule(name, base_lr, *, decay_rate=0.96, decay_epochs=8, boundaries=()):
@@ -283,8 +322,9 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     """Saves ``<dir>/last.keras`` every epoch and ``<dir>/best.keras`` when
     ``monitor`` improves (mode ``min``), each written elsewhere and renamed into place
     (:func:`kerascnn._io.atomic_path`), then ``<dir>/state.json`` (the epochs
-    ``last.keras`` holds, the best value). Nothing is saved once the run diverged.
-    ``last_good`` is the path of the newest complete checkpoint."""
+    ``last.keras`` holds, the best value, and the best value after each epoch: a
+    resumed run takes the one of the epoch it resumes at). Nothing is saved once the
+    run diverged. ``last_good`` is the path of the newest complete checkpoint."""
 
     def __init__(self, directory, monitor="val_top1_error", save_best=True,
                  divergence: Divergence | None = None):
@@ -309,11 +349,28 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         os.makedirs(self.directory, exist_ok=True)
-        state = read_json(self.state_path)
-        if state:
-            self.best = state.get("best", math.inf) if state.get("best") is not None else math.inf
+        self.best = math.inf
+        self._resume_pending = True
         if os.path.exists(self.last_path):
             self.last_good = self.last_path
+
+    def _bests(self) -> dict:
+        state = read_json(self.state_path)
+        if not isinstance(state, dict):
+            return {}
+        if isinstance(state.get("best_by_epoch"), dict):
+            return {k: v for k, v in state["best_by_epoch"].items() if str(k).isdigit()}
+        if isinstance(state.get("epoch"), int):  # one value, as written before
+            return {str(state["epoch"]): state.get("best")}
+        return {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # The best value after the epoch the run resumes at (that of its backup), not
+        # a later one that a kill left behind.
+        if getattr(self, "_resume_pending", False):
+            self._resume_pending = False
+            best = self._bests().get(str(epoch)) if epoch else None
+            self.best = float(best) if best is not None else math.inf
 
     def _save(self, path):
         with atomic_path(path, suffix=".keras") as tmp:
@@ -329,9 +386,11 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         if self.save_best and current is not None and float(current) < self.best:
             self.best = float(current)
             self._save(self.best_path)
-        write_json(self.state_path,
-                   {"epoch": epoch + 1, "best": None if math.isinf(self.best) else self.best,
-                    "monitor": self.monitor})
+        best = None if math.isinf(self.best) else self.best
+        bests = {k: v for k, v in self._bests().items() if int(k) <= epoch}
+        bests[str(epoch + 1)] = best
+        write_json(self.state_path, {"epoch": epoch + 1, "best": best,
+                                     "monitor": self.monitor, "best_by_epoch": bests})
 
 
 class NaNGuard(keras.callbacks.Callback):

@@ -28,6 +28,7 @@ __all__ = [
     "build_callbacks",
     "build_model",
     "check_paths",
+    "check_splits",
     "resolve_mean",
     "run_preprocessing",
 ]
@@ -44,13 +45,16 @@ def _log(msg):
 # -- checks before any data is read ---------------------------------------------------
 def check_paths(recipe: Recipe, *, data_dir=None, init_from=None, export_dir=None,
                 export=True) -> None:
-    """Refuses, before the first image is read, what would fail after the training:
-    a data folder that does not exist, a missing warm-start file, an export folder
-    that cannot be written (tried by writing a file there)."""
+    """Refuses, before the first image is read, what would fail after the training
+    or give wrong numbers: a data folder that does not exist, an image folder
+    without a split the recipe asks for (:func:`check_splits`), a missing
+    warm-start file, an export folder that cannot be written (tried by writing a
+    file there)."""
     for flag, value in (("--data-dir", data_dir), ("data.data_dir", recipe.data.data_dir)):
         if value and not os.path.isdir(os.path.expanduser(value)):
             raise SetupError(f"{flag} {value} does not exist; give the folder that holds "
                              "the data (or leave it out to use the default).")
+    check_splits(recipe)
     init = init_from or recipe.training.init_from
     if init and not os.path.isfile(os.path.expanduser(init)):
         raise SetupError(f"--init-from {init}: no such file; give a trained .keras file.")
@@ -98,12 +102,30 @@ class Experiment:
         from kerascnn.data import train_dataset
 
         r = self.recipe
-        return train_dataset(self.train_source, self.policy, batch_size=self.global_batch,
-                             seed=r.training.seed, preprocessing=self.preprocessing,
-                             pca=self.pca, input_context=input_context,
-                             cache=r.data.cache,
-                             shuffle_buffer=r.data.shuffle_buffer or None,
-                             repeat=self.repeat, start_step=start_step)
+        ds = train_dataset(self.train_source, self.policy, batch_size=self.global_batch,
+                           seed=r.training.seed, preprocessing=self.preprocessing,
+                           pca=self.pca, input_context=input_context,
+                           cache=r.data.cache,
+                           shuffle_buffer=r.data.shuffle_buffer or None,
+                           repeat=self.repeat, start_step=start_step)
+        if self.repeat or not self.steps_per_epoch:
+            return ds
+        ds = _exact_steps(ds, self.steps_per_epoch, input_context)
+        if input_context is not None:
+            # tf.distribute reports the per-worker cardinality (per-replica batches)
+            # to Keras as the steps: distributed, the passes follow one another and
+            # fit is given the steps (fit_steps_per_epoch), one pass per epoch.
+            ds = ds.repeat()
+        return ds
+
+    def fit_steps_per_epoch(self, distributed: bool):
+        """``steps_per_epoch`` for ``fit``: the recipe's (repeating data), the steps
+        of one pass when the input is distributed (:meth:`train_dataset` repeats its
+        passes there), else None (the data declare their size)."""
+        steps = self.recipe.training.steps_per_epoch
+        if steps or not distributed:
+            return steps or None
+        return self.steps_per_epoch or None
 
     def eval_dataset(self, source):
         import tensorflow as tf
@@ -118,11 +140,35 @@ class Experiment:
         return ds.with_options(options)
 
 
+def _exact_steps(ds, steps, input_context=None):
+    """A one-pass training dataset of exactly ``steps`` batches per iteration, with
+    that cardinality declared.
+
+    Keras 3.15 fits a dataset of unknown size (the pass is a generator, and bad files
+    are dropped by ``ignore_errors``) until it runs out, and with a static batch
+    dimension (``drop_remainder``) it then runs one empty step whose batch still counts
+    in every metric: a 3-class folder reported a training top-5 error of 12.5-25 %
+    ("Your input ran out of data"). With the number of steps declared Keras stops at
+    the last real batch. A pass one batch short (an image that fails to decode) is
+    completed with the first batches of the next pass, so the declared size holds;
+    that second iterator is only made when it is needed (``take`` stops first)."""
+    import tensorflow as tf
+
+    per_pipeline = steps
+    if input_context is not None:  # each pipeline gives its replicas' batches
+        per_pipeline = steps * max(1, input_context.num_replicas_in_sync
+                                   // input_context.num_input_pipelines)
+    return ds.concatenate(ds).take(per_pipeline).apply(
+        tf.data.experimental.assert_cardinality(per_pipeline))
+
+
 def assemble(recipe: Recipe, run_dir: str, *, replicas=1, data_dir=None) -> Experiment:
     """Sources, mean, PCA, policy and the run's preprocessing, resolved once."""
     from kerascnn.data import get_policy
 
     train, val, test = load_sources(recipe, data_dir)
+    if recipe.data.validation_fraction:
+        _record_holdout(recipe, train, val, run_dir)
     mean = resolve_mean(recipe, train, run_dir)
     pca = None
     if recipe.data.pca == "compute" and train.channels == 3:
@@ -161,11 +207,39 @@ def _split_validation(source, n):
     return train, val
 
 
+def _evaluated_splits(d):
+    """The validation and test splits that are read from the source (not held out)."""
+    out = []
+    if d.validation_split and not (d.validation_fraction or d.validation_from_train):
+        out.append(d.validation_split)
+    if d.test_split and not (d.validation_fraction and d.test_split == d.validation_split):
+        out.append(d.test_split)
+    return out
+
+
+def check_splits(recipe: Recipe) -> None:
+    """For an image-folder source, without reading an image: every split the recipe
+    reads has its folder (``<source>/<split>``), and no validation or test split is
+    the training images themselves (a folder of class folders is one split: its
+    validation needs ``data.validation_fraction``)."""
+    from kerascnn.data.sources import check_folder_splits
+
+    d = recipe.data
+    try:
+        check_folder_splits(d.source, d.train_split,
+                            _evaluated_splits(d),
+                            hint=", or hold out part of the training images: --set "
+                                 "data.validation_fraction=0.1")
+    except ValueError as err:
+        raise SetupError(str(err)) from None
+
+
 def load_sources(recipe: Recipe, data_dir=None):
     """``(train, validation or None, test or None)`` sources of the recipe."""
     from kerascnn.data import load_source
 
     d = recipe.data
+    check_splits(recipe)
     kwargs = {}
     if d.manual_dir:
         kwargs["manual_dir"] = os.path.expanduser(d.manual_dir)
@@ -178,10 +252,40 @@ def load_sources(recipe: Recipe, data_dir=None):
     val = None
     if d.validation_from_train:
         train, val = _split_validation(train, d.validation_from_train)
+    elif d.validation_fraction:
+        from kerascnn.data.sources import hold_out
+
+        try:
+            train, val = hold_out(train, d.validation_fraction, recipe.training.seed)
+        except ValueError as err:
+            raise SetupError(f"data.validation_fraction: {err}") from None
+        _log(f"data.validation_fraction = {d.validation_fraction:g}: the validation split "
+             f"is {val.num_examples} of the {val.num_examples + train.num_examples} "
+             f"training examples of {d.source}, held out per class with seed "
+             f"{recipe.training.seed}; training uses the other {train.num_examples}")
     elif d.validation_split:
         val = load(d.validation_split)
-    test = load(d.test_split) if d.test_split else None
+    if d.test_split and d.validation_fraction and d.test_split == d.validation_split:
+        test = val
+    else:
+        test = load(d.test_split) if d.test_split else None
     return train, val, test
+
+
+def _record_holdout(recipe: Recipe, train, val, run_dir: str) -> None:
+    """``<run>/holdout.json``: what data.validation_fraction held out (the files of
+    an image folder), so the split can be checked and repeated."""
+    from kerascnn._io import write_json
+
+    d = recipe.data
+    write_json(os.path.join(run_dir, "holdout.json"), {
+        "source": d.source, "split": d.train_split,
+        "validation_fraction": d.validation_fraction, "seed": recipe.training.seed,
+        "train_examples": train.num_examples, "heldout_examples": val.num_examples,
+        "used_as": ["validation"] + (["test"] if d.test_split
+                                      and d.test_split == d.validation_split else []),
+        "heldout_files": list(val.paths) if val.paths is not None else None,
+    })
 
 
 def resolve_mean(recipe: Recipe, source, run_dir: str):

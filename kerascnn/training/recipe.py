@@ -87,6 +87,12 @@ class DataConfig:
     train_split / validation_split / test_split: split names; an empty
       ``validation_split`` with ``validation_from_train > 0`` holds out the last
       ``validation_from_train`` training examples (in-memory sources) instead.
+      ``validation_fraction`` in (0, 1): the validation split is that fraction of
+      the training split, held out per class with ``training.seed`` (image folders,
+      in-memory sources; logged, and listed in the run's ``holdout.json``), and a
+      ``test_split`` equal to ``validation_split`` is that hold-out too. An image
+      folder without the requested split folder is refused, never replaced by
+      another split (``kerascnn.data.load_source``).
     policy / policy_options: ``kerascnn.data.get_policy(policy, **policy_options)``.
     image_size: network input side; eval_resize: shorter side before the centre crop
       at evaluation (0: none); eval_pad: zero padding at evaluation (e.g. 2 pixels to
@@ -104,6 +110,7 @@ class DataConfig:
     validation_split: str = "validation"
     test_split: str = ""
     validation_from_train: int = 0
+    validation_fraction: float = 0.0
     data_dir: str = ""
     manual_dir: str = ""
     policy_options: dict = dataclasses.field(default_factory=dict)
@@ -242,7 +249,8 @@ _NON_NEGATIVE = {("training", "steps_per_epoch"), ("training", "validation_steps
                  ("optimizer", "weight_decay"), ("schedule", "patience"),
                  ("schedule", "min_delta"), ("schedule", "cooldown"), ("schedule", "min_lr")}
 # [low, high) ranges
-_BELOW_ONE = {("optimizer", "momentum"): 0.0, ("optimizer", "ema"): 0.0}
+_BELOW_ONE = {("optimizer", "momentum"): 0.0, ("optimizer", "ema"): 0.0,
+              ("data", "validation_fraction"): 0.0}
 _MONITORS = tuple(p + m for p in ("val_", "") for m in ("top1_error", "top5_error", "loss"))
 # builder arguments that the trainer sets from the data
 _MODEL_ARGS_FROM_DATA = ("include_top", "input_tensor", "input_shape", "classes")
@@ -352,6 +360,11 @@ def _check(recipe: Recipe, where: str) -> None:
             or list(s.boundaries) != sorted(set(s.boundaries)):
         raise RecipeError(f"{where}: 'schedule.boundaries' must be increasing epochs > 0. "
                           f"Received: schedule.boundaries={s.boundaries!r}")
+    if recipe.data.validation_fraction and recipe.data.validation_from_train:
+        raise RecipeError(
+            f"{where}: set 'data.validation_fraction' or 'data.validation_from_train', "
+            f"not both. Received: data.validation_fraction="
+            f"{recipe.data.validation_fraction!r}")
     _check_model(recipe.model, where)
     _check_weights(recipe, where)
     _check_policy(recipe.data, where)

@@ -19,9 +19,11 @@ The run directory (default ``runs/<recipe>/``) holds::
     run.lock          the PID of the process that owns the run (while it runs)
     recipe.json       the resolved recipe (after overrides)
     mean.npy          the computed mean (data.mean = "rgb" / "per_pixel")
+    holdout.json      what data.validation_fraction held out of the training split
     preprocessing.json the evaluation / serving preprocessing and the class names
     backup/           the resumable state of the last epoch (removed once trained)
-    checkpoints/      last.keras, best.keras, state.json
+    checkpoints/      last.keras, best.keras, state.json (best value per epoch)
+    plateau_state.json the plateau schedule's counters after each epoch
     history.csv       one row per epoch (continuous across resumes)
     curves.png        loss and top-1 error, learning-rate drops marked
     logs/             TensorBoard
@@ -43,6 +45,7 @@ import dataclasses
 import os
 import shutil
 import time
+import warnings
 
 from kerascnn.training import run_dir as rd
 from kerascnn.training.recipe import Recipe
@@ -160,18 +163,24 @@ def _train_stage(exp, run, strategy, stage, init_from, verbose):
     def make_train(ctx=None):
         return exp.train_dataset(start_step=start_step, input_context=ctx)
 
-    if strategy.num_replicas_in_sync > 1 or _tf_config_multi():
+    distributed = strategy.num_replicas_in_sync > 1 or _tf_config_multi()
+    if distributed:
         train_ds = strategy.distribute_datasets_from_function(make_train)
     else:
         train_ds = make_train()
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         _build_for_multi_worker(model, strategy, make_train)
-    history = model.fit(
-        train_ds, epochs=t.epochs, initial_epoch=initial_epoch, validation_data=val_ds,
-        steps_per_epoch=t.steps_per_epoch or None,
-        validation_steps=t.validation_steps or None,
-        callbacks=cbs.all + evaluation_callbacks(), verbose=verbose,
-        shuffle=False)  # the tf.data pipeline shuffles (seeded); silences Keras' warning
+    with warnings.catch_warnings():
+        # The training data declare their steps (experiment._exact_steps); Keras 3.15
+        # says "ran out of data" at the end of the first validation pass, whose size
+        # it cannot know (an unreadable image is dropped), though nothing is wrong.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        history = model.fit(
+            train_ds, epochs=t.epochs, initial_epoch=initial_epoch,
+            validation_data=val_ds, steps_per_epoch=exp.fit_steps_per_epoch(distributed),
+            validation_steps=t.validation_steps or None,
+            callbacks=cbs.all + evaluation_callbacks(), verbose=verbose,
+            shuffle=False)  # the tf.data pipeline shuffles (seeded); silences a warning
     if cbs.guard.diverged:
         return history.history, model, cbs.checkpoint, cbs.guard.message
     run.write(rd.TRAINED, {"epochs": t.epochs, "checkpoint": cbs.checkpoint.last_path})
@@ -207,13 +216,17 @@ def _test_stage(exp, run, model, verbose):
     if done is not None:
         _log(f"the test split was evaluated before ({rd.TEST_METRICS})")
         return done
-    _log(f"evaluating on the {recipe.data.test_split} split of {recipe.data.source}")
     from kerascnn.training.strategy import evaluation_callbacks
 
+    held = " (held out of the training split: holdout.json)" \
+        if exp.test_source is exp.val_source and recipe.data.validation_fraction else ""
+    _log(f"evaluating on the {recipe.data.test_split} split of {recipe.data.source}{held}")
     metrics = model.evaluate(exp.eval_dataset(exp.test_source), return_dict=True,
                              verbose=verbose, callbacks=evaluation_callbacks())
     metrics = {k: float(v) for k, v in metrics.items()}
     metrics["num_examples"] = int(exp.test_source.num_examples or 0)
+    if held:  # the test examples are the training split's hold-out (holdout.json)
+        metrics["heldout_fraction"] = float(recipe.data.validation_fraction)
     run.write(rd.TEST_METRICS, metrics)
     _log(f"test top-1 error {metrics['top1_error']:.2f}% "
          f"(accuracy {100 - metrics['top1_error']:.2f}%), "

@@ -1,5 +1,6 @@
 import gzip
 import logging
+import os
 import struct
 
 import numpy as np
@@ -109,6 +110,66 @@ def test_image_folder_split_subdir(image_folder, tmp_path):
     (tmp_path / "ds").mkdir()
     image_folder.rename(tmp_path / "ds" / "train")
     assert load_source(str(tmp_path / "ds"), split="train").num_examples == 12
+
+
+def test_missing_split_folder_is_refused_before_listing(image_folder, tmp_path,
+                                                       monkeypatch):
+    """Issue 17 item 1: ``imgs/train/{cat,dog,eel}`` asked for ``val`` is refused in
+    one line naming the missing folder; it never lists ``imgs`` itself (the split
+    folders as classes, every training image as validation)."""
+    from kerascnn.data import _folder
+    from kerascnn.data.sources import folder_split
+
+    root = tmp_path / "imgs"
+    root.mkdir()
+    image_folder.rename(root / "train")
+    listed = []
+    real = _folder.list_folder
+    monkeypatch.setattr(_folder, "list_folder",
+                        lambda folder, *a, **k: listed.append(folder) or real(folder, *a, **k))
+    for split in ("val", "test", "validation"):
+        with pytest.raises(ValueError) as err:
+            load_source(str(root), split=split)
+        message = str(err.value)
+        assert "\n" not in message
+        assert os.path.join(str(root), split) in message and "train" in message
+        with pytest.raises(ValueError):
+            folder_split(str(root), split)
+    assert listed == []  # refused before any file was read
+    src = load_source(str(root), split="train")
+    assert src.class_names == ["cat", "dog", "eel"] and src.num_examples == 12
+    assert src.split == "train"
+    assert folder_split(str(root), "train") == os.path.join(str(root), "train")
+
+
+def test_folder_of_class_folders_is_one_split(image_folder):
+    src = load_source(str(image_folder), split="train")
+    assert src.class_names == ["cat", "dog", "eel"] and src.split is None
+    from kerascnn.data.sources import folder_split
+
+    assert folder_split(str(image_folder), "val") == str(image_folder)
+    assert folder_split("fashion_mnist", "val") is None
+
+
+def test_hold_out_is_seeded_stratified_and_disjoint(image_folder):
+    from kerascnn.data.sources import hold_out
+
+    src = load_source(str(image_folder))
+    rest, held = hold_out(src, 0.25, seed=3)
+    assert (rest.num_examples, held.num_examples) == (9, 3)
+    assert sorted(held.labels.tolist()) == [0, 1, 2]  # one per class
+    assert not set(rest.paths) & set(held.paths)
+    assert sorted(rest.paths + held.paths) == sorted(src.paths)
+    again = hold_out(src, 0.25, seed=3)[1]
+    assert again.paths == held.paths
+    other = {hold_out(src, 0.25, seed=s)[1].paths for s in range(8)}
+    assert len(other) > 1  # the seed chooses
+    items = list(held.dataset.as_numpy_iterator())
+    assert [int(y) for _, y in items] == held.labels.tolist()
+    with open(held.paths[0], "rb") as f:
+        assert items[0][0] == f.read()
+    with pytest.raises(ValueError, match="fraction"):
+        hold_out(src, 1.0, seed=0)
 
 
 def test_bad_files_skipped_with_warnings(image_folder, rng, caplog):

@@ -73,7 +73,42 @@ def test_plateau_state_survives_restart(tmp_path):
     plateau = cb.PlateauSchedule(path, patience=3)
     plateau.set_model(_model())
     plateau.on_train_begin()
+    plateau.on_epoch_begin(4)  # resumed after 4 epochs
     assert (plateau.best, plateau.wait, plateau.cooldown_counter) == (12.5, 2, 1)
+
+
+def test_resume_reads_the_counters_of_the_epoch_it_resumes_at(tmp_path):
+    """Issue 17 item 3: the plateau counters and the checkpoint's best value were
+    written for epoch 4, then the run was killed while epoch 4's backup was written;
+    it resumes at epoch 3 (the backup's) with the counters and best of epoch 3."""
+    model = _model()
+    plateau = cb.PlateauSchedule(str(tmp_path / "p.json"), monitor="val_loss", patience=2)
+    ckpt = cb.AtomicCheckpoint(str(tmp_path / "ckpt"), monitor="val_loss")
+    for c in (plateau, ckpt):
+        c.set_model(model)
+        c.on_train_begin()
+    for epoch, val in enumerate([5.0, 4.0, 4.5, 3.0]):  # epochs 1-4
+        for c in (plateau, ckpt):
+            c.on_epoch_begin(epoch)
+            c.on_epoch_end(epoch, {"val_loss": val, "loss": 1.0})
+    assert (plateau.best, plateau.wait, ckpt.best) == (3.0, 0, 3.0)
+    # a new process resuming from the backup of epoch 3
+    plateau = cb.PlateauSchedule(str(tmp_path / "p.json"), monitor="val_loss", patience=2)
+    ckpt = cb.AtomicCheckpoint(str(tmp_path / "ckpt"), monitor="val_loss")
+    for c in (plateau, ckpt):
+        c.set_model(model)
+        c.on_train_begin()
+        c.on_epoch_begin(3)
+    assert (plateau.best, plateau.wait, plateau.cooldown_counter) == (4.0, 1, 0)
+    assert ckpt.best == 4.0
+    # epoch 4 trained again: its entry replaced, the later ones dropped
+    plateau.on_epoch_end(3, {"val_loss": 3.5})
+    ckpt.on_epoch_end(3, {"val_loss": 3.5, "loss": 1.0})
+    state = json.load(open(tmp_path / "p.json"))
+    assert sorted(state["epochs"], key=int) == ["1", "2", "3", "4"]
+    assert state["epochs"]["4"]["best"] == 3.5 and state["epoch"] == 4
+    assert json.load(open(tmp_path / "ckpt" / "state.json"))["best_by_epoch"] == {
+        "1": 5.0, "2": 4.0, "3": 4.0, "4": 3.5}
 
 
 def test_history_csv_drops_rows_trained_again(tmp_path):

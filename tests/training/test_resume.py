@@ -26,7 +26,7 @@ from tinyrun import TINY, make_folder
 pytestmark = pytest.mark.tf_only  # tf.data / SavedModel
 
 IN_CREATE, IN_MOVED_TO = 0x100, 0x80
-RECIPE = dict(epochs=3, steps=2, batch=4)
+RECIPE = dict(epochs=4, steps=2, batch=4)
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 TIMEOUT = 400
 
@@ -283,3 +283,41 @@ def test_one_pass_epochs_resume_on_the_same_batches(setup, tmp_path):
     assert "Epoch 2/2" in second.stdout and "Epoch 1/2" not in second.stdout
     for got, want in zip(_final(run), _final(ref)):
         assert got == pytest.approx(want, rel=1e-4, abs=1e-4)
+
+
+def test_kill_during_the_epoch_end_backup_resumes_one_consistent_state(setup, reference,
+                                                                       tmp_path):
+    """Issue 17 item 3: killed while epoch 3's backup is written (the plateau's
+    counters and the checkpoint's best value of epoch 3 are on disk, the backup still
+    holds epoch 2), the run resumes at epoch 3 with the counters of epoch 2: its
+    history (learning rates included) is the uninterrupted run's, row for row. Epoch 3
+    improves on the best validation error (checked on the reference), so the counters
+    of epoch 3 would count its replay as a plateau and divide the learning rate of
+    epoch 4 by 10."""
+    root, recipe = setup
+    want = _rows(reference[1])
+    errors = [float(r["val_top1_error"]) for r in want]
+    assert errors[2] < min(errors[:2])  # what makes the counters of epoch 3 differ
+    run, export_dir = str(tmp_path / "run"), str(tmp_path / "sm")
+    cmd = _cmd(recipe, run, export_dir)
+    seen = []
+
+    def third_backup_write(name):
+        if name.startswith(".tmp-") and name.endswith(".weights.h5"):
+            seen.append(name)
+        return len(seen) == 3
+
+    _kill_when(cmd, str(tmp_path), os.path.join(run, "backup"), third_backup_write)
+    meta = json.load(open(os.path.join(run, "backup", "training_metadata.json")))
+    assert meta["epoch"] == 2  # the backup of epoch 2; epoch 3's was being written
+    assert [int(r["epoch"]) for r in _rows(run)] == [0, 1, 2]  # epoch 3 had ended
+    assert json.load(open(os.path.join(run, "plateau_state.json")))["epoch"] == 3
+    second = _run(cmd, str(tmp_path))
+    epochs = [line for line in second.stdout.splitlines() if line.startswith("Epoch ")]
+    assert epochs[0].startswith(f"Epoch 3/{RECIPE['epochs']}"), epochs[:2]
+    got = _rows(run)
+    assert [sorted(r) for r in got] == [sorted(r) for r in want]
+    for g, w in zip(got, want):
+        assert {k: float(v) for k, v in g.items()} == pytest.approx(
+            {k: float(v) for k, v in w.items()}, rel=1e-4, abs=1e-4), (got, want)
+    _same_as_reference(run, reference[0])
