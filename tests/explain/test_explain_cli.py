@@ -73,7 +73,7 @@ def test_explain_writes_overlays_maps_and_json(run, tmp_path, capsys):
         # map is 0 outside it (the crop's place computed here from the resize arithmetic)
         long_axis = int(w > h)
         short, long_ = min(h, w), max(h, w)
-        resized = round(long_ * 16 / short)
+        resized = long_ * 16 // short  # the longer side truncated (torchvision's rule)
         offset = (resized - 16) // 2
         lo, hi = offset * long_ / resized, (offset + 16) * long_ / resized
         along = np.moveaxis(heat, long_axis, 0)
