@@ -14,13 +14,15 @@ pytestmark = pytest.mark.tf_only
 
 
 def test_explain_notebook_runs(tmp_path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
+    import ipykernel  # noqa: F401  (dev dependencies: ./dev installs them)
+    import nbclient
+    import nbformat
+
     from kerascnn.data._fashion_mnist import load_arrays
 
-    if load_arrays("test") is None:
-        pytest.skip("Fashion-MNIST is not installed (dataset-fashion-mnist)")
+    # ./dev installs Debian's dataset-fashion-mnist; without it the notebook cannot run
+    assert load_arrays("test") is not None, \
+        "Fashion-MNIST is not installed: run ./dev once (it installs dataset-fashion-mnist)"
     # a kernel spec of this very interpreter, so that the notebook runs in the
     # environment under test (not whatever `python3` kernel the machine has)
     spec = tmp_path / "jupyter" / "kernels" / "kerascnn-test"
