@@ -29,7 +29,7 @@ import time
 import numpy as np
 import pytest
 
-from tinyrun import TINY, make_folder
+from tinyrun import TINY, kill_when, make_folder
 
 pytestmark = pytest.mark.jax
 pytest.importorskip("jax")
@@ -78,17 +78,10 @@ def jax_run(tmp_path_factory):
     cmd = ["train", str(recipe), "--output-dir", run, "--export-dir", export_dir, "--verbose", "2"]
     # First attempt: KERAS_BACKEND=jax, killed when epoch 1's backup is committed.
     marker = os.path.join(run, "backup", "training_metadata.json")
-    with open(root / "killed.log", "w") as log:
-        proc = subprocess.Popen(_cli(*cmd), cwd=root, env=_env("jax"), stdout=log,
-                                stderr=subprocess.STDOUT)
-        deadline = time.time() + TIMEOUT
-        while not os.path.exists(marker) and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.05)
-        proc.kill()
-        proc.wait(timeout=60)
-    first_log = (root / "killed.log").read_text()
+    returncode, first_log = kill_when(_cli(*cmd), root, _env("jax"), marker,
+                                      root / "killed.log", TIMEOUT)
     assert os.path.exists(marker), first_log[-3000:]
-    assert proc.returncode == -9, first_log[-3000:]
+    assert returncode == -9, first_log[-3000:]
     assert json.load(open(marker))["epoch"] == 1
     assert not os.path.exists(os.path.join(run, "trained.json"))
     # Second: the same command with --backend jax (no KERAS_BACKEND) resumes.

@@ -23,13 +23,12 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 import zipfile
 
 import numpy as np
 import pytest
 
-from tinyrun import COLOURS, TINY, make_folder
+from tinyrun import COLOURS, TINY, kill_when, make_folder
 
 pytestmark = pytest.mark.jax
 pytest.importorskip("jax")
@@ -195,17 +194,10 @@ def mirrored_run(tmp_path_factory):
     cmd = _cli("--backend", "jax", "train", recipe, "--strategy", "mirrored",
                "--output-dir", run, "--export-dir", export_dir, "--verbose", "2")
     marker = os.path.join(run, "backup", "training_metadata.json")
-    with open(root / "killed.log", "w") as log:
-        proc = subprocess.Popen(cmd, cwd=root, env=_env(None, **TWO_DEVICES), stdout=log,
-                                stderr=subprocess.STDOUT)
-        deadline = time.time() + TIMEOUT
-        while not os.path.exists(marker) and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.05)
-        proc.kill()
-        proc.wait(timeout=60)
-    first = (root / "killed.log").read_text()
+    returncode, first = kill_when(cmd, root, _env(None, **TWO_DEVICES), marker,
+                                  root / "killed.log", TIMEOUT)
     assert os.path.exists(marker), first[-3000:]
-    assert proc.returncode == -9, first[-3000:]
+    assert returncode == -9, first[-3000:]
     assert not os.path.exists(os.path.join(run, "trained.json"))
     second = _run(cmd, str(root), _env(None, **TWO_DEVICES))
     return dict(root=str(root), folder=folder, run=run, export_dir=export_dir, first=first,

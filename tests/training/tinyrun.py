@@ -50,3 +50,20 @@ steps_per_epoch = {steps}
 seed = 0
 jit_compile = "false"
 """
+
+
+def kill_when(cmd, cwd, env, marker, log_path, timeout):
+    """Runs ``cmd`` until the file ``marker`` appears (or it ends, or ``timeout`` s
+    pass), then SIGKILLs it: ``(returncode, what it printed)``."""
+    import subprocess
+    import time
+
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while not os.path.exists(marker) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait(timeout=60)
+    with open(log_path) as log:
+        return proc.returncode, log.read()
