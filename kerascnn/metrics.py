@@ -1,6 +1,6 @@
 """Top-k error (and accuracy), the papers' measure, with one rule for ties.
 
-The papers report error = 100 - accuracy, in % (``../shared/PAPERS.md``); top-5 counts
+The papers report error = 100 - accuracy, in %; top-5 counts
 an image as correct when its label is among the five highest posteriors. "Among the
 five highest" needs a rule for ties, and this module is the one place that has it:
 ties are broken as ``tf.math.top_k`` breaks them (the lower class id ranks first), so

@@ -1,5 +1,5 @@
 """kerascnn._io: a reader never sees half a file, and a killed writer's temporaries
-do not stay behind (issue 13, item 2)."""
+do not stay behind."""
 
 import os
 import signal

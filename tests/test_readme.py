@@ -1,4 +1,4 @@
-"""Every command and every Python block of README.md runs (issue 13, item 10).
+"""Every command and every Python block of README.md runs.
 
 The README's ```bash and ```python blocks are read from the file at collection time;
 each shell command (``\\``-continued lines joined) and each Python block is one step,

@@ -29,7 +29,7 @@ def test_one_registered_class_for_training_and_evaluation():
 
 
 def test_saturated_wrong_one_hot_top5_error_is_50_percent():
-    """Issue 13 item 7: a one-hot on class 0 for labels 3 and 7 of 10 classes. With
+    """A one-hot on class 0 for labels 3 and 7 of 10 classes. With
     ties broken as top_k, label 3 ranks 4th (0, 1, 2 ahead), label 7 8th: top-5 error
     50 %. Keras' top-k accuracy counts every tied zero as a hit (error 0)."""
     from kerascnn.training.metrics import default_metrics

@@ -1,6 +1,6 @@
 """``fashion_mnist_boxes``: an offline localization task whose boxes are known.
 
-Nothing here has ImageNet's boxes, so this source makes a task with them (issue 19): each
+Nothing here has ImageNet's boxes, so this source makes a task with them (for weakly supervised localization): each
 Fashion-MNIST item (Xiao, Rasul & Vollgraf 2017) is scaled to a random side of
 ``scale = (20, 44)`` pixels (its 28x28 frame, aspect kept, bilinear) and placed at a random
 position on a ``canvas = 64`` pixel square gray canvas with a textured background (smooth

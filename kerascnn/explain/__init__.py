@@ -1,4 +1,4 @@
-"""kerascnn.explain: what the network sees (issue 19).
+"""kerascnn.explain: what the network sees, and where it finds the object.
 
 - :func:`grad_cam` (Selvaraju et al., ICCV 2017), :func:`class_activation_map` (Zhou
   et al., CVPR 2016) and :func:`score_map` (VGG's dense evaluation): a heatmap per image

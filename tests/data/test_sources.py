@@ -114,7 +114,7 @@ def test_image_folder_split_subdir(image_folder, tmp_path):
 
 def test_missing_split_folder_is_refused_before_listing(image_folder, tmp_path,
                                                        monkeypatch):
-    """Issue 17 item 1: ``imgs/train/{cat,dog,eel}`` asked for ``val`` is refused in
+    """``imgs/train/{cat,dog,eel}`` asked for ``val`` is refused in
     one line naming the missing folder; it never lists ``imgs`` itself (the split
     folders as classes, every training image as validation)."""
     from kerascnn.data import _folder

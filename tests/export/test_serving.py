@@ -1,4 +1,4 @@
-"""What a TF Serving client gets (issue 13, items 6, 8, 9): an export made under
+"""What a TF Serving client gets: an export made under
 umask 022 is readable by others (0755 folders, 0644 files, ``models.config`` too);
 in a TensorFlow-only process, images sent 2x and 10x larger (PNG) get the
 probabilities of the network on those images downscaled to its input with

@@ -78,7 +78,7 @@ def test_plateau_state_survives_restart(tmp_path):
 
 
 def test_resume_reads_the_counters_of_the_epoch_it_resumes_at(tmp_path):
-    """Issue 17 item 3: the plateau counters and the checkpoint's best value were
+    """The plateau counters and the checkpoint's best value were
     written for epoch 4, then the run was killed while epoch 4's backup was written;
     it resumes at epoch 3 (the backup's) with the counters and best of epoch 3."""
     model = _model()
@@ -216,7 +216,7 @@ def test_backup_is_written_elsewhere_then_committed(tmp_path):
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "no_metadata"])
 def test_unreadable_backup_falls_back_to_the_last_checkpoint(tmp_path, capsys, damage):
-    """Issue 13 item 2: a truncated backup (a kill or a full disk under Keras' own
+    """A truncated backup (a kill or a full disk under Keras' own
     in-place write) no longer blocks every later run."""
     model, ckpt = _two_epochs_with_backup(tmp_path)
     folder = tmp_path / "backup"

@@ -1,4 +1,4 @@
-"""Issue 20: data parallelism under KERAS_BACKEND=jax with Keras' own
+"""Data parallelism under KERAS_BACKEND=jax with Keras' own
 ``keras.distribution.DataParallel`` (kerascnn.training.strategy), on two host devices
 (``XLA_FLAGS=--xla_force_host_platform_device_count=2``) and two local processes.
 

@@ -1,4 +1,4 @@
-"""Issue 17 item 1 through the commands: an image folder without the split a command
+"""Through the commands: an image folder without the split a command
 asks for is refused in one line naming the missing folder, before a run folder is
 made or an image is read (it used to become its own validation and test set, with
 the split folders as classes); ``data.validation_fraction`` holds out a seeded,

@@ -1,4 +1,4 @@
-"""Issue 17 item 2: every metric of a run on an image folder is over its real
+"""Every metric of a run on an image folder is over its real
 examples. Keras 3.15 fitted a one-pass dataset of unknown size until it ran out and
 counted one more, empty, batch of the static batch size: on 3 classes the training
 top-5 error (0 by definition: every label is among 5 of 3 classes) read 25 %."""

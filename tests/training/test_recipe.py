@@ -1,5 +1,5 @@
 """Recipes: every file parses strictly and carries the papers' hyper-parameters
-(values typed here from ../shared/PAPERS.md, not read back from the TOML files)."""
+(values typed here from the papers, not read back from the TOML files)."""
 
 import re
 
@@ -17,7 +17,7 @@ ALL = [
     # beyond the issue's list: the rest of the registry's CIFAR plain nets
     "plain32_cifar10", "plain44_cifar10", "plain110_cifar10",
     "finetune_folder",  # fine-tuning a pretrained network on an image folder
-    "fashion_mnist_boxes_cam",  # weakly supervised localization (issue 19)
+    "fashion_mnist_boxes_cam",  # weakly supervised localization
 ]
 
 # (batch, lr, momentum, weight decay) per PAPERS.md

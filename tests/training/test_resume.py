@@ -1,4 +1,4 @@
-"""Nothing lost (issue 13 items 1-5, 8): a run killed at any stage finishes, when the
+"""Nothing lost: a run killed at any stage finishes, when the
 same command runs again, with the final metrics of an uninterrupted run.
 
 Kill points are deterministic: the test watches the run's folders with inotify and
@@ -145,7 +145,7 @@ def reference(setup):
 
 
 def test_modes_under_umask_022(reference):
-    """Issue 13 item 8: what the run and the export write is readable by others."""
+    """What the run and the export write is readable by others."""
     _, run, export_dir = reference
     wrong = []
     for top in (run, export_dir):
@@ -287,7 +287,7 @@ def test_one_pass_epochs_resume_on_the_same_batches(setup, tmp_path):
 
 def test_kill_during_the_epoch_end_backup_resumes_one_consistent_state(setup, reference,
                                                                        tmp_path):
-    """Issue 17 item 3: killed while epoch 3's backup is written (the plateau's
+    """Killed while epoch 3's backup is written (the plateau's
     counters and the checkpoint's best value of epoch 3 are on disk, the backup still
     holds epoch 2), the run resumes at epoch 3 with the counters of epoch 2: its
     history (learning rates included) is the uninterrupted run's, row for row. Epoch 3

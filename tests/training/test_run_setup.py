@@ -1,6 +1,5 @@
 """What is settled before the first image is read: the run folder's lock, the paths,
-the mean in one meaning, and the run's one Preprocessing (issue 10; issue 13 items 3,
-4, 6, 11)."""
+the mean in one meaning, and the run's one Preprocessing."""
 
 import os
 import subprocess
@@ -16,7 +15,7 @@ from kerascnn.training.recipe import load_recipe
 pytestmark = pytest.mark.tf_only  # tf.data
 
 
-# -- the lock (issue 13 item 4) -------------------------------------------------------
+# -- the lock: one process per run folder ----------------------------------------------
 def test_a_second_train_into_a_held_run_folder_fails_at_once_naming_the_pid(
         tiny_recipe, tmp_path, cli):
     out = str(tmp_path / "run")
@@ -61,7 +60,7 @@ def test_run_names_stay_inside_their_base_folder(tmp_path):
     assert rd.resolve_run_dir("tiny", None, base=str(tmp_path)) == str(tmp_path / "tiny")
 
 
-# -- paths checked before the data (issue 13 item 3) --------------------------------
+# -- paths checked before the data -----------------------------------------------------
 @pytest.mark.parametrize("flag,value,expect", [
     ("--data-dir", "{tmp}/no_such_folder", "--data-dir {tmp}/no_such_folder does not exist"),
     ("--export-dir", "{tmp}/a_file/saved_models", "--export-dir {tmp}/a_file/saved_models"
@@ -86,7 +85,7 @@ def test_bad_paths_are_refused_before_any_data_is_read(tmp_path, capsys, flag, v
     assert not out.exists()
 
 
-# -- one mean, one Preprocessing (issue 10; issue 13 item 6) --------------------------
+# -- one mean, one Preprocessing -------------------------------------------------------
 def _in_memory(size=28, channels=1, n=6):
     from kerascnn.data import from_arrays
 
@@ -155,7 +154,7 @@ def test_image_folders_keep_no_resize(image_folder):
 
 
 def test_no_test_split_writes_and_lists_no_test_metrics(tiny_recipe, tmp_path, capsys):
-    """Issue 13 item 11."""
+    """A run without a test split writes no test metrics and lists none."""
     from kerascnn.training.trainer import train
 
     recipe = load_recipe(tiny_recipe(epochs=1, steps=1, batch=4), ["data.test_split=''"])

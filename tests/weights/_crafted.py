@@ -1,4 +1,4 @@
-"""Hostile weight files from issue 17: each a few hundred bytes to a megabyte that
+"""Hostile weight files: each a few hundred bytes to a megabyte that
 declares gigabytes, and a subprocess that reads one and reports its peak memory.
 
 Nothing here imports kerascnn (the child does). ``torch`` and ``h5py`` are test tools.

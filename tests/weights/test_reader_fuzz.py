@@ -1,4 +1,4 @@
-"""Issue 17, item 8: every reader, on any mutation of a valid file, either returns
+"""Every reader, on any mutation of a valid file, either returns
 tensors or raises :class:`~kerascnn.weights.readers.WeightsFileError` naming the file:
 no other exception, no hang, bounded memory.
 

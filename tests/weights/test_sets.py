@@ -40,7 +40,7 @@ MEANS = {
     "torchvision": tuple(255 * m for m in (0.485, 0.456, 0.406)),
     "BVLC": (123.0, 117.0, 104.0),
 }
-# The publishers' evaluation transforms (issue 18): (resize rule, antialias, crop offset).
+# The publishers' evaluation transforms: (resize rule, antialias, crop offset).
 # torchvision: PIL's bilinear (antialiased) shorter side, center_crop's round((h - c) / 2);
 # BVLC: convert_imageset's cv::resize warp to 256x256, the data layer's (256 - c) / 2;
 # keras.applications: not documented beyond "single center crop": kerascnn's default.

@@ -1,4 +1,4 @@
-"""Issue 17's rough edges of ``weights=``: a file of another depth says which network
+"""The rough edges of ``weights=``: a file of another depth says which network
 it is and which builder to use; a PyTorch file given to AlexNet says that AlexNet's
 weights are BVLC's Caffe model; a folder or a missing path is "no such weights file"
 in the same words from the Python API and from the CLI.
