@@ -9,8 +9,9 @@ arrays) and the TF Serving export (:mod:`kerascnn.export._cross_backend`), so bo
 must be installed. ``--strategy mirrored|multi_worker`` (and ``auto`` on several
 devices) mean Keras' ``keras.distribution.DataParallel`` there
 (:mod:`kerascnn.training.strategy`). What JAX cannot do is said in one line before the
-work starts (:func:`unsupported`): a multi-worker ``TF_CONFIG`` (tf.distribute's; JAX
-reads ``KERAS_DISTRIBUTION_*``), ``multi_worker`` without those variables.
+work starts (:func:`kerascnn.cli.unsupported`, the command line's: a multi-worker
+``TF_CONFIG`` (tf.distribute's; JAX reads ``KERAS_DISTRIBUTION_*``), ``multi_worker``
+without those variables).
 """
 
 from __future__ import annotations
@@ -52,38 +53,6 @@ def current() -> str:
             return json.load(f).get("backend", "tensorflow")
     except (OSError, ValueError):
         return "tensorflow"
-
-
-def unsupported(args) -> str | None:
-    """The one-line reason the parsed command cannot run on the current backend, or
-    None. May adjust ``args`` where the meaning is unambiguous."""
-    backend = current()
-    if backend == "tensorflow":
-        return None
-    strategy = getattr(args, "strategy", None)
-    if strategy is not None and getattr(args, "command", None) in ("train", "reproduce",
-                                                                   "evaluate"):
-        from kerascnn.training import strategy as st
-
-        if strategy == "auto" and st.tf_config_workers() > 1 and st.jax_processes() <= 1:
-            return (f"TF_CONFIG names several workers (multi-worker tf.distribute "
-                    f"training); under the {backend} backend multi-worker training reads "
-                    f"{', '.join(st.JAX_ENV)} instead: set those (and unset TF_CONFIG), "
-                    "or use --backend tensorflow")
-        if strategy == "multi_worker" or (strategy == "auto" and st.jax_processes() > 1):
-            problem = st.jax_multi_worker_problem()
-            if problem:
-                return problem
-    sets = getattr(args, "set", None)
-    if getattr(args, "command", None) == "train" and isinstance(sets, list):
-        # A recipe's jit_compile = "false" keeps TensorFlow off XLA; Keras' JAX backend
-        # has no compiled path without XLA (false runs every op eagerly, ~50x slower).
-        if not any(str(s).split("=", 1)[0].strip() == "training.jit_compile" for s in sets):
-            sets.insert(0, "training.jit_compile=auto")
-            print(f"kerascnn train: under {backend} every step is XLA-compiled "
-                  "(training.jit_compile=auto); --set training.jit_compile=false runs "
-                  "op by op", file=sys.stderr)
-    return None
 
 
 def eager_views_forward(net, logits: bool):

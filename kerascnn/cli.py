@@ -12,12 +12,16 @@ ops), so :func:`_load_commands` loads each ``_cli.py`` file under its module nam
 without running its package's ``__init__``; the package is imported normally, by the
 command, when it runs.
 
-Errors: a command reports a user's mistake by raising ``ValueError`` or ``OSError``
-(``FileNotFoundError``, ``FileExistsError``, ``PermissionError`` ...) with a message
-that names the file or argument and what to do; :func:`main` prints it as one line,
-``kerascnn <command>: error: <message>``, and returns 1. TensorFlow's runtime
-errors (an ``OpError``: e.g. a file that fails to decode) get the same treatment with
-the first line of their message, and Ctrl-C ends with one line and status 130.
+Errors, one style for every command: a command reports a user's mistake by raising
+``ValueError`` or ``OSError`` (``FileNotFoundError``, ``FileExistsError``,
+``PermissionError`` ...) with a message that names the file or argument and what to
+do; :func:`main` prints it on stderr as one line, ``kerascnn <command>: error:
+<message>``, and returns 2, as argparse does for a bad argument (a command never
+prints its own refusal). TensorFlow's runtime errors (an ``OpError``: e.g. a file that
+fails to decode) get the same treatment with the first line of their message, and
+Ctrl-C ends with one line and status 130. A command that ran but failed for some of
+its inputs (``predict``/``explain``: a file that cannot be read, named in the same
+one-line form while the others are answered) or whose training diverged returns 1.
 ``kerascnn --debug <command>`` (or ``--debug`` after the command) shows the full
 traceback instead.
 """
@@ -47,7 +51,7 @@ _COMMAND_MODULES = (
     "kerascnn.reproduce._cli",  # reproduce
 )
 
-EXIT_ERROR = 1
+EXIT_ERROR = 2  # a refused command: argparse's status for a bad argument
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process ended by Ctrl-C
 
 
@@ -74,8 +78,17 @@ def _load_commands(module_name: str):
     return module
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with kerascnn's one error line: a bad argument prints
+    ``kerascnn <command>: error: <message>`` on stderr (no usage block) and exits 2,
+    as every other refusal does. Sub-command parsers are of this class too."""
+
+    def error(self, message):
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kerascnn",
         description="The classic ImageNet CNNs in Keras 3, faithful to their papers.",
     )
@@ -111,6 +124,40 @@ def _user_error(err: BaseException) -> str | None:
     return None
 
 
+def unsupported(args) -> str | None:
+    """The one-line reason the parsed command cannot run on the current backend, or
+    None. May adjust ``args`` where the meaning is unambiguous."""
+    from kerascnn import _backend
+
+    backend = _backend.current()
+    if backend == "tensorflow":
+        return None
+    strategy = getattr(args, "strategy", None)
+    if strategy is not None and getattr(args, "command", None) in ("train", "reproduce",
+                                                                   "evaluate"):
+        from kerascnn.training import strategy as st
+
+        if strategy == "auto" and st.tf_config_workers() > 1 and st.jax_processes() <= 1:
+            return (f"TF_CONFIG names several workers (multi-worker tf.distribute "
+                    f"training); under the {backend} backend multi-worker training reads "
+                    f"{', '.join(st.JAX_ENV)} instead: set those (and unset TF_CONFIG), "
+                    "or use --backend tensorflow")
+        if strategy == "multi_worker" or (strategy == "auto" and st.jax_processes() > 1):
+            problem = st.jax_multi_worker_problem()
+            if problem:
+                return problem
+    sets = getattr(args, "set", None)
+    if getattr(args, "command", None) == "train" and isinstance(sets, list):
+        # A recipe's jit_compile = "false" keeps TensorFlow off XLA; Keras' JAX backend
+        # has no compiled path without XLA (false runs every op eagerly, ~50x slower).
+        if not any(str(s).split("=", 1)[0].strip() == "training.jit_compile" for s in sets):
+            sets.insert(0, "training.jit_compile=auto")
+            print(f"kerascnn train: under {backend} every step is XLA-compiled "
+                  "(training.jit_compile=auto); --set training.jit_compile=false runs "
+                  "op by op", file=sys.stderr)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -121,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         from kerascnn import _backend
 
         _backend.select(args.backend)  # before any command imports Keras
-        reason = _backend.unsupported(args)
+        reason = unsupported(args)
         if reason:
             print(f"kerascnn {args.command}: error: {reason}", file=sys.stderr)
             return EXIT_ERROR

@@ -133,15 +133,17 @@ def global_pool(x, pooling, name="avg_pool"):
     return x
 
 
-def resolve_weights(weights, *, network, include_top, classes, input_shape, **arch):
+def resolve_weights(weights, *, network, family, include_top, classes, input_shape, **arch):
     """Checks ``weights`` before anything is built (a set name the network with these
     arguments lacks raises ValueError listing the sets that exist) and fetches a
     set's file; returns the plan :func:`load_weights` applies (None: random init).
-    ``arch``: the builder's architecture arguments, checked against the set's."""
+    ``network`` and ``family``: the registry's name and family of the network being
+    built (the family picks the mapper of a publisher's file). ``arch``: the builder's
+    architecture arguments, checked against the set's."""
     from kerascnn.weights import loading
 
     return loading.resolve(
-        weights, network=network, include_top=include_top, classes=classes,
+        weights, network=network, family=family, include_top=include_top, classes=classes,
         input_shape=input_shape, arch=arch,
     )
 

@@ -113,7 +113,7 @@ def AlexNet(
         top_reason=" (fc6 is sized for the 6x6x256 pool5 map)",
     )
     weights_plan = _common.resolve_weights(
-        weights, network="alexnet", include_top=include_top, classes=classes,
+        weights, network="alexnet", family="alexnet", include_top=include_top, classes=classes,
         input_shape=input_shape, groups=groups,
     )
     img_input = _common.make_input(input_tensor, input_shape)

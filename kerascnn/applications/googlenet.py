@@ -159,7 +159,7 @@ def GoogLeNet(
         min_size=65 if aux_logits else 32,
     )
     weights_plan = _common.resolve_weights(
-        weights, network="googlenet", include_top=include_top, classes=classes,
+        weights, network="googlenet", family="googlenet", include_top=include_top, classes=classes,
         input_shape=input_shape, aux_logits=aux_logits,
     )
     img_input = _common.make_input(input_tensor, input_shape)

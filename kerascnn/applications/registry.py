@@ -15,7 +15,8 @@ import dataclasses
 import difflib
 from typing import Callable
 
-from kerascnn.evaluation.protocols import PAPER_PROTOCOLS
+from kerascnn._protocols import PAPER_PROTOCOLS
+from kerascnn.weights.sets import lookup_key
 
 FAMILIES = ("alexnet", "vgg", "googlenet", "resnet", "plain", "resnet_cifar", "plain_cifar")
 # The keys of paper_results: the evaluation's protocol table (``test``: the CIFAR nets'
@@ -84,10 +85,6 @@ def _normalize(name: str) -> str:
     return str(name).strip().lower().replace("-", "_")
 
 
-def _lookup_key(name: str) -> str:
-    return _normalize(name).replace("_", "")
-
-
 def register_model(info: ModelInfo) -> ModelInfo:
     """Adds ``info`` under ``info.name``; a name registered twice is an error."""
     key = _normalize(info.name)
@@ -95,10 +92,10 @@ def register_model(info: ModelInfo) -> ModelInfo:
         raise ValueError(
             f"Registry names are lower-case with '_'. Received: name={info.name!r}"
         )
-    if key in _REGISTRY or _lookup_key(key) in _KEYS:
+    if key in _REGISTRY or lookup_key(key) in _KEYS:
         raise ValueError(f"Model {info.name!r} is already registered.")
     _REGISTRY[key] = info
-    _KEYS[_lookup_key(key)] = key
+    _KEYS[lookup_key(key)] = key
     return info
 
 
@@ -114,7 +111,7 @@ def list_models(family: str | None = None) -> list[str]:
 
 def get_model_info(name: str) -> ModelInfo:
     """The :class:`ModelInfo` of ``name``; unknown names list the close matches."""
-    key = _KEYS.get(_lookup_key(name))
+    key = _KEYS.get(lookup_key(name))
     if key is None:
         key = _normalize(name)
         close = difflib.get_close_matches(key, list(_REGISTRY), n=5, cutoff=0.5)

@@ -2,7 +2,9 @@
 Recognition", CVPR 2016 (ImageNet §3.4/Table 1 and the CIFAR-10 nets of §4.2).
 
 Variants are data: ``_IMAGENET[depth] = (block, blocks per stage)`` and
-``_CIFAR[depth] = n``; every public builder is one line over :func:`_resnet`.
+``_CIFAR[depth] = n``; every public builder has the keras.applications signature
+(with its family's options) and calls :func:`_resnet` through ``_imagenet`` or
+``_cifar``.
 
 Faithful to the paper:
 - conv layers without bias, each followed by batch norm; He (Kaiming) normal init,
@@ -133,6 +135,7 @@ def _resnet(
     classifier_activation,
     name,
     network,
+    family,
 ):
     residual = shortcut is not None
     if residual:
@@ -157,7 +160,7 @@ def _resnet(
         min_size=8 if cifar else 32,
     )
     weights_plan = _common.resolve_weights(
-        weights, network=network, include_top=include_top, classes=classes,
+        weights, network=network, family=family, include_top=include_top, classes=classes,
         input_shape=input_shape, shortcut=shortcut, stride_in_1x1=stride_in_1x1,
     )
     img_input = _common.make_input(input_tensor, input_shape)
@@ -212,6 +215,7 @@ def _imagenet(depth, residual, *, name, shortcut="B", stride_in_1x1=True,
         zero_init_residual=zero_init_residual,
         name=name,
         network=f"{'resnet' if residual else 'plain'}{depth}",
+        family="resnet" if residual else "plain",
         **kwargs,
     )
 
@@ -227,122 +231,726 @@ def _cifar(depth, residual, *, name, shortcut="A", zero_init_residual=False, **k
         zero_init_residual=zero_init_residual,
         name=name,
         network=f"{'resnet' if residual else 'plain'}{depth}",
+        family="resnet_cifar" if residual else "plain_cifar",
         **kwargs,
     )
 
 
-# Public builders: one line each over the private constructors above.
-# fmt: off
-def ResNet18(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", shortcut="B", zero_init_residual=False, name="resnet18"):  # noqa: E501
-    return _imagenet(18, True, **locals())
-def ResNet34(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", shortcut="B", zero_init_residual=False, name="resnet34"):  # noqa: E501
-    return _imagenet(34, True, **locals())
-def ResNet50(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", shortcut="B", stride_in_1x1=True, zero_init_residual=False, name="resnet50"):  # noqa: E501
-    return _imagenet(50, True, **locals())
-def ResNet101(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", shortcut="B", stride_in_1x1=True, zero_init_residual=False, name="resnet101"):  # noqa: E501
-    return _imagenet(101, True, **locals())
-def ResNet152(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", shortcut="B", stride_in_1x1=True, zero_init_residual=False, name="resnet152"):  # noqa: E501
-    return _imagenet(152, True, **locals())
-def Plain18(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="plain18"):  # noqa: E501
-    return _imagenet(18, False, **locals())
-def Plain34(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="plain34"):  # noqa: E501
-    return _imagenet(34, False, **locals())
-def ResNet20(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", shortcut="A", zero_init_residual=False, name="resnet20"):  # noqa: E501
-    return _cifar(20, True, **locals())
-def ResNet32(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", shortcut="A", zero_init_residual=False, name="resnet32"):  # noqa: E501
-    return _cifar(32, True, **locals())
-def ResNet44(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", shortcut="A", zero_init_residual=False, name="resnet44"):  # noqa: E501
-    return _cifar(44, True, **locals())
-def ResNet56(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", shortcut="A", zero_init_residual=False, name="resnet56"):  # noqa: E501
-    return _cifar(56, True, **locals())
-def ResNet110(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", shortcut="A", zero_init_residual=False, name="resnet110"):  # noqa: E501
-    return _cifar(110, True, **locals())
-def Plain20(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", name="plain20"):  # noqa: E501
-    return _cifar(20, False, **locals())
-def Plain32(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", name="plain32"):  # noqa: E501
-    return _cifar(32, False, **locals())
-def Plain44(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", name="plain44"):  # noqa: E501
-    return _cifar(44, False, **locals())
-def Plain56(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", name="plain56"):  # noqa: E501
-    return _cifar(56, False, **locals())
-def Plain110(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", name="plain110"):  # noqa: E501
-    return _cifar(110, False, **locals())
-# fmt: on
-
-_ARGS_DOC = """
+# Public builders: the keras.applications signature plus the family's options, over
+# _imagenet / _cifar above.
+def ResNet18(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    shortcut="B",
+    zero_init_residual=False,
+    name="resnet18",
+):
+    """ResNet-18 (He et al., 2016, Table 1): basic blocks 2-2-2-2, ImageNet,
+    224x224x3 by default.
 
     Args:
         include_top: include the global average pool and the fc layer
             (``predictions``).
         weights: None (random initialisation), a weight set's name
-            (``get_model_info(name).weight_sets``, e.g. "imagenet"; downloaded once
+            (``get_model_info("resnet18").weight_sets``, e.g. "imagenet"; downloaded once
             into Keras' cache) or the path of a weights file (Keras'
             ``.weights.h5``/``.keras`` or a publisher's file: keras.applications
             HDF5, PyTorch ``.pth``, ``.safetensors``). Pretrained models take RGB,
             0-255, minus the set's mean (``preprocess_input``).
         input_tensor: optional Keras tensor to use as the input.
-        input_shape: (H, W, C) with C in {1, 3}; default %(size)s. Any size of at
-            least %(min)d×%(min)d works (H, W may be None): the network ends in
+        input_shape: (H, W, C) with C in {1, 3}; default (224, 224, 3). Any size of at
+            least 32×32 works (H, W may be None): the network ends in
             global average pooling.
         pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
-        classes: number of classes (default %(classes)d).
+        classes: number of classes (default 1000).
         classifier_activation: activation of the fc layer; None gives logits.
-%(extra)s        name: model name.
+        shortcut: "A" (zero-padded identity), "B" (projection where the
+            dimensions grow) or "C" (projection everywhere). Default "B".
+        zero_init_residual: zero-initialise the last BN gamma of every block.
+        name: model name.
 
     Returns:
         A functional ``keras.Model``.
-"""
-_SHORTCUT_DOC = (
-    '        shortcut: "A" (zero-padded identity), "B" (projection where the\n'
-    '            dimensions grow) or "C" (projection everywhere). Default %s.\n'
-)
-_ZERO_DOC = (
-    "        zero_init_residual: zero-initialise the last BN gamma of every block.\n"
-)
-_STRIDE_DOC = (
-    "        stride_in_1x1: True (the paper, keras.applications): the stride-2 of\n"
-    "            a down-sampling bottleneck is on its first 1x1 conv; False: on the\n"
-    "            3x3 (torchvision's v1.5).\n"
-)
-
-
-def _document(fn, title, size, classes, extra):
-    minimum = 8 if classes == 10 else 32
-    fn.__doc__ = title + _ARGS_DOC % dict(size=size, classes=classes, extra=extra, min=minimum)
-
-
-for _depth in _IMAGENET:
-    _document(
-        globals()[f"ResNet{_depth}"],
-        f"ResNet-{_depth} (He et al., 2016, Table 1), ImageNet, 224x224x3 default.",
-        "(224, 224, 3)",
-        1000,
-        _SHORTCUT_DOC % '"B"' + (_STRIDE_DOC if _depth >= 50 else "") + _ZERO_DOC,
+    """
+    return _imagenet(
+        18, True, include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, shortcut=shortcut,
+        zero_init_residual=zero_init_residual, name=name,
     )
-for _depth in (18, 34):
-    _document(
-        globals()[f"Plain{_depth}"],
-        f"plain-{_depth} (He et al., 2016, §4.1): ResNet-{_depth} without shortcuts.",
-        "(224, 224, 3)",
-        1000,
-        "",
+
+
+def ResNet34(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    shortcut="B",
+    zero_init_residual=False,
+    name="resnet34",
+):
+    """ResNet-34 (He et al., 2016, Table 1): basic blocks 3-4-6-3, ImageNet,
+    224x224x3 by default.
+
+    Args:
+        include_top: include the global average pool and the fc layer
+            (``predictions``).
+        weights: None (random initialisation), a weight set's name
+            (``get_model_info("resnet34").weight_sets``, e.g. "imagenet"; downloaded once
+            into Keras' cache) or the path of a weights file (Keras'
+            ``.weights.h5``/``.keras`` or a publisher's file: keras.applications
+            HDF5, PyTorch ``.pth``, ``.safetensors``). Pretrained models take RGB,
+            0-255, minus the set's mean (``preprocess_input``).
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C) with C in {1, 3}; default (224, 224, 3). Any size of at
+            least 32×32 works (H, W may be None): the network ends in
+            global average pooling.
+        pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
+        classes: number of classes (default 1000).
+        classifier_activation: activation of the fc layer; None gives logits.
+        shortcut: "A" (zero-padded identity), "B" (projection where the
+            dimensions grow) or "C" (projection everywhere). Default "B".
+        zero_init_residual: zero-initialise the last BN gamma of every block.
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    return _imagenet(
+        34, True, include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, shortcut=shortcut,
+        zero_init_residual=zero_init_residual, name=name,
     )
-for _depth, _n in _CIFAR.items():
-    _document(
-        globals()[f"ResNet{_depth}"],
-        f"ResNet-{_depth} for CIFAR-10 (He et al., 2016, §4.2): 6n+2 layers, n={_n},\n"
-        "    16-32-64 filters, option-A shortcuts.",
-        "(32, 32, 3)",
-        10,
-        _SHORTCUT_DOC % '"A"' + _ZERO_DOC,
+
+
+def ResNet50(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    shortcut="B",
+    stride_in_1x1=True,
+    zero_init_residual=False,
+    name="resnet50",
+):
+    """ResNet-50 (He et al., 2016, Table 1): bottleneck blocks 3-4-6-3, ImageNet,
+    224x224x3 by default.
+
+    Args:
+        include_top: include the global average pool and the fc layer
+            (``predictions``).
+        weights: None (random initialisation), a weight set's name
+            (``get_model_info("resnet50").weight_sets``, e.g. "imagenet"; downloaded once
+            into Keras' cache) or the path of a weights file (Keras'
+            ``.weights.h5``/``.keras`` or a publisher's file: keras.applications
+            HDF5, PyTorch ``.pth``, ``.safetensors``). Pretrained models take RGB,
+            0-255, minus the set's mean (``preprocess_input``).
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C) with C in {1, 3}; default (224, 224, 3). Any size of at
+            least 32×32 works (H, W may be None): the network ends in
+            global average pooling.
+        pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
+        classes: number of classes (default 1000).
+        classifier_activation: activation of the fc layer; None gives logits.
+        shortcut: "A" (zero-padded identity), "B" (projection where the
+            dimensions grow) or "C" (projection everywhere). Default "B".
+        stride_in_1x1: True (the paper, keras.applications): the stride-2 of
+            a down-sampling bottleneck is on its first 1x1 conv; False: on the
+            3x3 (torchvision's v1.5).
+        zero_init_residual: zero-initialise the last BN gamma of every block.
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    return _imagenet(
+        50, True, include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, shortcut=shortcut,
+        stride_in_1x1=stride_in_1x1, zero_init_residual=zero_init_residual, name=name,
     )
-    _document(
-        globals()[f"Plain{_depth}"],
-        f"plain-{_depth} for CIFAR-10 (He et al., 2016, §4.2): ResNet-{_depth} "
-        "without shortcuts.",
-        "(32, 32, 3)",
-        10,
-        "",
+
+
+def ResNet101(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    shortcut="B",
+    stride_in_1x1=True,
+    zero_init_residual=False,
+    name="resnet101",
+):
+    """ResNet-101 (He et al., 2016, Table 1): bottleneck blocks 3-4-23-3, ImageNet,
+    224x224x3 by default.
+
+    Args:
+        include_top: include the global average pool and the fc layer
+            (``predictions``).
+        weights: None (random initialisation), a weight set's name
+            (``get_model_info("resnet101").weight_sets``, e.g. "imagenet"; downloaded once
+            into Keras' cache) or the path of a weights file (Keras'
+            ``.weights.h5``/``.keras`` or a publisher's file: keras.applications
+            HDF5, PyTorch ``.pth``, ``.safetensors``). Pretrained models take RGB,
+            0-255, minus the set's mean (``preprocess_input``).
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C) with C in {1, 3}; default (224, 224, 3). Any size of at
+            least 32×32 works (H, W may be None): the network ends in
+            global average pooling.
+        pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
+        classes: number of classes (default 1000).
+        classifier_activation: activation of the fc layer; None gives logits.
+        shortcut: "A" (zero-padded identity), "B" (projection where the
+            dimensions grow) or "C" (projection everywhere). Default "B".
+        stride_in_1x1: True (the paper, keras.applications): the stride-2 of
+            a down-sampling bottleneck is on its first 1x1 conv; False: on the
+            3x3 (torchvision's v1.5).
+        zero_init_residual: zero-initialise the last BN gamma of every block.
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    return _imagenet(
+        101, True, include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, shortcut=shortcut,
+        stride_in_1x1=stride_in_1x1, zero_init_residual=zero_init_residual, name=name,
+    )
+
+
+def ResNet152(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    shortcut="B",
+    stride_in_1x1=True,
+    zero_init_residual=False,
+    name="resnet152",
+):
+    """ResNet-152 (He et al., 2016, Table 1): bottleneck blocks 3-8-36-3, ImageNet,
+    224x224x3 by default.
+
+    Args:
+        include_top: include the global average pool and the fc layer
+            (``predictions``).
+        weights: None (random initialisation), a weight set's name
+            (``get_model_info("resnet152").weight_sets``, e.g. "imagenet"; downloaded once
+            into Keras' cache) or the path of a weights file (Keras'
+            ``.weights.h5``/``.keras`` or a publisher's file: keras.applications
+            HDF5, PyTorch ``.pth``, ``.safetensors``). Pretrained models take RGB,
+            0-255, minus the set's mean (``preprocess_input``).
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C) with C in {1, 3}; default (224, 224, 3). Any size of at
+            least 32×32 works (H, W may be None): the network ends in
+            global average pooling.
+        pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
+        classes: number of classes (default 1000).
+        classifier_activation: activation of the fc layer; None gives logits.
+        shortcut: "A" (zero-padded identity), "B" (projection where the
+            dimensions grow) or "C" (projection everywhere). Default "B".
+        stride_in_1x1: True (the paper, keras.applications): the stride-2 of
+            a down-sampling bottleneck is on its first 1x1 conv; False: on the
+            3x3 (torchvision's v1.5).
+        zero_init_residual: zero-initialise the last BN gamma of every block.
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    return _imagenet(
+        152, True, include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, shortcut=shortcut,
+        stride_in_1x1=stride_in_1x1, zero_init_residual=zero_init_residual, name=name,
+    )
+
+
+def Plain18(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="plain18",
+):
+    """plain-18 (He et al., 2016, §4.1): ResNet-18 without shortcuts, ImageNet,
+    224x224x3 by default.
+
+    Args:
+        include_top: include the global average pool and the fc layer
+            (``predictions``).
+        weights: None (random initialisation) or the path of a Keras weights file
+            (``.weights.h5``/``.keras``): no publisher has weights of this network.
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C) with C in {1, 3}; default (224, 224, 3). Any size of at
+            least 32×32 works (H, W may be None): the network ends in
+            global average pooling.
+        pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
+        classes: number of classes (default 1000).
+        classifier_activation: activation of the fc layer; None gives logits.
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    return _imagenet(
+        18, False, include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
+    )
+
+
+def Plain34(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="plain34",
+):
+    """plain-34 (He et al., 2016, §4.1): ResNet-34 without shortcuts, ImageNet,
+    224x224x3 by default.
+
+    Args:
+        include_top: include the global average pool and the fc layer
+            (``predictions``).
+        weights: None (random initialisation) or the path of a Keras weights file
+            (``.weights.h5``/``.keras``): no publisher has weights of this network.
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C) with C in {1, 3}; default (224, 224, 3). Any size of at
+            least 32×32 works (H, W may be None): the network ends in
+            global average pooling.
+        pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
+        classes: number of classes (default 1000).
+        classifier_activation: activation of the fc layer; None gives logits.
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    return _imagenet(
+        34, False, include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
+    )
+
+
+def ResNet20(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=10,
+    classifier_activation="softmax",
+    shortcut="A",
+    zero_init_residual=False,
+    name="resnet20",
+):
+    """ResNet-20 for CIFAR-10 (He et al., 2016, §4.2): 6n+2 layers, n=3,
+    16-32-64 filters, option-A shortcuts.
+
+    Args:
+        include_top: include the global average pool and the fc layer
+            (``predictions``).
+        weights: None (random initialisation) or the path of a Keras weights file
+            (``.weights.h5``/``.keras``): no publisher has weights of this network.
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C) with C in {1, 3}; default (32, 32, 3). Any size of at
+            least 8×8 works (H, W may be None): the network ends in
+            global average pooling.
+        pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
+        classes: number of classes (default 10).
+        classifier_activation: activation of the fc layer; None gives logits.
+        shortcut: "A" (zero-padded identity), "B" (projection where the
+            dimensions grow) or "C" (projection everywhere). Default "A".
+        zero_init_residual: zero-initialise the last BN gamma of every block.
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    return _cifar(
+        20, True, include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, shortcut=shortcut,
+        zero_init_residual=zero_init_residual, name=name,
+    )
+
+
+def ResNet32(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=10,
+    classifier_activation="softmax",
+    shortcut="A",
+    zero_init_residual=False,
+    name="resnet32",
+):
+    """ResNet-32 for CIFAR-10 (He et al., 2016, §4.2): 6n+2 layers, n=5,
+    16-32-64 filters, option-A shortcuts.
+
+    Args:
+        include_top: include the global average pool and the fc layer
+            (``predictions``).
+        weights: None (random initialisation) or the path of a Keras weights file
+            (``.weights.h5``/``.keras``): no publisher has weights of this network.
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C) with C in {1, 3}; default (32, 32, 3). Any size of at
+            least 8×8 works (H, W may be None): the network ends in
+            global average pooling.
+        pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
+        classes: number of classes (default 10).
+        classifier_activation: activation of the fc layer; None gives logits.
+        shortcut: "A" (zero-padded identity), "B" (projection where the
+            dimensions grow) or "C" (projection everywhere). Default "A".
+        zero_init_residual: zero-initialise the last BN gamma of every block.
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    return _cifar(
+        32, True, include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, shortcut=shortcut,
+        zero_init_residual=zero_init_residual, name=name,
+    )
+
+
+def ResNet44(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=10,
+    classifier_activation="softmax",
+    shortcut="A",
+    zero_init_residual=False,
+    name="resnet44",
+):
+    """ResNet-44 for CIFAR-10 (He et al., 2016, §4.2): 6n+2 layers, n=7,
+    16-32-64 filters, option-A shortcuts.
+
+    Args:
+        include_top: include the global average pool and the fc layer
+            (``predictions``).
+        weights: None (random initialisation) or the path of a Keras weights file
+            (``.weights.h5``/``.keras``): no publisher has weights of this network.
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C) with C in {1, 3}; default (32, 32, 3). Any size of at
+            least 8×8 works (H, W may be None): the network ends in
+            global average pooling.
+        pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
+        classes: number of classes (default 10).
+        classifier_activation: activation of the fc layer; None gives logits.
+        shortcut: "A" (zero-padded identity), "B" (projection where the
+            dimensions grow) or "C" (projection everywhere). Default "A".
+        zero_init_residual: zero-initialise the last BN gamma of every block.
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    return _cifar(
+        44, True, include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, shortcut=shortcut,
+        zero_init_residual=zero_init_residual, name=name,
+    )
+
+
+def ResNet56(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=10,
+    classifier_activation="softmax",
+    shortcut="A",
+    zero_init_residual=False,
+    name="resnet56",
+):
+    """ResNet-56 for CIFAR-10 (He et al., 2016, §4.2): 6n+2 layers, n=9,
+    16-32-64 filters, option-A shortcuts.
+
+    Args:
+        include_top: include the global average pool and the fc layer
+            (``predictions``).
+        weights: None (random initialisation) or the path of a Keras weights file
+            (``.weights.h5``/``.keras``): no publisher has weights of this network.
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C) with C in {1, 3}; default (32, 32, 3). Any size of at
+            least 8×8 works (H, W may be None): the network ends in
+            global average pooling.
+        pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
+        classes: number of classes (default 10).
+        classifier_activation: activation of the fc layer; None gives logits.
+        shortcut: "A" (zero-padded identity), "B" (projection where the
+            dimensions grow) or "C" (projection everywhere). Default "A".
+        zero_init_residual: zero-initialise the last BN gamma of every block.
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    return _cifar(
+        56, True, include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, shortcut=shortcut,
+        zero_init_residual=zero_init_residual, name=name,
+    )
+
+
+def ResNet110(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=10,
+    classifier_activation="softmax",
+    shortcut="A",
+    zero_init_residual=False,
+    name="resnet110",
+):
+    """ResNet-110 for CIFAR-10 (He et al., 2016, §4.2): 6n+2 layers, n=18,
+    16-32-64 filters, option-A shortcuts.
+
+    Args:
+        include_top: include the global average pool and the fc layer
+            (``predictions``).
+        weights: None (random initialisation) or the path of a Keras weights file
+            (``.weights.h5``/``.keras``): no publisher has weights of this network.
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C) with C in {1, 3}; default (32, 32, 3). Any size of at
+            least 8×8 works (H, W may be None): the network ends in
+            global average pooling.
+        pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
+        classes: number of classes (default 10).
+        classifier_activation: activation of the fc layer; None gives logits.
+        shortcut: "A" (zero-padded identity), "B" (projection where the
+            dimensions grow) or "C" (projection everywhere). Default "A".
+        zero_init_residual: zero-initialise the last BN gamma of every block.
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    return _cifar(
+        110, True, include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, shortcut=shortcut,
+        zero_init_residual=zero_init_residual, name=name,
+    )
+
+
+def Plain20(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=10,
+    classifier_activation="softmax",
+    name="plain20",
+):
+    """plain-20 for CIFAR-10 (He et al., 2016, §4.2): ResNet-20 without shortcuts.
+
+    Args:
+        include_top: include the global average pool and the fc layer
+            (``predictions``).
+        weights: None (random initialisation) or the path of a Keras weights file
+            (``.weights.h5``/``.keras``): no publisher has weights of this network.
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C) with C in {1, 3}; default (32, 32, 3). Any size of at
+            least 8×8 works (H, W may be None): the network ends in
+            global average pooling.
+        pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
+        classes: number of classes (default 10).
+        classifier_activation: activation of the fc layer; None gives logits.
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    return _cifar(
+        20, False, include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
+    )
+
+
+def Plain32(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=10,
+    classifier_activation="softmax",
+    name="plain32",
+):
+    """plain-32 for CIFAR-10 (He et al., 2016, §4.2): ResNet-32 without shortcuts.
+
+    Args:
+        include_top: include the global average pool and the fc layer
+            (``predictions``).
+        weights: None (random initialisation) or the path of a Keras weights file
+            (``.weights.h5``/``.keras``): no publisher has weights of this network.
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C) with C in {1, 3}; default (32, 32, 3). Any size of at
+            least 8×8 works (H, W may be None): the network ends in
+            global average pooling.
+        pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
+        classes: number of classes (default 10).
+        classifier_activation: activation of the fc layer; None gives logits.
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    return _cifar(
+        32, False, include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
+    )
+
+
+def Plain44(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=10,
+    classifier_activation="softmax",
+    name="plain44",
+):
+    """plain-44 for CIFAR-10 (He et al., 2016, §4.2): ResNet-44 without shortcuts.
+
+    Args:
+        include_top: include the global average pool and the fc layer
+            (``predictions``).
+        weights: None (random initialisation) or the path of a Keras weights file
+            (``.weights.h5``/``.keras``): no publisher has weights of this network.
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C) with C in {1, 3}; default (32, 32, 3). Any size of at
+            least 8×8 works (H, W may be None): the network ends in
+            global average pooling.
+        pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
+        classes: number of classes (default 10).
+        classifier_activation: activation of the fc layer; None gives logits.
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    return _cifar(
+        44, False, include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
+    )
+
+
+def Plain56(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=10,
+    classifier_activation="softmax",
+    name="plain56",
+):
+    """plain-56 for CIFAR-10 (He et al., 2016, §4.2): ResNet-56 without shortcuts.
+
+    Args:
+        include_top: include the global average pool and the fc layer
+            (``predictions``).
+        weights: None (random initialisation) or the path of a Keras weights file
+            (``.weights.h5``/``.keras``): no publisher has weights of this network.
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C) with C in {1, 3}; default (32, 32, 3). Any size of at
+            least 8×8 works (H, W may be None): the network ends in
+            global average pooling.
+        pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
+        classes: number of classes (default 10).
+        classifier_activation: activation of the fc layer; None gives logits.
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    return _cifar(
+        56, False, include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
+    )
+
+
+def Plain110(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=10,
+    classifier_activation="softmax",
+    name="plain110",
+):
+    """plain-110 for CIFAR-10 (He et al., 2016, §4.2): ResNet-110 without shortcuts.
+
+    Args:
+        include_top: include the global average pool and the fc layer
+            (``predictions``).
+        weights: None (random initialisation) or the path of a Keras weights file
+            (``.weights.h5``/``.keras``): no publisher has weights of this network.
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C) with C in {1, 3}; default (32, 32, 3). Any size of at
+            least 8×8 works (H, W may be None): the network ends in
+            global average pooling.
+        pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
+        classes: number of classes (default 10).
+        classifier_activation: activation of the fc layer; None gives logits.
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    return _cifar(
+        110, False, include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
     )
 
 
@@ -392,13 +1000,19 @@ _FAMILIES = {  # family: (input_shape, classes, recipe suffix, description)
     "plain_cifar": ((32, 32, 3), 10, "cifar10", "CIFAR plain-{depth}"),
 }
 
+_BUILDERS = {
+    "resnet18": ResNet18, "resnet34": ResNet34, "resnet50": ResNet50, "resnet101": ResNet101,
+    "resnet152": ResNet152, "plain18": Plain18, "plain34": Plain34,
+    "resnet20": ResNet20, "resnet32": ResNet32, "resnet44": ResNet44, "resnet56": ResNet56,
+    "resnet110": ResNet110, "plain20": Plain20, "plain32": Plain32, "plain44": Plain44,
+    "plain56": Plain56, "plain110": Plain110,
+}
 for _name, (_family, _params, _macs, _results) in _TABLE.items():
-    _plain = _name.startswith("plain")
     _depth = int(_name.removeprefix("plain").removeprefix("resnet"))
     _shape, _classes, _dataset, _description = _FAMILIES[_family]
     register_model(ModelInfo(
         name=_name,
-        builder=globals()[f"{'Plain' if _plain else 'ResNet'}{_depth}"],
+        builder=_BUILDERS[_name],
         family=_family,
         input_shape=_shape,
         classes=_classes,

@@ -94,8 +94,8 @@ def VGG(
         top_reason=" (fc6 is sized for the 7x7x512 map of the last pool)",
     )
     weights_plan = _common.resolve_weights(
-        weights, network=_DEFAULT_NAMES[config], include_top=include_top, classes=classes,
-        input_shape=input_shape,
+        weights, network=_DEFAULT_NAMES[config], family="vgg", include_top=include_top,
+        classes=classes, input_shape=input_shape,
     )
     img_input = _common.make_input(input_tensor, input_shape)
     x = img_input
@@ -128,28 +128,242 @@ def VGG(
     return _common.load_weights(model, weights_plan)
 
 
-# Public builders: one line each over VGG().
-# fmt: off
-def VGG11(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="vgg11"):  # noqa: E501
-    return VGG("A", **locals())
-def VGG11LRN(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="vgg11_lrn"):  # noqa: E501
-    return VGG("A-LRN", **locals())
-def VGG13(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="vgg13"):  # noqa: E501
-    return VGG("B", **locals())
-def VGG16C(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="vgg16c"):  # noqa: E501
-    return VGG("C", **locals())
-def VGG16(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="vgg16"):  # noqa: E501
-    return VGG("D", **locals())
-def VGG19(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="vgg19"):  # noqa: E501
-    return VGG("E", **locals())
-# fmt: on
+# Public builders: the keras.applications signature, one configuration of Table 1 each.
+def VGG11(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="vgg11",
+):
+    """VGG-11: 11 weight layers (configuration A)
+    (Simonyan & Zisserman, 2015, Table 1); ``VGG(config="A")``.
+
+    Args:
+        include_top: include ``flatten fc6 drop6 fc7 drop7 fc8``; fc6 is sized for
+            the 7×7×512 map of a 224×224 input, so ``include_top=True`` needs
+            exactly that size.
+        weights: None (random init), a weight set's name
+            (``get_model_info("vgg11").weight_sets``) or the path of a weights file
+            (Keras' own or a publisher's); inputs then are RGB, 0-255, minus the
+            set's mean (``preprocess_input``).
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C), C in {1, 3}; default (224, 224, 3); at least
+            32×32 with ``include_top=False``.
+        pooling: with ``include_top=False``: None (the last pool's map), "avg", "max".
+        classes: number of classes.
+        classifier_activation: activation of fc8 (None gives logits).
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    return VGG(
+        "A", include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
+    )
+
+
+def VGG11LRN(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="vgg11_lrn",
+):
+    """VGG-11-LRN: configuration A with local response normalisation after the first
+    conv (Simonyan & Zisserman, 2015, Table 1, A-LRN); ``VGG(config="A-LRN")``.
+
+    Args:
+        include_top: include ``flatten fc6 drop6 fc7 drop7 fc8``; fc6 is sized for
+            the 7×7×512 map of a 224×224 input, so ``include_top=True`` needs
+            exactly that size.
+        weights: None (random init), a weight set's name
+            (``get_model_info("vgg11_lrn").weight_sets``) or the path of a weights file
+            (Keras' own or a publisher's); inputs then are RGB, 0-255, minus the
+            set's mean (``preprocess_input``).
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C), C in {1, 3}; default (224, 224, 3); at least
+            32×32 with ``include_top=False``.
+        pooling: with ``include_top=False``: None (the last pool's map), "avg", "max".
+        classes: number of classes.
+        classifier_activation: activation of fc8 (None gives logits).
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    return VGG(
+        "A-LRN", include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
+    )
+
+
+def VGG13(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="vgg13",
+):
+    """VGG-13: 13 weight layers (configuration B)
+    (Simonyan & Zisserman, 2015, Table 1); ``VGG(config="B")``.
+
+    Args:
+        include_top: include ``flatten fc6 drop6 fc7 drop7 fc8``; fc6 is sized for
+            the 7×7×512 map of a 224×224 input, so ``include_top=True`` needs
+            exactly that size.
+        weights: None (random init), a weight set's name
+            (``get_model_info("vgg13").weight_sets``) or the path of a weights file
+            (Keras' own or a publisher's); inputs then are RGB, 0-255, minus the
+            set's mean (``preprocess_input``).
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C), C in {1, 3}; default (224, 224, 3); at least
+            32×32 with ``include_top=False``.
+        pooling: with ``include_top=False``: None (the last pool's map), "avg", "max".
+        classes: number of classes.
+        classifier_activation: activation of fc8 (None gives logits).
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    return VGG(
+        "B", include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
+    )
+
+
+def VGG16C(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="vgg16c",
+):
+    """VGG-16-C: 16 weight layers with three 1×1 convs (configuration C)
+    (Simonyan & Zisserman, 2015, Table 1); ``VGG(config="C")``.
+
+    Args:
+        include_top: include ``flatten fc6 drop6 fc7 drop7 fc8``; fc6 is sized for
+            the 7×7×512 map of a 224×224 input, so ``include_top=True`` needs
+            exactly that size.
+        weights: None (random init), a weight set's name
+            (``get_model_info("vgg16c").weight_sets``) or the path of a weights file
+            (Keras' own or a publisher's); inputs then are RGB, 0-255, minus the
+            set's mean (``preprocess_input``).
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C), C in {1, 3}; default (224, 224, 3); at least
+            32×32 with ``include_top=False``.
+        pooling: with ``include_top=False``: None (the last pool's map), "avg", "max".
+        classes: number of classes.
+        classifier_activation: activation of fc8 (None gives logits).
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    return VGG(
+        "C", include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
+    )
+
+
+def VGG16(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="vgg16",
+):
+    """VGG-16: 16 weight layers (configuration D)
+    (Simonyan & Zisserman, 2015, Table 1); ``VGG(config="D")``.
+
+    Args:
+        include_top: include ``flatten fc6 drop6 fc7 drop7 fc8``; fc6 is sized for
+            the 7×7×512 map of a 224×224 input, so ``include_top=True`` needs
+            exactly that size.
+        weights: None (random init), a weight set's name
+            (``get_model_info("vgg16").weight_sets``) or the path of a weights file
+            (Keras' own or a publisher's); inputs then are RGB, 0-255, minus the
+            set's mean (``preprocess_input``).
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C), C in {1, 3}; default (224, 224, 3); at least
+            32×32 with ``include_top=False``.
+        pooling: with ``include_top=False``: None (the last pool's map), "avg", "max".
+        classes: number of classes.
+        classifier_activation: activation of fc8 (None gives logits).
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    return VGG(
+        "D", include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
+    )
+
+
+def VGG19(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="vgg19",
+):
+    """VGG-19: 19 weight layers (configuration E)
+    (Simonyan & Zisserman, 2015, Table 1); ``VGG(config="E")``.
+
+    Args:
+        include_top: include ``flatten fc6 drop6 fc7 drop7 fc8``; fc6 is sized for
+            the 7×7×512 map of a 224×224 input, so ``include_top=True`` needs
+            exactly that size.
+        weights: None (random init), a weight set's name
+            (``get_model_info("vgg19").weight_sets``) or the path of a weights file
+            (Keras' own or a publisher's); inputs then are RGB, 0-255, minus the
+            set's mean (``preprocess_input``).
+        input_tensor: optional Keras tensor to use as the input.
+        input_shape: (H, W, C), C in {1, 3}; default (224, 224, 3); at least
+            32×32 with ``include_top=False``.
+        pooling: with ``include_top=False``: None (the last pool's map), "avg", "max".
+        classes: number of classes.
+        classifier_activation: activation of fc8 (None gives logits).
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    return VGG(
+        "E", include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
+    )
+
 
 _PUBLIC = {"A": VGG11, "A-LRN": VGG11LRN, "B": VGG13, "C": VGG16C, "D": VGG16, "E": VGG19}
-for _config, _fn in _PUBLIC.items():
-    _fn.__doc__ = (
-        f"VGG configuration {_config} (Simonyan & Zisserman, 2015): "
-        f"``VGG(config={_config!r}, ...)``; see :func:`VGG` for the arguments."
-    )
 
 # -- registry -----------------------------------------------------------------
 _VAL = "ILSVRC-2012 val"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 
 def _policy_and_data(name):
@@ -78,10 +77,11 @@ def show_augmentations(policy, source, *, out, rows=4, cols=6, seed=0,
     from kerascnn.data.pipeline import eval_dataset, train_dataset
     from kerascnn.data.policies import get_policy
     from kerascnn.data.preprocessing import Preprocessing
+    from kerascnn.data.sizes import hw
     from kerascnn.data.sources import Source, from_arrays
 
     policy = get_policy(policy)
-    size = tuple(image_size or policy.image_size)
+    size = hw(image_size or policy.image_size)
     # the first `rows` examples, labelled by their row: each batch is sorted back
     examples = [x for x, _ in source.take(rows).dataset]
     n = len(examples)
@@ -112,25 +112,6 @@ def show_augmentations(policy, source, *, out, rows=4, cols=6, seed=0,
     return out
 
 
-def _fail(command, err):
-    print(f"kerascnn {command}: error: {err}", file=sys.stderr)
-    return 2
-
-
-def _show(args) -> int:
-    try:
-        return _show_impl(args)
-    except (ValueError, FileNotFoundError) as err:
-        return _fail("show-augmentations", err)
-
-
-def _stats(args) -> int:
-    try:
-        return _stats_impl(args)
-    except (ValueError, FileNotFoundError) as err:
-        return _fail("dataset-stats", err)
-
-
 def _writable_folder(path, arg):
     """Creates the folder of ``path`` and checks that it can be written, before any
     work whose result would land there."""
@@ -144,21 +125,19 @@ def _writable_folder(path, arg):
         raise ValueError(f"the folder {folder} is not writable. Received: {arg}={path!r}")
 
 
-def _show_impl(args) -> int:
+def _show(args) -> int:
     policy, data = _policy_and_data(args.policy)
     spec = args.source or (data.source if data is not None else "fashion_mnist")
     _writable_folder(args.out, "--out")
     source = _load(spec, args.split, args.data_dir, None if args.source else data)
     size = args.image_size or (data.image_size if data is not None else None)
-    if isinstance(size, int):
-        size = (size, size)
     show_augmentations(policy, source, out=args.out, rows=args.rows, cols=args.cols,
                        seed=args.seed, image_size=size)
     print(f"wrote {args.out} ({policy.name} policy on {source.name})")
     return 0
 
 
-def _stats_impl(args) -> int:
+def _stats(args) -> int:
     import numpy as np
 
     from kerascnn._io import atomic_path, write_json

@@ -35,6 +35,7 @@ from kerascnn.data import ops, stats
 from kerascnn.data.decode import decode_image
 from kerascnn.data.policies import Policy, get_policy, needs_dct_scaling
 from kerascnn.data.preprocessing import Preprocessing
+from kerascnn.data.sizes import hw
 
 __all__ = [
     "train_dataset",
@@ -58,20 +59,6 @@ def _legacy_mean(mean, channels):
     if mean is False or (np.isscalar(mean) and mean == 0):
         return None
     return mean
-
-
-def _size(image_size, name="image_size"):
-    if isinstance(image_size, int):
-        image_size = (image_size, image_size)
-    try:
-        h, w = (int(v) for v in image_size)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"`{name}` must be an int or (height, width). Received: {name}={image_size!r}"
-        ) from None
-    if h <= 0 or w <= 0:
-        raise ValueError(f"`{name}` must be positive. Received: {name}={image_size!r}")
-    return h, w
 
 
 def _check_batch_size(batch_size):
@@ -113,7 +100,7 @@ def compiled_batch_fn(policy, *, image_size, mean=None, pca=None):
     """The policy's batch step as one ``tf.function(jit_compile=True)``:
     ``(uint8 (B, h0, w0, C), seed int64 [2]) -> float32 (B, h, w, C)``."""
     policy = get_policy(policy) if isinstance(policy, str) else policy
-    image_size = _size(image_size)
+    image_size = hw(image_size)
     if pca is None:
         pca = (stats.IMAGENET_PCA_EIGVAL, stats.IMAGENET_PCA_EIGVEC)
 
@@ -338,7 +325,7 @@ def train_dataset(source, policy, *, batch_size, seed, image_size=None, mean=_NO
         image_size = image_size or preprocessing.image_size
     else:
         mean = _legacy_mean(None if mean is _NOT_GIVEN else mean, channels)
-    image_size = _size(image_size or policy.image_size)
+    image_size = hw(image_size or policy.image_size)
     mean = Preprocessing(image_size, channels, mean=mean).mean  # validated
     if pca is None:
         pca = (stats.IMAGENET_PCA_EIGVAL, stats.IMAGENET_PCA_EIGVEC)
@@ -390,7 +377,7 @@ def train_dataset(source, policy, *, batch_size, seed, image_size=None, mean=_NO
 # -- evaluation: the center view ---------------------------------------------------------
 def _legacy_preprocessing(channels, image_size, resize, pad, mean):
     """A :class:`Preprocessing` from the keyword form (``mean`` as :func:`_legacy_mean`)."""
-    return Preprocessing(_size(image_size), channels, resize=resize, pad=pad,
+    return Preprocessing(hw(image_size), channels, resize=resize, pad=pad,
                          mean=_legacy_mean(mean, channels))
 
 

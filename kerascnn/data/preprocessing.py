@@ -49,6 +49,8 @@ import os
 
 import numpy as np
 
+from kerascnn.data.sizes import hw
+
 __all__ = [
     "CROP_OFFSETS",
     "PREPROCESSING_FILE",
@@ -64,19 +66,6 @@ __all__ = [
 PREPROCESSING_FILE = "preprocessing.json"
 RESIZE_RULES = ("shorter", "warp")
 CROP_OFFSETS = ("floor", "round_half_even")
-
-
-def _pair(value, name):
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        value = (value, value)
-    try:
-        h, w = (int(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"`{name}` must be an int or (height, width). Received: {name}={value!r}") from None
-    if h <= 0 or w <= 0:
-        raise ValueError(f"`{name}` must be positive. Received: {name}={value!r}")
-    return h, w
 
 
 def _mean_array(mean, channels):
@@ -109,7 +98,7 @@ class Preprocessing:
 
     def __post_init__(self):
         set_ = object.__setattr__
-        set_(self, "image_size", _pair(self.image_size, "image_size"))
+        set_(self, "image_size", hw(self.image_size, "image_size"))
         if self.channels not in (1, 3) or isinstance(self.channels, bool):
             raise ValueError(f"`channels` must be 1 or 3. Received: channels={self.channels!r}")
         set_(self, "channels", int(self.channels))

@@ -24,7 +24,7 @@ materialising one resized image per scale. GoogLeNet's "square resized to 224" v
 likewise one bilinear sampling of the square (the paper resizes twice; one interpolation
 is the closer to the original pixels).
 
-Papers (``../shared/PAPERS.md``): AlexNet (Krizhevsky et al., 2012) and ResNet (He et al.,
+Papers: AlexNet (Krizhevsky et al., 2012) and ResNet (He et al.,
 2016) 10 crops; GoogLeNet (Szegedy et al., 2015) 144 crops; VGG (Simonyan & Zisserman,
 2015) 5x5 grid x flips x 3 scales = 150 crops and dense evaluation on the whole image
 rescaled to Q.
@@ -42,6 +42,7 @@ from kerascnn.data.preprocessing import (
     resize_shorter,
     shorter_side_shape,
 )
+from kerascnn.data.sizes import hw
 
 __all__ = [
     "resize_shorter",
@@ -57,15 +58,6 @@ __all__ = [
 
 GOOGLENET_SCALES = (256, 288, 320, 352)
 VGG_SCALES = (256, 384, 512)
-
-
-def _pair(size, arg="crop_size"):
-    if isinstance(size, int):
-        size = (size, size)
-    size = tuple(int(s) for s in size)
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"`{arg}` must be a positive int or (height, width). Received: {arg}={size}")
-    return size
 
 
 def _check_scales(scales, crop, arg="scales"):
@@ -133,7 +125,7 @@ def center_crop(image, crop_size, *, resize=None, pad=0, resize_rule="shorter", 
     image = tf.convert_to_tensor(image)
     if image.shape.rank not in (3, 4):
         raise ValueError(f"`image` must be (H, W, C) or (B, H, W, C). Received: image.shape={image.shape}")
-    prep = Preprocessing(_pair(crop_size), int(image.shape[-1]), resize=resize, pad=pad,
+    prep = Preprocessing(hw(crop_size, "crop_size"), int(image.shape[-1]), resize=resize, pad=pad,
                          resize_rule=resize_rule, antialias=antialias, crop_offset=crop_offset)
     return tf.expand_dims(prep.crop_uint8(image), -4)
 
@@ -146,7 +138,7 @@ def _half(d, crop_offset):
 
 
 def _ten_crop_one(image, crop_size, resize, square, pad, resize_rule, antialias, crop_offset):
-    crop = _pair(crop_size)
+    crop = hw(crop_size, "crop_size")
     image = _prepare(image, resize, square, pad, resize_rule, antialias)
     shape = tf.shape(image)
     dy, dx = shape[0] - crop[0], shape[1] - crop[1]
@@ -171,8 +163,8 @@ def ten_crop(image, crop_size=224, *, resize=None, square=False, pad=0, resize_r
     ``antialias`` and ``crop_offset`` (the centre crop's) are the ``center`` view's
     (:class:`~kerascnn.data.preprocessing.Preprocessing`).
     """
-    _pair(crop_size)
-    Preprocessing(_pair(crop_size), resize_rule=resize_rule, antialias=antialias,
+    hw(crop_size, "crop_size")
+    Preprocessing(hw(crop_size, "crop_size"), resize_rule=resize_rule, antialias=antialias,
                   crop_offset=crop_offset)  # checks the keywords
     return _batched(_ten_crop_one, image, crop_size=crop_size, resize=resize, square=square,
                     pad=int(pad), resize_rule=resize_rule, antialias=bool(antialias),
@@ -187,7 +179,7 @@ def sample_regions(image, regions, size):
     (half-pixel centres), clamped to the image like ``tf.image.resize``; ``flip`` mirrors
     the view left-right (a box with x1 > x2).
     """
-    out_h, out_w = _pair(size, "size")
+    out_h, out_w = hw(size, "size")
     image = tf.cast(tf.convert_to_tensor(image), tf.float32)
     regions = tf.cast(tf.convert_to_tensor(regions), tf.float32)
     shape = tf.shape(image)
@@ -223,7 +215,7 @@ def googlenet_144_regions(height, width, crop_size=224, scales=GOOGLENET_SCALES,
     centre crop and the whole square resized to ``crop_size``; and the mirrors of all:
     4 x 3 x 6 x 2 = 144. Order: scale, square, [tl, tr, bl, br, centre, square], flip.
     """
-    crop = _pair(crop_size)
+    crop = hw(crop_size, "crop_size")
     scales = _check_scales(scales, crop)
     new_h, new_w, ry, rx = _scale_geometry(height, width, scales)  # (S,)
     side = tf.minimum(new_h, new_w)
@@ -263,7 +255,7 @@ def _with_flips(regions, flip):
 
 def googlenet_144_crops(image, crop_size=224, *, scales=GOOGLENET_SCALES, flip=True):
     """GoogLeNet's 144 test crops of one image, ``(144, h, w, C)`` (Szegedy et al. 2015, §7)."""
-    crop = _pair(crop_size)
+    crop = hw(crop_size, "crop_size")
     scales = _check_scales(scales, crop)
 
     def one(im):
@@ -279,7 +271,7 @@ def vgg_grid_regions(height, width, crop_size=224, scales=VGG_SCALES, grid=5, fl
     regular grid of crops spanning the whole rescaled image (first crop at the top-left
     corner, last at the bottom-right), and their mirrors: 5 x 5 x 2 x 3 = 150.
     Order: scale, row, column, flip."""
-    crop = _pair(crop_size)
+    crop = hw(crop_size, "crop_size")
     scales = _check_scales(scales, crop)
     if int(grid) < 1:
         raise ValueError(f"`grid` must be a positive int. Received: grid={grid}")
@@ -298,7 +290,7 @@ def vgg_grid_regions(height, width, crop_size=224, scales=VGG_SCALES, grid=5, fl
 def vgg_grid_crops(image, crop_size=224, *, scales=VGG_SCALES, grid=5, flip=True):
     """VGG's multi-crop views of one image, ``(len(scales) * grid**2 * 2, h, w, C)``
     (Simonyan & Zisserman 2015, §3.2: 150 crops for 3 scales)."""
-    crop = _pair(crop_size)
+    crop = hw(crop_size, "crop_size")
     scales = _check_scales(scales, crop)
 
     def one(im):

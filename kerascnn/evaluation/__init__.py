@@ -1,4 +1,4 @@
-"""kerascnn.evaluation: the papers' test protocols (issue 5).
+"""kerascnn.evaluation: the papers' test protocols.
 
 - :func:`evaluate`: top-1/top-5 error of a model (or several, fused) over any
   ``kerascnn.data`` source with ``center``, ``10crop``, ``144crop``, ``multicrop``,
@@ -8,61 +8,45 @@
 - :data:`PROTOCOLS` / :data:`TABLE` / :func:`make_protocol`: the protocol table and a
   validated protocol with the papers' default scales.
 
-The names are imported on first use (PEP 562): the registry of
-``kerascnn.applications`` reads :data:`PROTOCOLS` from
-:mod:`kerascnn.evaluation.protocols`, which imports no TensorFlow, and must stay
-importable under any Keras backend, so this package's ``__init__`` imports nothing
-heavy itself.
+``kerascnn.evaluation.evaluate`` is the function: it is bound here after its module
+(:mod:`kerascnn.evaluation.evaluate`) is imported, and Python binds a submodule to its
+package only when it first imports it.
 """
 
-import importlib
-import sys
-import types
+from kerascnn.evaluation.evaluate import Member, evaluate
+from kerascnn.evaluation.fully_convolutional import (
+    DenseAsConv,
+    has_convertible_head,
+    to_fully_convolutional,
+)
+from kerascnn.evaluation.loading import SavedModelNet, load_for_evaluation
+from kerascnn.evaluation.metrics import TopKError, top_k_error
+from kerascnn.evaluation.protocols import (
+    PROTOCOLS,
+    TABLE,
+    Protocol,
+    ProtocolSpec,
+    default_scales,
+    make_protocol,
+)
+from kerascnn.evaluation.report import EvaluationReport, ProtocolResult
 
-_EXPORTS = {
-    "Member": "evaluate",
-    "evaluate": "evaluate",
-    "SavedModelNet": "loading",
-    "load_for_evaluation": "loading",
-    "DenseAsConv": "fully_convolutional",
-    "has_convertible_head": "fully_convolutional",
-    "to_fully_convolutional": "fully_convolutional",
-    "TopKError": "metrics",
-    "top_k_error": "metrics",
-    "PROTOCOLS": "protocols",
-    "TABLE": "protocols",
-    "Protocol": "protocols",
-    "ProtocolSpec": "protocols",
-    "default_scales": "protocols",
-    "make_protocol": "protocols",
-    "EvaluationReport": "report",
-    "ProtocolResult": "report",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kerascnn.evaluation' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"kerascnn.evaluation.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
-
-
-class _Package(types.ModuleType):
-    """The import system binds a submodule to its package's attribute of the same name
-    once it is imported; ``kerascnn.evaluation.evaluate`` stays the function."""
-
-    def __setattr__(self, name, value):
-        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == name:
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+__all__ = [
+    "DenseAsConv",
+    "EvaluationReport",
+    "Member",
+    "PROTOCOLS",
+    "Protocol",
+    "ProtocolResult",
+    "ProtocolSpec",
+    "SavedModelNet",
+    "TABLE",
+    "TopKError",
+    "default_scales",
+    "evaluate",
+    "has_convertible_head",
+    "load_for_evaluation",
+    "make_protocol",
+    "to_fully_convolutional",
+    "top_k_error",
+]

@@ -34,7 +34,7 @@ LOCALIZATION = "localization"
 
 
 def _protocols(text):
-    from kerascnn.evaluation.protocols import PROTOCOLS
+    from kerascnn._protocols import PROTOCOLS
 
     names = [p.strip() for p in text.split(",") if p.strip()]
     bad = [p for p in names if p not in PROTOCOLS and p != LOCALIZATION]
@@ -157,7 +157,7 @@ def _pretrained_member(args, given_mean):
     """The --arch network built with --weights, with the set's preprocessing (a file:
     its publisher's mean) and the set's publisher's figure as errors."""
     from kerascnn.evaluation.evaluate import Member
-    from kerascnn.weights.pretrained import load_pretrained
+    from kerascnn.applications.pretrained import load_pretrained
 
     size = (args.crop_size, args.crop_size) if args.crop_size else None
     net = load_pretrained(args.arch, args.weights, image_size=size)

@@ -21,6 +21,7 @@ import tensorflow as tf
 from kerascnn.evaluation.fully_convolutional import has_convertible_head, to_fully_convolutional
 from kerascnn.evaluation.metrics import TopKError
 from kerascnn.data.preprocessing import Preprocessing, subtract_mean
+from kerascnn.data.sizes import hw
 from kerascnn.evaluation.protocols import TABLE, make_protocol
 from kerascnn.evaluation.report import EvaluationReport, ProtocolResult, paper_result
 
@@ -68,7 +69,7 @@ class Member:
             if not isinstance(self.preprocessing, Preprocessing):
                 raise ValueError("`preprocessing` must be a kerascnn Preprocessing. "
                                  f"Received: preprocessing={self.preprocessing!r}")
-            if self.crop_size is not None and _pair(self.crop_size) != self.preprocessing.image_size:
+            if self.crop_size is not None and hw(self.crop_size, "crop_size") != self.preprocessing.image_size:
                 raise ValueError(
                     f"`crop_size` contradicts the preprocessing's image_size "
                     f"{self.preprocessing.image_size}. Received: crop_size={self.crop_size!r}")
@@ -91,10 +92,6 @@ def _as_members(models, mean, pad, crop_size, preprocessing):
             m = Member(m, mean=mean, pad=pad, crop_size=crop_size, preprocessing=preprocessing)
         out.append(m)
     return out
-
-
-def _pair(size):
-    return (int(size), int(size)) if isinstance(size, int) else tuple(int(v) for v in size)
 
 
 def _input_size(member):

@@ -15,13 +15,13 @@ name                views of one image                                          
 Each row is one :class:`ProtocolSpec` in :data:`TABLE`: its views of one image, how many,
 which options it takes (``resize``/``square`` before its crops, a set of ``scales``,
 ``dense_scales``) and what it needs of the network (``dense``: a network that runs on whole
-images). A new protocol is one entry; :data:`PROTOCOLS` (the names), the evaluation, the
-command line and the registry's ``paper_results`` keys (:data:`PAPER_PROTOCOLS`) all read the
-table. This module imports no TensorFlow at module level, so that
-``kerascnn.applications.registry`` can read the names under any Keras backend.
+images). A new protocol is one entry here and its name in :mod:`kerascnn._protocols`
+(:data:`PROTOCOLS`; with :data:`PAPER_PROTOCOLS`, the registry's ``paper_results`` keys, it
+sits below the registry's floor; a test checks that the two agree). The evaluation and the
+command line read the table.
 
 Softmax posteriors are averaged over the views of an image (and, for ``dense``, over the
-scales). Defaults are the papers' (``../shared/PAPERS.md``) for 224/227 crops: resize 256;
+scales). Defaults are the papers' (the sections cited per protocol) for 224/227 crops: resize 256;
 GoogLeNet scales 256, 288, 320, 352; VGG Q = {256, 384, 512} (or {S-32, S, S+32} for a
 single training scale S); ResNet dense scales {224, 256, 384, 480, 640}. For other crop
 sizes (e.g. 32x32 CIFAR-style nets) every default size is scaled by ``crop / 224`` -- a
@@ -39,6 +39,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+
+from kerascnn import _protocols as _names
+from kerascnn.data.sizes import hw
 
 __all__ = [
     "PAPER_PROTOCOLS",
@@ -147,8 +150,8 @@ TABLE = {
                      scale_set="vgg", dense=True),
     )
 }
-PROTOCOLS = tuple(TABLE)
-PAPER_PROTOCOLS = tuple(dict.fromkeys(n for spec in TABLE.values() for n in spec.paper_names))
+PROTOCOLS = _names.PROTOCOLS  # tuple(TABLE), named below the registry's floor
+PAPER_PROTOCOLS = _names.PAPER_PROTOCOLS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,18 +256,6 @@ def default_scales(name, family=None, crop=224, train_scale=None):
     return _scaled(VGG_SCALES, crop)
 
 
-def _pair(size):
-    if isinstance(size, int):
-        size = (size, size)
-    try:
-        size = tuple(int(s) for s in size)
-    except (TypeError, ValueError):
-        raise ValueError(f"`crop_size` must be a positive int or (height, width). Received: crop_size={size!r}") from None
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"`crop_size` must be a positive int or (height, width). Received: crop_size={size}")
-    return size
-
-
 def _positive_ints(values, arg):
     if isinstance(values, int):
         values = (values,)
@@ -318,7 +309,7 @@ def make_protocol(
     if name not in TABLE:
         raise ValueError(f"Unknown protocol. Expected one of {list(PROTOCOLS)}. Received: protocol={name!r}")
     spec = TABLE[name]
-    crop = _pair(crop_size)
+    crop = hw(crop_size, "crop_size")
     c = max(crop)
     if resize == "default":
         # CIFAR nets are tested on the whole 32x32 image (He et al. 2016, §4.2).

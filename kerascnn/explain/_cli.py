@@ -93,7 +93,7 @@ def _load(args):
                          f"Received: arch={arch!r}, weights={weights!r}")
     if args.model is not None:
         raise ValueError(f"give --model or --arch/--weights, not both. Received: arch={arch!r}")
-    from kerascnn.weights.pretrained import load_pretrained
+    from kerascnn.applications.pretrained import load_pretrained
 
     net = load_pretrained(arch, weights)
     return net.model, net.preprocessing, net.class_names

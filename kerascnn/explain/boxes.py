@@ -25,23 +25,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from kerascnn.data.sizes import hw
+
 __all__ = ["boxes_from_map", "resize_bilinear"]
 
 
 def _size(image_size, default):
-    if image_size is None:
-        return default
-    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
-        image_size = (image_size, image_size)
-    try:
-        h, w = (int(v) for v in image_size)
-    except (TypeError, ValueError):
-        raise ValueError("`image_size` must be a positive int or (height, width). "
-                         f"Received: image_size={image_size!r}") from None
-    if h < 1 or w < 1:
-        raise ValueError("`image_size` must be a positive int or (height, width). "
-                         f"Received: image_size={image_size!r}")
-    return h, w
+    return default if image_size is None else hw(image_size, "image_size")
 
 
 def _interpolation_matrix(n_in, n_out):

@@ -129,7 +129,7 @@ def _export_pretrained(args, arch, weights) -> int:
     from kerascnn.applications.registry import get_model_info
     from kerascnn.export import serving_config
     from kerascnn.export.saved_model import export_model
-    from kerascnn.weights.pretrained import load_pretrained
+    from kerascnn.applications.pretrained import load_pretrained
 
     name = args.name or get_model_info(arch).name
     serving_config.check_name(name)

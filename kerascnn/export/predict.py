@@ -9,7 +9,7 @@ default (shorter side to the input size, centre crop, no mean) and classes shown
 
 :func:`predict_pretrained` runs a registry network built with pretrained weights
 (``--arch resnet50 --weights imagenet``) with the set's preprocessing and the
-ImageNet class names (:mod:`kerascnn.weights.pretrained`).
+ImageNet class names (:mod:`kerascnn.applications.pretrained`).
 
 Each file is read and decoded on its own first: one that cannot be (missing, empty,
 not an image) is reported by name and the others are still answered.
@@ -127,7 +127,7 @@ def predict_pretrained(arch: str, weights, images, k: int = 5) -> list[Predictio
     the ImageNet class names."""
     import tensorflow as tf
 
-    from kerascnn.weights.pretrained import load_pretrained
+    from kerascnn.applications.pretrained import load_pretrained
 
     net = load_pretrained(arch, weights)
     results, good, views = [], [], []

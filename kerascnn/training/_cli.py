@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from kerascnn.training.strategy import PRECISIONS, STRATEGIES
 
@@ -39,32 +40,24 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    from kerascnn.training.experiment import SetupError
-    from kerascnn.training.recipe import RecipeError, load_recipe
-    from kerascnn.training.run_dir import RunLocked
+    from kerascnn.training.recipe import load_recipe
 
     overrides = list(args.set)
     if args.epochs is not None:
         overrides.append(("training.epochs", args.epochs))
     if args.batch_size is not None:
         overrides.append(("training.batch_size", args.batch_size))
-    try:
-        recipe = load_recipe(args.recipe, overrides)
-    except RecipeError as err:
-        print(f"kerascnn train: error: {err}")
-        return 2
+    # A bad recipe (RecipeError), path (SetupError) or a held run folder (RunLocked)
+    # is found before any data is read: kerascnn.cli prints it as one line.
+    recipe = load_recipe(args.recipe, overrides)
     from kerascnn.training.trainer import train
 
-    try:
-        result = train(recipe, output_dir=args.output_dir, strategy=args.strategy,
-                       precision=args.precision, init_from=args.init_from,
-                       data_dir=args.data_dir, export_dir=args.export_dir,
-                       export=not args.no_export,
-                       verbose="auto" if args.verbose is None else args.verbose)
-    except (SetupError, RunLocked) as err:  # found before training: one line
-        print(f"kerascnn train: error: {err}")
-        return 2
+    result = train(recipe, output_dir=args.output_dir, strategy=args.strategy,
+                   precision=args.precision, init_from=args.init_from,
+                   data_dir=args.data_dir, export_dir=args.export_dir,
+                   export=not args.no_export,
+                   verbose="auto" if args.verbose is None else args.verbose)
     if result.diverged:
-        print(f"kerascnn train: error: {result.message}")
+        print(f"kerascnn train: error: {result.message}", file=sys.stderr)
         return 1
     return 0

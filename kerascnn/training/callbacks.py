@@ -40,6 +40,7 @@ import numpy as np
 
 from kerascnn._io import atomic_path, atomic_write, read_json, write_json
 from kerascnn.training.plots import plot_history
+from kerascnn.training.run_dir import log as _log
 
 __all__ = [
     "AtomicCheckpoint",
@@ -61,10 +62,6 @@ def _finite(value) -> bool:
         return math.isfinite(float(value))
     except (TypeError, ValueError):
         return True
-
-
-def _log(msg):
-    print(f"[kerascnn] {msg}", flush=True)
 
 
 def _lr(model) -> float:

@@ -20,6 +20,7 @@ import numpy as np
 
 from kerascnn._io import atomic_path
 from kerascnn.training.recipe import Recipe, policy_options
+from kerascnn.training.run_dir import log as _log
 
 __all__ = [
     "Experiment",
@@ -36,10 +37,6 @@ __all__ = [
 
 class SetupError(ValueError):
     """A user's mistake found before training (a path, a folder): one line."""
-
-
-def _log(msg):
-    print(f"[kerascnn] {msg}", flush=True)
 
 
 # -- checks before any data is read ---------------------------------------------------
@@ -296,7 +293,7 @@ def resolve_mean(recipe: Recipe, source, run_dir: str):
     fine-tuning run (``model.weights``) uses the mean of its weights instead: the
     pretrained network expects it."""
     if recipe.model.weights:
-        from kerascnn.weights.pretrained import preprocessing_for
+        from kerascnn.applications.pretrained import preprocessing_for
 
         mean = preprocessing_for(recipe.model.name, recipe.model.weights).mean
         _log(f"model.weights = {recipe.model.weights!r}: the mean RGB of those weights "
@@ -358,7 +355,7 @@ def run_preprocessing(recipe: Recipe, source, mean):
     size = recipe.data.image_size
     resize = recipe.data.eval_resize or _fixed_shorter_side(source)
     if recipe.model.weights and not recipe.data.eval_resize:
-        from kerascnn.weights.pretrained import preprocessing_for
+        from kerascnn.applications.pretrained import preprocessing_for
 
         # the weights' publisher's shorter side for this crop (256 for 224)
         resize = preprocessing_for(recipe.model.name, recipe.model.weights,
@@ -386,7 +383,7 @@ def build_model(exp: Experiment, strategy, *, init_from=None, warm_start=True):
     head = ()
     with strategy.scope():
         if r.model.weights:
-            from kerascnn.weights.finetune import finetune_model, head_patterns
+            from kerascnn.training.finetune import finetune_model, head_patterns
 
             model = finetune_model(r.model.name, r.model.weights, exp.train_source.num_classes,
                                    (size, size, exp.train_source.channels), **r.model.options)
@@ -438,7 +435,7 @@ def build_callbacks(recipe: Recipe, run, val_available: bool, verbose) -> Callba
     guard = cb.NaNGuard(checkpoint, backup_dir=run.backup_dir, divergence=divergence)
     out = [guard]
     if recipe.model.weights and recipe.training.head_epochs:
-        from kerascnn.weights.finetune import FineTuneSchedule
+        from kerascnn.training.finetune import FineTuneSchedule
 
         out.append(FineTuneSchedule(recipe.training.head_epochs,
                                     recipe.optimizer.finetune_lr_factor))

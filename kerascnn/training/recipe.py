@@ -67,7 +67,7 @@ class ModelConfig:
     weights: fine-tuning: a weight set of the network (``"imagenet"``, see
       ``kerascnn models``) or the path of a 1000-class weights file; the network is
       built with it and, when the data has another number of classes, gets new
-      classifiers (:mod:`kerascnn.weights.finetune`). The run's mean, and its
+      classifiers (:mod:`kerascnn.training.finetune`). The run's mean, and its
       evaluation resize unless ``data.eval_resize`` is set, are then the set's.
       Empty: random initialisation.
     """

@@ -33,6 +33,7 @@ __all__ = [
     "TRAINED",
     "RunDir",
     "RunLocked",
+    "log",
     "resolve_run_dir",
 ]
 
@@ -42,8 +43,9 @@ COMPLETED = "completed.json"
 LOCK = "run.lock"
 
 
-class RunLocked(RuntimeError):
-    """Another live process holds the run folder."""
+class RunLocked(OSError):
+    """Another live process holds the run folder (an ``OSError``, as a busy file is:
+    the command line prints it as one line)."""
 
 
 def inside(base: str, name: str) -> str:
@@ -118,7 +120,7 @@ class RunDir:
             os.close(fd)
         stale = _read_pid(fd)
         if stale and stale != str(os.getpid()):
-            _log(f"taking over {path} from process {stale}, which no longer runs")
+            log(f"taking over {path} from process {stale}, which no longer runs")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_fd = fd
@@ -191,5 +193,7 @@ def _read_pid(fd) -> str:
         return ""
 
 
-def _log(msg):
+def log(msg):
+    """One line of what a run is doing, on stdout, flushed (``[kerascnn] ...``): the
+    one console voice of training's modules."""
     print(f"[kerascnn] {msg}", flush=True)

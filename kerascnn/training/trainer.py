@@ -50,9 +50,7 @@ import warnings
 from kerascnn.training import run_dir as rd
 from kerascnn.training.recipe import Recipe
 
-__all__ = ["TrainResult", "resolve_run_dir", "train"]
-
-resolve_run_dir = rd.resolve_run_dir
+__all__ = ["TrainResult", "train"]
 
 
 @dataclasses.dataclass
@@ -64,10 +62,6 @@ class TrainResult:
     diverged: bool = False
     message: str = ""
     model: object = None
-
-
-def _log(msg):
-    print(f"[kerascnn] {msg}", flush=True)
 
 
 def _is_chief(strategy) -> bool:
@@ -94,11 +88,11 @@ def train(recipe: Recipe, *, output_dir=None, strategy="auto", precision=None,
     default = output_dir or rd.inside("runs", recipe.name)
     run = rd.RunDir(rd.resolve_run_dir(recipe.name, output_dir))
     if run.path != default:
-        _log(f"{default} holds a completed run; starting a fresh run in {run.path}")
+        rd.log(f"{default} holds a completed run; starting a fresh run in {run.path}")
     with run.lock():
         stage = run.stage()
         begun = os.path.exists(run.file("recipe.json"))
-        _log(f"starting {recipe.name} in {run.path}" if not begun else
+        rd.log(f"starting {recipe.name} in {run.path}" if not begun else
              f"resuming {recipe.name} in {run.path} at the {stage} stage")
         run.write("recipe.json", recipe.to_dict())
         set_precision(precision or recipe.training.precision)
@@ -108,7 +102,7 @@ def train(recipe: Recipe, *, output_dir=None, strategy="auto", precision=None,
             exp.eval_batch //= replicas
         if chief:
             exp.preprocessing.save(run.path, exp.class_names)
-        _log(f"strategy {type(strategy).__name__} with {replicas} replica(s): global batch "
+        rd.log(f"strategy {type(strategy).__name__} with {replicas} replica(s): global batch "
              f"{exp.global_batch} = {recipe.training.batch_size} x {replicas}")
 
         history, model, checkpoint, diverged = _train_stage(exp, run, strategy, stage,
@@ -153,7 +147,7 @@ def _train_stage(exp, run, strategy, stage, init_from, verbose):
     if trained:
         shutil.rmtree(run.backup_dir, ignore_errors=True)  # a kill after trained.json
         _load_trained(model, cbs.checkpoint.last_path)
-        _log(f"training finished before ({rd.TRAINED}); the network is "
+        rd.log(f"training finished before ({rd.TRAINED}); the network is "
              f"{cbs.checkpoint.last_path}")
         return _read_history(run.file("history.csv")), model, cbs.checkpoint, ""
 
@@ -214,13 +208,13 @@ def _test_stage(exp, run, model, verbose):
         return None
     done = run.test_metrics()
     if done is not None:
-        _log(f"the test split was evaluated before ({rd.TEST_METRICS})")
+        rd.log(f"the test split was evaluated before ({rd.TEST_METRICS})")
         return done
     from kerascnn.training.strategy import evaluation_callbacks
 
     held = " (held out of the training split: holdout.json)" \
         if exp.test_source is exp.val_source and recipe.data.validation_fraction else ""
-    _log(f"evaluating on the {recipe.data.test_split} split of {recipe.data.source}{held}")
+    rd.log(f"evaluating on the {recipe.data.test_split} split of {recipe.data.source}{held}")
     metrics = model.evaluate(exp.eval_dataset(exp.test_source), return_dict=True,
                              verbose=verbose, callbacks=evaluation_callbacks())
     metrics = {k: float(v) for k, v in metrics.items()}
@@ -228,7 +222,7 @@ def _test_stage(exp, run, model, verbose):
     if held:  # the test examples are the training split's hold-out (holdout.json)
         metrics["heldout_fraction"] = float(recipe.data.validation_fraction)
     run.write(rd.TEST_METRICS, metrics)
-    _log(f"test top-1 error {metrics['top1_error']:.2f}% "
+    rd.log(f"test top-1 error {metrics['top1_error']:.2f}% "
          f"(accuracy {100 - metrics['top1_error']:.2f}%), "
          f"top-5 error {metrics['top5_error']:.2f}%")
     return metrics
@@ -249,7 +243,7 @@ def _export_stage(exp, run, model, export_dir, test_metrics):
                                           "kerascnn.json"))
         if isinstance(meta, dict) and meta.get("run_path") == me:
             path = os.path.join(model_dir, str(version))
-            _log(f"this run was exported before: {path}")
+            rd.log(f"this run was exported before: {path}")
             return path
     return export_model(model, name, base_dir=export_dir, preprocessing=exp.preprocessing,
                         class_names=exp.class_names,
@@ -277,7 +271,7 @@ def _build_for_multi_worker(model, strategy, make_train):
 
     version = ".".join(keras.__version__.split(".")[:2])
     if version not in _MULTI_WORKER_WORKAROUND:
-        _log(f"Keras {keras.__version__}: the multi-worker build workaround (for Keras "
+        rd.log(f"Keras {keras.__version__}: the multi-worker build workaround (for Keras "
              f"{', '.join(_MULTI_WORKER_WORKAROUND)}) is not applied; if fit fails with "
              "'Attempt to convert a value (PerReplica...)', add this version to "
              "kerascnn.training.trainer._MULTI_WORKER_WORKAROUND")
@@ -314,7 +308,7 @@ def _report_skipped(sources):
         skipped = src.skipped if src is not None else None
         if skipped:
             total = len(skipped) + int(src.num_examples or 0)
-            _log(f"skipped {len(skipped)} bad image file(s) of {total} in "
+            rd.log(f"skipped {len(skipped)} bad image file(s) of {total} in "
                  f"{src.root or src.name} (each named in a warning when the "
                  f"folder was listed)")
 
@@ -334,6 +328,6 @@ def _print_outputs(run, checkpoint, export_path, test_metrics, elapsed):
         ("preprocessing", run.file("preprocessing.json")),
         ("SavedModel (TF Serving)", export_path or "(not exported)"),
     ]
-    _log(f"done in {elapsed / 60:.1f} min. Outputs:")
+    rd.log(f"done in {elapsed / 60:.1f} min. Outputs:")
     for label, path in rows:
         print(f"  {label:<24} {path}", flush=True)

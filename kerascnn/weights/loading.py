@@ -49,12 +49,15 @@ class WeightsPlan:
 
     Attributes:
         network: registry name of the network being built.
+        family: its registry family (``"resnet"``, ``"vgg"``...): which mapper reads a
+            publisher's file. The builder passes it down.
         path: the local file.
         weight_set: the set (None for a user's file).
         include_top: whether the model has its classifier.
     """
 
     network: str
+    family: str
     path: str
     weight_set: _sets.WeightSet | None
     include_top: bool
@@ -179,7 +182,7 @@ def _looks_like_path(text):
     return os.sep in text or "/" in text or os.path.splitext(text)[1] != ""
 
 
-def resolve(weights, *, network, include_top, classes, input_shape=None, arch=None,
+def resolve(weights, *, network, family, include_top, classes, input_shape=None, arch=None,
             cache_root=None):
     """Checks a builder's ``weights`` before anything is built; returns None (random
     init) or a :class:`WeightsPlan` (a set's file is fetched here).
@@ -187,6 +190,7 @@ def resolve(weights, *, network, include_top, classes, input_shape=None, arch=No
     Args:
         weights: None, a set name of ``network`` or the path of a weights file.
         network: registry name (``"resnet50"``).
+        family: the network's registry family (the mapper of a publisher's file).
         include_top, classes, input_shape: the builder's arguments.
         arch: the builder's architecture arguments (``{"shortcut": "B", ...}``),
             checked against the set's ``requires``.
@@ -207,9 +211,9 @@ def resolve(weights, *, network, include_top, classes, input_shape=None, arch=No
         weight_set = available[weights]
         _check_set_args(weight_set, include_top, classes, input_shape, arch)
         path = fetch(weight_set, include_top, cache_root)
-        return WeightsPlan(network, path, weight_set, include_top)
+        return WeightsPlan(network, family, path, weight_set, include_top)
     if os.path.isfile(weights):
-        return WeightsPlan(network, weights, None, include_top)
+        return WeightsPlan(network, family, weights, None, include_top)
     raise weights_argument_error(weights, network)
 
 
@@ -259,12 +263,6 @@ def _check_set_args(weight_set, include_top, classes, input_shape, arch):
 
 
 # -- applying the plan ---------------------------------------------------------------------
-def family_of(network):
-    from kerascnn.applications.registry import get_model_info
-
-    return get_model_info(network).family
-
-
 def apply(model, plan: WeightsPlan | None):
     """Reads ``plan``'s file and sets ``model``'s weights; returns ``model``."""
     if plan is None:
@@ -288,7 +286,7 @@ def apply(model, plan: WeightsPlan | None):
         origin = ORIGIN_OF_FORMAT.get(wf.format)
         if origin is None:
             raise ValueError(f"Unsupported weights format {wf.format!r} of {plan.path}.")
-    mappers.assign(model, wf, origin=origin, family=family_of(plan.network))
+    mappers.assign(model, wf, origin=origin, family=plan.family)
     return model
 
 
@@ -300,7 +298,7 @@ def mean_of(weights, network=None):
     if isinstance(weights, _sets.WeightSet):
         return weights.mean_rgb
     if network is not None:
-        return _sets.get_weight_set(_network_name(network), weights).mean_rgb
+        return _sets.get_weight_set(_sets.network_name(network), weights).mean_rgb
     matches = [s for s in _sets.all_weight_sets() if s.name == weights]
     if not matches:
         names = sorted({s.name for s in _sets.all_weight_sets()})
@@ -316,14 +314,6 @@ def mean_of(weights, network=None):
             f"Received: network=None"
         )
     return means.pop()
-
-
-def _network_name(network):
-    if isinstance(network, str):
-        from kerascnn.applications.registry import get_model_info
-
-        return get_model_info(network).name
-    raise ValueError(f"`network` must be a registry name. Received: network={network!r}")
 
 
 def preprocess_input(images, weights="imagenet", network=None):

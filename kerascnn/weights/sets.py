@@ -186,6 +186,21 @@ def unregister_weight_set(network: str, name: str) -> None:
     del sets[name]
 
 
+def lookup_key(name: str) -> str:
+    """The key a network name is looked up by, here and in the registry
+    (:mod:`kerascnn.applications.registry`): case, ``-`` and ``_`` ignored, so
+    ``"ResNet-50"`` is ``"resnet50"``."""
+    return str(name).strip().lower().replace("-", "").replace("_", "")
+
+
+def network_name(network: str) -> str:
+    """The table's name of ``network`` (``"ResNet-18"`` -> ``"resnet18"``); a network
+    without sets keeps its name (:func:`get_weight_set` then says it has none)."""
+    if not isinstance(network, str):
+        raise ValueError(f"`network` must be a registry name. Received: network={network!r}")
+    return {lookup_key(n): n for n in _SETS}.get(lookup_key(network), network)
+
+
 def weight_sets(network: str) -> dict[str, WeightSet]:
     """``{set name: WeightSet}`` of a registry network (empty when it has none)."""
     return dict(_SETS.get(network, {}))

@@ -16,7 +16,7 @@ compared with the publishers' pipelines, written out here from their sources:
   the centre at ``(256 - crop) / 2`` (integer division) and subtracts the BGR mean
   ``104, 117, 123``.
 
-Bounds (issue 18): mean absolute difference <= 1.5 levels, 99th percentile <= 8, on the
+Bounds: mean absolute difference <= 1.5 levels, 99th percentile <= 8, on the
 network's input (the mean subtracted; kerascnn's mean in RGB, Caffe's in BGR, and
 torchvision's std folded into the first conv so compared in 0-255 levels).
 
@@ -242,7 +242,7 @@ def measure_export(case, base_dir):
     import tensorflow as tf
 
     from kerascnn.export import export_model
-    from kerascnn.weights.pretrained import preprocessing_for
+    from kerascnn.applications.pretrained import preprocessing_for
 
     (network, name), _ = CASES[case]
     prep = preprocessing_for(network, name, (32, 32))  # what `kerascnn export --arch` uses

@@ -87,3 +87,15 @@ def test_a_new_protocol_is_one_table_entry(monkeypatch):
     source = from_arrays(np.stack([img] * 4), [0, 1, 0, 1], ["a", "b"])
     report = evaluate(model, source, ["center", "5crop"], resize=20, mean=False, verbose=0)
     assert report["5crop"].views == 5 and report["5crop"].examples == 4
+
+
+def test_the_names_below_the_registry_are_the_tables():
+    """kerascnn._protocols names the table's protocols (the registry reads the names
+    there, a floor below the evaluation): a protocol added to one only fails here."""
+    from kerascnn import _protocols
+    from kerascnn.evaluation.protocols import TABLE
+
+    assert _protocols.PROTOCOLS == tuple(TABLE)
+    paper_names = {n for spec in TABLE.values() for n in spec.paper_names}
+    assert set(_protocols.PAPER_PROTOCOLS) == paper_names
+    assert len(_protocols.PAPER_PROTOCOLS) == len(paper_names)

@@ -105,7 +105,7 @@ def test_explain_cam_for_a_named_class_and_a_small_image(run, tmp_path, capsys):
 def test_explain_errors_are_one_line_before_any_image_is_read(run, tmp_path, capsys, argv, message):
     _, model, _ = run
     out = tmp_path / "none"
-    assert main(["explain", str(tmp_path / "not_read.jpg"), "--model", model, "--out", str(out), *argv]) == 1
+    assert main(["explain", str(tmp_path / "not_read.jpg"), "--model", model, "--out", str(out), *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("kerascnn explain: error:") and message in err and "\n" not in err, err
     assert not out.exists()
@@ -117,7 +117,7 @@ def test_explain_needs_images_and_a_model(run, capsys):
         main(["explain", "--model", model])
     assert exit_.value.code != 0
     assert "the following arguments are required: images" in capsys.readouterr().err
-    assert main(["explain", "x.jpg"]) == 1
+    assert main(["explain", "x.jpg"]) == 2
     assert "give a .keras file with --model" in capsys.readouterr().err
 
 
@@ -158,5 +158,5 @@ def test_show_filters_feature_maps(tmp_path, run, capsys):
     with Image.open(out) as picture:
         # 16 channels of a 16x16 map, each enlarged 3x (48 px): one row of 16
         assert picture.size == (16 * 48 + 15 * 2, 48)
-    assert main(["show-filters", "--model", model, "--feature-maps", broken, "--out", str(out)]) == 1
+    assert main(["show-filters", "--model", model, "--feature-maps", broken, "--out", str(out)]) == 2
     assert broken in capsys.readouterr().err

@@ -99,10 +99,10 @@ def test_predict_names_bad_files_and_answers_the_rest(trained, tmp_path, capsys)
 
 def test_predict_unknown_model_is_one_line(trained, tmp_path, capsys):
     _, _, _, images = trained
-    assert main(["predict", images[0], "--model", str(tmp_path)]) == 1
+    assert main(["predict", images[0], "--model", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("kerascnn predict: error: ") and "Received: model=" in err
     assert len(err.splitlines()) == 1
-    assert main(["predict", images[0], "--model", str(tmp_path / "gone.keras")]) == 1
+    assert main(["predict", images[0], "--model", str(tmp_path / "gone.keras")]) == 2
     err = capsys.readouterr().err.strip()
     assert "gone.keras: no such model file" in err and len(err.splitlines()) == 1

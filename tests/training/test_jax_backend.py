@@ -1,4 +1,4 @@
-"""Issue 14: train, resume, evaluate and export under KERAS_BACKEND=jax (TensorFlow
+"""Train, resume, evaluate and export under KERAS_BACKEND=jax (TensorFlow
 installed beside it: tf.data feeds JAX, the SavedModel is written by TensorFlow).
 
 Every Keras process here is a subprocess with its backend set (a process picks its
@@ -232,6 +232,6 @@ def test_backend_flag(tmp_path):
     refused = subprocess.run(_cli("--backend", "jax", "train", "--strategy", "multi_worker"),
                              cwd=tmp_path, env=env, capture_output=True, text=True,
                              timeout=TIMEOUT)
-    assert refused.returncode == 1
+    assert refused.returncode == 2
     lines = [l for l in refused.stderr.splitlines() if l.startswith("kerascnn")]
     assert len(lines) == 1 and "--strategy multi_worker" in lines[0], refused.stderr

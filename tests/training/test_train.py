@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from kerascnn.cli import main
-from kerascnn.training.trainer import resolve_run_dir
+from kerascnn.training.run_dir import resolve_run_dir
 
 pytestmark = pytest.mark.tf_only  # tf.data / tf.distribute / SavedModel
 

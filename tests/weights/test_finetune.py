@@ -70,7 +70,7 @@ def _features(model, images):
 
 
 def test_new_classifier_keeps_the_pretrained_trunk(pth):
-    from kerascnn.weights.finetune import finetune_model, head_layers
+    from kerascnn.training.finetune import finetune_model, head_layers
 
     path, torch_model = pth
     model = finetune_model("resnet18", path, 3, (SIZE, SIZE, 3))
@@ -85,7 +85,7 @@ def test_new_classifier_keeps_the_pretrained_trunk(pth):
 
 def test_replace_classifier_of_googlenet_replaces_aux_heads_too():
     from kerascnn.applications import get_model
-    from kerascnn.weights.finetune import head_layers, replace_classifier
+    from kerascnn.training.finetune import head_layers, replace_classifier
 
     def build(c):
         return get_model("googlenet", aux_logits=True, input_shape=(96, 96, 3), classes=c)
@@ -107,7 +107,7 @@ def test_head_epochs_hold_the_trunk_then_everything_learns(pth):
     import keras
 
     from kerascnn.training.optimizers import L2SGD
-    from kerascnn.weights.finetune import FineTuneSchedule, finetune_model, head_patterns
+    from kerascnn.training.finetune import FineTuneSchedule, finetune_model, head_patterns
 
     model = finetune_model("resnet18", pth[0], 3, (SIZE, SIZE, 3))
     model.compile(optimizer=L2SGD(0.05, l2=1e-4, head=head_patterns(model)),

@@ -1,4 +1,4 @@
-"""Issue 17, item 7: a tiny weights file that declares gigabytes is refused before
+"""A tiny weights file that declares gigabytes is refused before
 anything is allocated, with one line naming the file, in a process whose peak memory
 is measured; and a file's tensors are read one at a time, when looked up.
 
@@ -112,7 +112,7 @@ def test_loading_a_model_reads_only_the_tensors_it_uses(tmp_path):
     model_mb = sum(int(np.prod(w.shape)) for w in model.weights) * 4 / 2**20
     tracemalloc.start()
     try:
-        apply(model, WeightsPlan("resnet18", str(path), None, include_top=False))
+        apply(model, WeightsPlan("resnet18", "resnet", str(path), None, include_top=False))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -35,7 +35,6 @@ Where the two nets compute the same thing in different ways, checked for 224×22
 
 from __future__ import annotations
 
-from kerascnn.applications.googlenet import INCEPTION
 from kerascnn.weights.mappers._common import CAFFE, check_origin
 from kerascnn.weights.mappers.alexnet import (
     assign_plan,
@@ -45,6 +44,9 @@ from kerascnn.weights.mappers.alexnet import (
 )
 
 NETWORK = "GoogLeNet"
+# The inception modules of Table 1, as BVLC's file (``inception_3a`` ...) and our
+# builder (``inception_3a_...``) both name them, in the net's order.
+INCEPTION = ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b")
 _BRANCHES = ("1x1", "3x3_reduce", "3x3", "5x5_reduce", "5x5", "pool_proj")
 
 
