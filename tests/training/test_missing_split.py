@@ -41,7 +41,7 @@ def test_train_refuses_a_missing_split_folder(tmp_path, train_only, capsys):
     run = tmp_path / "run"
     args = ["train", _recipe(tmp_path, train_only), "--output-dir", str(run), "--no-export"]
     assert main(args) == 2
-    line = _error_line(capsys.readouterr().out, "train")
+    line = _error_line(capsys.readouterr().err, "train")
     assert os.path.join(train_only, "test") in line and "data.validation_fraction" in line
     assert not run.exists()  # refused before the run folder (and any image)
 
@@ -52,7 +52,7 @@ def test_train_refuses_a_class_folder_as_its_own_validation(tmp_path, capsys):
     run = tmp_path / "run"
     args = ["train", _recipe(tmp_path, flat), "--output-dir", str(run), "--no-export"]
     assert main(args) == 2
-    line = _error_line(capsys.readouterr().out, "train")
+    line = _error_line(capsys.readouterr().err, "train")
     assert "no split folders" in line and "data.validation_fraction" in line
     assert not run.exists()
 

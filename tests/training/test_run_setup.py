@@ -24,7 +24,7 @@ def test_a_second_train_into_a_held_run_folder_fails_at_once_naming_the_pid(
         proc = cli(["train", tiny_recipe(), "--output-dir", out, "--no-export"],
                    cwd=str(tmp_path))
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert f"in use by process {os.getpid()}" in proc.stdout
+    assert f"in use by process {os.getpid()}" in proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert sorted(os.listdir(out)) == []  # released at exit; the second wrote nothing
 
@@ -79,7 +79,7 @@ def test_bad_paths_are_refused_before_any_data_is_read(tmp_path, capsys, flag, v
     out = tmp_path / "run"
     code = main(["train", str(recipe), "--output-dir", str(out),
                  flag, value.format(tmp=tmp_path)])
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err
     assert code == 2
     assert expect.format(tmp=tmp_path) in printed and "no_data" not in printed
     assert not out.exists()

@@ -104,5 +104,5 @@ def test_bad_recipe_is_reported(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text("[model]\nname = 3\n")
     assert main(["train", str(bad)]) == 2
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert "model.name" in out and str(bad) in out
