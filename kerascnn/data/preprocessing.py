@@ -211,13 +211,20 @@ class Preprocessing:
         """The training run's preprocessing for a ``.keras`` file: ``kerascnn train``
         keeps checkpoints in ``<run>/checkpoints/`` and writes ``<run>/preprocessing.json``,
         so it is looked up next to the file, then one folder up. ``(None, None)`` when
-        there is none."""
+        there is none. (A model's own preprocessing comes first: see
+        :func:`kerascnn.data.carried.resolve`.)"""
+        path = cls.locate(model_path)
+        return (None, None) if path is None else cls.load(path)
+
+    @staticmethod
+    def locate(model_path: str):
+        """The ``preprocessing.json`` :meth:`find` reads for ``model_path``, or None."""
         folder = os.path.dirname(os.path.abspath(model_path))
         for candidate in (folder, os.path.dirname(folder)):
             path = os.path.join(candidate, PREPROCESSING_FILE)
             if os.path.exists(path):
-                return cls.load(path)
-        return None, None
+                return path
+        return None
 
     # -- the center view ----------------------------------------------------------------
     def crop_uint8(self, image):
