@@ -4,9 +4,10 @@
 each weight set share (the pattern of timm's ``pretrained_cfg`` ->
 ``resolve_data_config`` and Model Garden's one parser for train, eval and serving):
 the recipe (or a weight set) resolves it once, ``kerascnn train`` writes it into the
-run folder as ``preprocessing.json``, and ``eval_dataset``, the evaluation views, the
-SavedModel's serving signatures and ``kerascnn predict`` all read the same value, so
-they cannot drift apart.
+run folder as ``preprocessing.json`` and into every ``.keras`` file it writes (the model
+carries it: :mod:`kerascnn.data.carried`, whose ``resolve`` is the one way to find a
+model's), and ``eval_dataset``, the evaluation views, the SavedModel's serving
+signatures and ``kerascnn predict`` all read the same value, so they cannot drift apart.
 
 Fields:
 
