@@ -27,7 +27,7 @@ def main():
     import tensorflow as tf
 
     from kerascnn.applications import get_model, get_model_info
-    from kerascnn.data import from_arrays, load_source
+    from kerascnn.data import Preprocessing, from_arrays, load_source
     from kerascnn.evaluation import evaluate
 
     test = load_source("fashion_mnist", "test")
@@ -44,7 +44,8 @@ def main():
     model = get_model(args.model, input_shape=(size, size, channels), classes=10)
     source = from_arrays(images, test.labels[:n], test.class_names, name="fashion_mnist")
     resize = round(size * 256 / 224)
-    common = dict(batch_size=args.batch_size, resize=resize, verbose=0, mean=False)
+    common = dict(batch_size=args.batch_size, resize=resize, verbose=0,
+                  preprocessing=Preprocessing((size, size), channels))  # no mean
     evaluate(model, source, ["center", "10crop"], max_examples=args.batch_size, **common)  # trace
 
     times = {"center": [], "10crop": []}

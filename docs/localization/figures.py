@@ -19,16 +19,14 @@ import numpy as np  # noqa: E402
 
 
 def main(model_path, out_dir, count=8):
-    import keras
-
-    import kerascnn.layers  # noqa: F401 - registers the custom layers the .keras file names
-
-    from kerascnn.data import Preprocessing, load_source
+    from kerascnn.data import load_source
+    from kerascnn.data.carried import resolve
+    from kerascnn.evaluation.loading import load_keras_model
     from kerascnn.explain import explain_images
     from kerascnn.explain.localization import iou
 
-    model = keras.saving.load_model(model_path, compile=False)
-    prep, _ = Preprocessing.find(model_path)
+    model = load_keras_model(model_path)
+    prep = resolve(model_path, model=model).preprocessing  # the model's own
     source = load_source("fashion_mnist_boxes", "test")
     names = source.class_names
     images, labels, truth = source.images[:count], source.labels[:count], source.boxes[:count]

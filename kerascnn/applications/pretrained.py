@@ -11,8 +11,9 @@ For ``W`` a file, the transform and mean are those of the file's publisher, know
 the file's format (keras.applications' Keras-2 HDF5, PyTorch and safetensors:
 torchvision's, Caffe: BVLC's: :func:`kerascnn.weights.origins.origin_of_format`), since
 the mappers keep the mean out of the weights; a Keras-format file (``.weights.h5``,
-``.keras``) takes the ``preprocessing.json`` of its run folder when there is one, else
-ImageNet's mean with the default transform (shorter side 256/224 of the crop).
+``.keras``) takes the one resolver's answer (:func:`kerascnn.data.carried.resolve`:
+stored in the file, else its run's ``preprocessing.json``, else the fallback, said).
+The built model carries its preprocessing and class names (``kerascnn.data.carried``).
 """
 
 from __future__ import annotations
@@ -21,9 +22,6 @@ import dataclasses
 import os
 
 from kerascnn.weights import sets as _sets
-
-RESIZE_RATIO = 256 / 224  # the default shorter side / crop (the papers')
-
 
 @dataclasses.dataclass
 class Pretrained:
@@ -71,7 +69,6 @@ def preprocessing_for(arch, weights, image_size=None):
     file) expects, at ``image_size`` (default: the set's crop, else the network's
     input size)."""
     from kerascnn.applications.registry import get_model_info
-    from kerascnn.data.preprocessing import Preprocessing
 
     network = _network(arch)
     weights = os.fspath(weights)
@@ -87,13 +84,9 @@ def preprocessing_for(arch, weights, image_size=None):
         # The network's first set of that publisher knows its crop (AlexNet's 227 of 256).
         same = [ws for ws in _sets.weight_sets(network).values() if ws.origin == origin.name]
         return same[0].preprocessing(size) if same else origin.preprocessing(size)
-    found, _ = Preprocessing.find(weights)
-    if found is not None:
-        return found
-    from kerascnn.data.stats import IMAGENET_MEAN_RGB
+    from kerascnn.data.carried import resolve  # a Keras-format file: the one resolver
 
-    return Preprocessing(image_size=size, channels=3, resize=round(min(size) * RESIZE_RATIO),
-                         mean=IMAGENET_MEAN_RGB)
+    return resolve(weights, model=(*size, 3)).preprocessing
 
 
 def load_pretrained(arch, weights, image_size=None, **build_kwargs) -> Pretrained:
@@ -109,4 +102,7 @@ def load_pretrained(arch, weights, image_size=None, **build_kwargs) -> Pretraine
     prep = preprocessing_for(network, weights, image_size)
     model = get_model(network, weights=weights, classes=1000, include_top=True,
                       input_shape=(*prep.image_size, 3), **build_kwargs)
+    from kerascnn.data.carried import attach  # the model carries what it was built with
+
+    attach(model, prep, imagenet_names(), where=f"{network} weights={weights!r}")
     return Pretrained(model, prep, imagenet_names(), ws)

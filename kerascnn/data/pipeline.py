@@ -45,20 +45,6 @@ __all__ = [
 
 logger = logging.getLogger("kerascnn.data")
 AUTOTUNE = tf.data.AUTOTUNE
-_NOT_GIVEN = object()
-
-
-def _legacy_mean(mean, channels):
-    """The keyword API's ``mean`` (``train_dataset``, ``eval_dataset``, evaluation
-    ``Member``), kept for its callers: ``None`` ->
-    ImageNet's mean RGB for 3 channels, none for 1; ``False``/``0`` -> none; else
-    the array. A :class:`Preprocessing` has one meaning instead (None: none); this is
-    the only place the old rule lives."""
-    if mean is None:
-        return np.asarray(stats.IMAGENET_MEAN_RGB, np.float32) if channels == 3 else None
-    if mean is False or (np.isscalar(mean) and mean == 0):
-        return None
-    return mean
 
 
 def _check_batch_size(batch_size):
@@ -260,9 +246,9 @@ def _check_start_step(start_step):
     return int(start_step)
 
 
-def train_dataset(source, policy, *, batch_size, seed, image_size=None, mean=_NOT_GIVEN,
+def train_dataset(source, policy, *, batch_size, seed, image_size=None, preprocessing=None,
                   pca=None, input_context=None, cache=False, shuffle_buffer=None,
-                  extra_layers=(), repeat=False, start_step=0, preprocessing=None):
+                  extra_layers=(), repeat=False, start_step=0):
     """A training ``tf.data.Dataset`` of ``(float32 (B, h, w, C), int64 (B,))``.
 
     Args:
@@ -276,10 +262,10 @@ def train_dataset(source, policy, *, batch_size, seed, image_size=None, mean=_NO
       image_size: output ``(h, w)``; default the preprocessing's, else the policy's
         (227, 224 or 32). For ``cifar`` smaller images are zero-padded (centred) to
         it first, e.g. Fashion-MNIST 28x28 -> 32x32.
-      mean: the keyword form: mean RGB ``(C,)`` or per-pixel ``(H, W, C)`` to
-        subtract (a per-pixel mean of another size is centre-padded/cropped to the
-        image); not given or ``None``: ImageNet's mean RGB for RGB sources, nothing
-        for gray; ``False``: none. Prefer ``preprocessing``.
+      preprocessing: the network's :class:`~kerascnn.data.preprocessing.Preprocessing`:
+        its ``mean`` (``(C,)`` or per-pixel ``(H, W, C)``; a per-pixel mean of another
+        size is centre-padded/cropped to the image) is subtracted and its
+        ``image_size`` is the default output size; None: no mean subtracted.
       pca: ``(eigval, eigvec)`` for PCA lighting; default ImageNet's.
       input_context: a ``tf.distribute.InputContext``: each input pipeline reads
         a distinct shard of the source.
@@ -299,9 +285,6 @@ def train_dataset(source, policy, *, batch_size, seed, image_size=None, mean=_NO
         iterator (e.g. one Keras makes to build a model) shifts the passes; with
         ``repeat`` and Keras' ``steps_per_epoch`` (one iterator for the whole fit)
         the stream does not depend on how many iterators were made: prefer it.
-      preprocessing: a :class:`~kerascnn.data.preprocessing.Preprocessing`: its
-        ``mean`` (None: none) is subtracted and its ``image_size`` is the default
-        output size; not with ``mean``.
     """
     if isinstance(policy, str):
         policy = get_policy(policy)
@@ -314,19 +297,19 @@ def train_dataset(source, policy, *, batch_size, seed, image_size=None, mean=_NO
         raise ValueError(f"`seed` must be an int. Received: seed={seed!r}")
     start_step = _check_start_step(start_step)
     channels = source.channels
+    mean = None
     if preprocessing is not None:
-        if mean is not _NOT_GIVEN:
-            raise ValueError("Pass the mean in `preprocessing` or as `mean`, not both. "
-                             f"Received: mean={mean!r}")
         if not isinstance(preprocessing, Preprocessing):
             raise ValueError("`preprocessing` must be a Preprocessing. "
                              f"Received: preprocessing={preprocessing!r}")
+        if preprocessing.channels != channels:
+            raise ValueError(
+                f"{source.name} holds {channels}-channel images, the preprocessing wants "
+                f"{preprocessing.channels}. Received: preprocessing.channels="
+                f"{preprocessing.channels}")
         mean = preprocessing.mean
         image_size = image_size or preprocessing.image_size
-    else:
-        mean = _legacy_mean(None if mean is _NOT_GIVEN else mean, channels)
     image_size = hw(image_size or policy.image_size)
-    mean = Preprocessing(image_size, channels, mean=mean).mean  # validated
     if pca is None:
         pca = (stats.IMAGENET_PCA_EIGVAL, stats.IMAGENET_PCA_EIGVEC)
     pca = (np.asarray(pca[0], np.float32), np.asarray(pca[1], np.float32))
@@ -375,15 +358,8 @@ def train_dataset(source, policy, *, batch_size, seed, image_size=None, mean=_NO
 
 
 # -- evaluation: the center view ---------------------------------------------------------
-def _legacy_preprocessing(channels, image_size, resize, pad, mean):
-    """A :class:`Preprocessing` from the keyword form (``mean`` as :func:`_legacy_mean`)."""
-    return Preprocessing(hw(image_size), channels, resize=resize, pad=pad,
-                         mean=_legacy_mean(mean, channels))
-
-
-def eval_dataset(source, *, batch_size, preprocessing=None, image_size=None,
-                 resize=_NOT_GIVEN, mean=_NOT_GIVEN, pad=_NOT_GIVEN, view=None,
-                 input_context=None, cache=False):
+def eval_dataset(source, *, batch_size, preprocessing, view=None, input_context=None,
+                 cache=False):
     """Evaluation batches, in the source's order, every example once (the last
     batch may be smaller).
 
@@ -394,28 +370,14 @@ def eval_dataset(source, *, batch_size, preprocessing=None, image_size=None,
     ``(uint8 (B, h, w, C), labels)``, are passed through ``view(images)`` (the mean
     is then the caller's to subtract).
 
-    ``preprocessing``: a :class:`Preprocessing` (mean None: no subtraction). The
-    keyword form ``image_size=, resize=None, mean=None, pad=0`` builds one, with the
-    old ``mean`` rule (None: ImageNet's mean RGB for RGB sources; False: none).
-    Encoded images are decoded to the preprocessing's channels.
+    ``preprocessing``: a :class:`Preprocessing` (mean None: no subtraction), e.g. a
+    model's own (:func:`kerascnn.data.carried.resolve`). Encoded images are decoded to
+    the preprocessing's channels.
     """
     _check_batch_size(batch_size)
-    legacy = {k: v for k, v in dict(resize=resize, mean=mean, pad=pad).items()
-              if v is not _NOT_GIVEN}
-    if preprocessing is None:
-        if image_size is None:
-            raise ValueError("`eval_dataset` needs a `preprocessing` (or `image_size`). "
-                             "Received: preprocessing=None")
-        preprocessing = _legacy_preprocessing(
-            source.channels, image_size, legacy.get("resize"), legacy.get("pad", 0),
-            legacy.get("mean"))
-    elif not isinstance(preprocessing, Preprocessing):
+    if not isinstance(preprocessing, Preprocessing):
         raise ValueError("`preprocessing` must be a Preprocessing. "
                          f"Received: preprocessing={preprocessing!r}")
-    elif legacy or image_size is not None:
-        given = ", ".join(sorted([*legacy, *(["image_size"] if image_size else [])]))
-        raise ValueError(f"Pass either `preprocessing` or the keyword form, not both. "
-                         f"Received: {given} with a preprocessing")
     channels = preprocessing.channels
     if not source.encoded and source.channels != channels:
         raise ValueError(

@@ -4,9 +4,10 @@
 each weight set share (the pattern of timm's ``pretrained_cfg`` ->
 ``resolve_data_config`` and Model Garden's one parser for train, eval and serving):
 the recipe (or a weight set) resolves it once, ``kerascnn train`` writes it into the
-run folder as ``preprocessing.json``, and ``eval_dataset``, the evaluation views, the
-SavedModel's serving signatures and ``kerascnn predict`` all read the same value, so
-they cannot drift apart.
+run folder as ``preprocessing.json`` and into every ``.keras`` file it writes (the model
+carries it: :mod:`kerascnn.data.carried`, whose ``resolve`` is the one way to find a
+model's), and ``eval_dataset``, the evaluation views, the SavedModel's serving
+signatures and ``kerascnn predict`` all read the same value, so they cannot drift apart.
 
 Fields:
 
@@ -200,13 +201,20 @@ class Preprocessing:
         """The training run's preprocessing for a ``.keras`` file: ``kerascnn train``
         keeps checkpoints in ``<run>/checkpoints/`` and writes ``<run>/preprocessing.json``,
         so it is looked up next to the file, then one folder up. ``(None, None)`` when
-        there is none."""
+        there is none. (A model's own preprocessing comes first: see
+        :func:`kerascnn.data.carried.resolve`.)"""
+        path = cls.locate(model_path)
+        return (None, None) if path is None else cls.load(path)
+
+    @staticmethod
+    def locate(model_path: str):
+        """The ``preprocessing.json`` :meth:`find` reads for ``model_path``, or None."""
         folder = os.path.dirname(os.path.abspath(model_path))
         for candidate in (folder, os.path.dirname(folder)):
             path = os.path.join(candidate, PREPROCESSING_FILE)
             if os.path.exists(path):
-                return cls.load(path)
-        return None, None
+                return path
+        return None
 
     # -- the center view ----------------------------------------------------------------
     def crop_uint8(self, image):

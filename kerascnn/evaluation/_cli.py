@@ -69,12 +69,12 @@ def register(subparsers):
                    help="localization: the box rule's fraction of the map's maximum (default 0.2, the CAM paper's)")
     p.add_argument("--batch-size", type=int, default=32, help="images per step (default 32)")
     p.add_argument("--crop-size", type=int, help="network input size (default: the model's)")
-    p.add_argument("--resize", help="shorter side before center/10crop; 'none' for no resize (default: the training run's resize, else the paper's 256 scaled to the crop)")
+    p.add_argument("--resize", help="shorter side before center/10crop; 'none' for no resize (default: the model's own resize)")
     p.add_argument("--scales", type=_ints, help="scales of 144crop/multicrop, e.g. 256,384,512")
     p.add_argument("--dense-scales", type=_ints, help="scales Q of dense, e.g. 224,256,384,480,640")
     p.add_argument("--train-scale", type=_ints, help="VGG's training scale S (256) or range (256,512): sets Q")
-    p.add_argument("--mean", default=None, help="'imagenet', 'none', R,G,B, or a .npy file (default: the training run's preprocessing.json next to the model; without one ImageNet's mean RGB for RGB models, none for gray; an export subtracts its own)")
-    p.add_argument("--pad", default="auto", help="zero pixels around each image (default auto: up to the input size)")
+    p.add_argument("--mean", default=None, help="'imagenet', 'none', R,G,B, or a .npy file (default: the model's own: stored in its .keras file, else its run's preprocessing.json, else none, said on stderr; an export subtracts its own)")
+    p.add_argument("--pad", default="auto", help="zero pixels around each image (default auto: the model's own)")
     p.add_argument("--limit", type=int, help="evaluate the first N images only")
     p.add_argument("--out", help="report path stem: writes <out>.json and <out>.md (default reports/<model>_<source>_<split>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -86,64 +86,22 @@ def register(subparsers):
     return p
 
 
-def _mean(text):
-    """``--mean``: an array, or None for no subtraction (one meaning everywhere)."""
-    import numpy as np
-
-    if text.lower() == "none":
-        return None
-    if text.lower() == "imagenet":
-        from kerascnn.data.stats import IMAGENET_MEAN_RGB
-
-        return np.asarray(IMAGENET_MEAN_RGB, np.float32)
-    if text.endswith(".npy"):
-        if not os.path.isfile(text):
-            raise ValueError(f"{text}: no such mean file. Received: --mean {text}")
-        return np.load(text)  # allow_pickle stays False: no code from the file runs
-    try:
-        return np.asarray([float(v) for v in text.split(",")], np.float32)
-    except ValueError:
-        raise ValueError("`--mean` must be 'imagenet', 'none', numbers R,G,B or a .npy "
-                         f"file. Received: --mean {text}") from None
-
-
-def _member_preprocessing(path, model, args, given_mean, source):
+def _member_preprocessing(path, model, args, given_mean):
     """The :class:`~kerascnn.data.preprocessing.Preprocessing` a network is evaluated
-    with, resolved once here: a SavedModel's own (its signature subtracts the mean);
-    else the training run's (``Preprocessing.find``: ``preprocessing.json`` next to the
-    ``.keras`` file or one folder up); else the model's input size, the protocols'
-    default resize for it, zero padding up to the input size and ImageNet's mean RGB
-    for RGB networks (none for gray). ``--mean``, ``--pad`` and ``--crop-size`` then
-    override; ``--resize`` applies to every network (a protocol option)."""
-    import numpy as np
-
-    from kerascnn.data.preprocessing import Preprocessing
-    from kerascnn.evaluation.evaluate import _family
+    with: a SavedModel's own (its signature subtracts the mean); else the one resolver's
+    (:func:`kerascnn.data.carried.resolve`: stored in the ``.keras`` file, else the
+    training run's ``preprocessing.json`` beside it, else its one fallback, said on
+    stderr). ``--mean``, ``--pad`` and ``--crop-size`` then override; ``--resize``
+    applies to every network (a protocol option)."""
+    from kerascnn.data.carried import resolve
     from kerascnn.evaluation.loading import SavedModelNet
-    from kerascnn.evaluation.protocols import make_protocol
 
-    channels = int(model.input_shape[-1])
     if isinstance(model, SavedModelNet):
         return model.evaluation_preprocessing(args.crop_size)
-    prep, _ = Preprocessing.find(path) if path.endswith(".keras") else (None, None)
-    if prep is not None:
-        print(f"kerascnn evaluate: {path}: preprocessing from the training run's "
-              "preprocessing.json", file=sys.stderr)
-    else:
-        crop = (int(model.input_shape[1]), int(model.input_shape[2]))
-        if args.crop_size:
-            crop = (args.crop_size, args.crop_size)
-        family = _family(args.arch or getattr(model, "name", None))
-        resize = make_protocol("center", crop_size=crop, family=family).resize
-        pad = 0
-        if source.images is not None:
-            pad = max(0, (min(crop) - min(source.images.shape[1:3])) // 2)
-        mean = None
-        if channels == 3:
-            from kerascnn.data.stats import IMAGENET_MEAN_RGB
-
-            mean = np.asarray(IMAGENET_MEAN_RGB, np.float32)
-        prep = Preprocessing(crop, channels, resize=resize, pad=pad, mean=mean)
+    prep, _, where = resolve(path, model=model, prog="kerascnn evaluate")
+    if where != "fallback":
+        print(f"kerascnn evaluate: {path}: preprocessing "
+              f"{'stored in it' if where == path else 'from ' + where}", file=sys.stderr)
     if args.mean is not None:
         prep = prep.replace(mean=given_mean)
     if args.pad != "auto":
@@ -273,7 +231,9 @@ def run(args) -> int:
                          f"--arch --weights, not --models. Received: {len(paths)} models")
     if not 0.0 <= args.threshold <= 1.0:
         raise ValueError(f"`--threshold` must be in [0, 1]. Received: --threshold {args.threshold}")
-    given_mean = None if args.mean is None else _mean(args.mean)
+    from kerascnn.data.carried import parse_mean
+
+    given_mean = None if args.mean is None else parse_mean(args.mean)
     from kerascnn.data.sources import folder_split
 
     folder_split(args.source, args.split)  # a missing split folder: before any file
@@ -286,7 +246,7 @@ def run(args) -> int:
     if args.weights is not None:
         source = _as_imagenet_classes(source)
     for path, model in zip(paths, models):
-        prep = _member_preprocessing(path, model, args, given_mean, source)
+        prep = _member_preprocessing(path, model, args, given_mean)
         members.append(Member(model, preprocessing=prep, name=args.arch or None))
     views = [p for p in args.protocol if p != LOCALIZATION]
     localization = None

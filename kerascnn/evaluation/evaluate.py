@@ -21,7 +21,6 @@ import tensorflow as tf
 from kerascnn.evaluation.fully_convolutional import has_convertible_head, to_fully_convolutional
 from kerascnn.evaluation.metrics import TopKError
 from kerascnn.data.preprocessing import Preprocessing, subtract_mean
-from kerascnn.data.sizes import hw
 from kerascnn.evaluation.protocols import TABLE, make_protocol
 from kerascnn.evaluation.report import EvaluationReport, ProtocolResult, paper_result
 
@@ -38,50 +37,40 @@ class Member:
         model: a ``keras.Model`` (or any callable ``images -> posteriors`` with
             ``input_shape``, e.g. a loaded SavedModel wrapper).
         preprocessing: the network's
-            :class:`~kerascnn.data.preprocessing.Preprocessing` (the one a training run
-            wrote, or a weight set's): its ``image_size`` is the crop size, its
-            ``resize`` the default shorter side of ``center``/``10crop``, its ``pad``
-            and ``mean`` (None: no subtraction) those of every view; ``center`` is
-            exactly its view. Without it, the keyword form below builds one.
-        mean: keyword form: mean subtracted from the 0-255 pixels: ``(C,)`` or
-            ``(H, W, C)``; None: ImageNet's mean RGB for RGB images, nothing for gray
-            (as ``kerascnn.data.train_dataset``); False: no subtraction.
-        pad: keyword form: zero pixels added around every image (28 -> 32 for
-            Fashion-MNIST on the CIFAR nets).
-        crop_size: keyword form: network input size (default: the model's input size).
+            :class:`~kerascnn.data.preprocessing.Preprocessing`: its ``image_size`` is
+            the crop size, its ``resize`` the default shorter side of
+            ``center``/``10crop``, its ``pad`` and ``mean`` (None: no subtraction) those
+            of every view; ``center`` is exactly its view. None: the one the model
+            carries (:func:`kerascnn.data.carried.resolve`: a run's model, a weight
+            set's), else the resolver's one fallback (said on stderr); a SavedModel
+            wrapper: its export's own.
         name: registry name for the paper's figures (default: the model's name).
         from_logits: whether the model outputs logits (default: guessed from the last
             layer's activation; softmax is applied to logits).
     """
 
     model: object
-    mean: object = None
-    pad: int = 0
-    crop_size: object = None
+    preprocessing: Preprocessing | None = None
     name: str | None = None
     from_logits: bool | None = None
-    preprocessing: Preprocessing | None = None
 
     def resolved_preprocessing(self) -> Preprocessing:
-        """The :class:`Preprocessing` this member is evaluated with (the keyword form
-        resolved; no resize: the protocol's ``resize`` applies)."""
-        if self.preprocessing is not None:
-            if not isinstance(self.preprocessing, Preprocessing):
-                raise ValueError("`preprocessing` must be a kerascnn Preprocessing. "
-                                 f"Received: preprocessing={self.preprocessing!r}")
-            if self.crop_size is not None and hw(self.crop_size, "crop_size") != self.preprocessing.image_size:
-                raise ValueError(
-                    f"`crop_size` contradicts the preprocessing's image_size "
-                    f"{self.preprocessing.image_size}. Received: crop_size={self.crop_size!r}")
-            return self.preprocessing
-        from kerascnn.data.pipeline import _legacy_mean
+        """The :class:`Preprocessing` this member is evaluated with."""
+        if self.preprocessing is None:
+            own = getattr(self.model, "evaluation_preprocessing", None)
+            if own is not None:  # a SavedModel: its signature subtracts its own mean
+                return own()
+            from kerascnn.data.carried import resolve
 
-        channels = _channels(self)
-        return Preprocessing(_input_size(self), channels, pad=int(self.pad),
-                             mean=_legacy_mean(self.mean, channels))
+            return resolve(self.model, prog="kerascnn evaluate").preprocessing
+        if not isinstance(self.preprocessing, Preprocessing):
+            raise ValueError("`preprocessing` must be a kerascnn Preprocessing. "
+                             f"Received: preprocessing={self.preprocessing!r}")
+        return self.preprocessing
 
 
-def _as_members(models, mean, pad, crop_size, preprocessing):
+def _as_members(models, preprocessing):
+    """Members with their preprocessing resolved once (the fallback is said once)."""
     if isinstance(models, (keras.Model, Member)) or not isinstance(models, Sequence):
         models = [models]
     if not models:
@@ -89,30 +78,9 @@ def _as_members(models, mean, pad, crop_size, preprocessing):
     out = []
     for m in models:
         if not isinstance(m, Member):
-            m = Member(m, mean=mean, pad=pad, crop_size=crop_size, preprocessing=preprocessing)
-        out.append(m)
+            m = Member(m, preprocessing=preprocessing)
+        out.append(dataclasses.replace(m, preprocessing=m.resolved_preprocessing()))
     return out
-
-
-def _input_size(member):
-    if member.crop_size is not None:
-        return member.crop_size
-    shape = getattr(member.model, "input_shape", None)
-    if isinstance(shape, list):
-        shape = shape[0]
-    if shape is None or len(shape) != 4 or shape[1] is None or shape[2] is None:
-        raise ValueError(
-            "The model's input size is not fixed: pass `crop_size`. "
-            f"Received: crop_size=None for a model with input_shape={shape}"
-        )
-    return (int(shape[1]), int(shape[2]))
-
-
-def _channels(member):
-    shape = getattr(member.model, "input_shape", None)
-    if isinstance(shape, list):
-        shape = shape[0]
-    return int(shape[-1]) if shape is not None and shape[-1] is not None else 3
 
 
 def _outputs_logits(model):
@@ -194,7 +162,7 @@ class _Runner:
         self.mean = prep.mean
         need_dense = TABLE[protocol_name].dense
         options = dict(options)
-        if member.preprocessing is not None and "resize" not in options:
+        if "resize" not in options:
             options["resize"] = prep.resize  # the center view is the network's own
         self.logits = _outputs_logits(self.model) if member.from_logits is None else bool(member.from_logits)
         min_dense = None
@@ -273,9 +241,6 @@ def evaluate(
     *,
     split="test",
     batch_size=32,
-    mean=None,
-    pad=0,
-    crop_size=None,
     preprocessing=None,
     max_examples=None,
     verbose=1,
@@ -296,8 +261,7 @@ def evaluate(
             evaluation of images of different sizes (ImageNet) runs one image (and its
             mirror) per step, as the network input then has that image's size.
         preprocessing: the :class:`~kerascnn.data.preprocessing.Preprocessing` of models
-            not given as :class:`Member` (see :class:`Member`).
-        mean, pad, crop_size: the keyword form of it (see :class:`Member`).
+            not given as :class:`Member`; None: each model's own (see :class:`Member`).
         max_examples: evaluate only the first N images.
         verbose: 0 silent, 1 progress bar and the table.
         **protocol_options: ``resize``, ``scales``, ``dense_scales``, ``train_scale``,
@@ -312,7 +276,11 @@ def evaluate(
             raise ValueError(f"Unknown protocol. Expected one of {list(TABLE)}. Received: protocol={p!r}")
     if int(batch_size) < 1:
         raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size}")
-    members = _as_members(model, mean, pad, crop_size, preprocessing)
+    old = sorted({"mean", "pad", "crop_size"} & set(protocol_options))
+    if old:
+        raise ValueError(f"Pass the preprocessing as `preprocessing=Preprocessing(...)` (its "
+                         f"image_size, pad and mean). Received: {', '.join(old)}")
+    members = _as_members(model, preprocessing)
     # Everything that can be wrong is found here, before any image is read.
     runners = {p: [_Runner(m, p, protocol_options) for m in members] for p in protocols}
     channels = runners[protocols[0]][0].channels

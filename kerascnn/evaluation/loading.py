@@ -158,7 +158,8 @@ def load_keras_model(path):
     """``keras.saving.load_model(path, compile=False)`` (safe mode: no code from the
     file runs) with one-line errors that name the file: missing, a folder, truncated
     or not a ``.keras`` archive (Keras says "File not found" for all of those), or an
-    archive Keras cannot rebuild."""
+    archive Keras cannot rebuild. The model carries the preprocessing the file stores
+    (:mod:`kerascnn.data.carried`), if any."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ValueError(f"{path}: no such model file; give the path of a .keras file "
@@ -170,11 +171,15 @@ def load_keras_model(path):
             f"{path} is not a complete .keras file (not a zip archive: truncated while "
             "written or copied, or another format); use another checkpoint, e.g. "
             "checkpoints/last.keras, or copy it again.")
+    from kerascnn.data.carried import attach, read_stored
+
+    prep, names = read_stored(path)  # a bad entry is refused before Keras reads the file
     try:
-        return keras.saving.load_model(path, compile=False)
+        model = keras.saving.load_model(path, compile=False)
     except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"{path}: Keras cannot load this model ({first}).") from err
+    return model if prep is None else attach(model, prep, names, where=path)
 
 
 def _name_of(model):

@@ -314,19 +314,19 @@ def make_protocol(
     if resize == "default":
         # CIFAR nets are tested on the whole 32x32 image (He et al. 2016, §4.2).
         resize = None if family in CIFAR_FAMILIES else _scaled((PAPER_RESIZE,), c)[0]
+    if isinstance(pad, bool) or int(pad) < 0:
+        raise ValueError(f"`pad` must be an int >= 0. Received: pad={pad!r}")
     if resize is not None:
         resize = int(resize)
-        if resize < min(crop):
+        if resize + 2 * int(pad) < min(crop):  # resize, pad, crop: a run's 28 + 2 * 2 -> 32
             raise ValueError(
-                f"`resize` (the shorter side before cropping) must be at least the crop size "
-                f"{min(crop)}. Received: resize={resize}"
-            )
+                f"`resize` (the shorter side before padding by {int(pad)} and cropping) plus "
+                f"twice the pad must be at least the crop size {min(crop)}. Received: "
+                f"resize={resize}")
     if square is None:
         square = family == "alexnet"
     if int(grid) < 1:
         raise ValueError(f"`grid` must be a positive int. Received: grid={grid}")
-    if isinstance(pad, bool) or int(pad) < 0:
-        raise ValueError(f"`pad` must be an int >= 0. Received: pad={pad!r}")
     kwargs = dict(name=name, crop_size=crop, resize=resize, square=bool(square), grid=int(grid), flip=bool(flip),
                   pad=int(pad), transform=tuple(sorted(dict(transform or {}).items())))
     if spec.scale_set:

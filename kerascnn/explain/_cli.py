@@ -28,8 +28,8 @@ def register(subparsers):
         "heatmap blended in, the box around its largest region above 20 % of its maximum, "
         "the class explained and the top-5 classes) and <stem>_<method>.npy (the map in "
         "the image's pixels), and <out>/explain.json (per image: top-5, box, class, method, "
-        "layer). Images of any size go through the model's own preprocessing (the "
-        "preprocessing.json of its run, or the weight set's). A file that cannot be read "
+        "layer). Images of any size go through the model's own preprocessing (stored in "
+        "its .keras file, else the preprocessing.json of its run, or the weight set's). A file that cannot be read "
         "or decoded is named on stderr and the others are still explained (exit status 1 "
         "when any failed). Methods: gradcam (any network; --layer), cam (global average "
         "pooling heads: GoogLeNet, ResNets, the CIFAR nets), score_map (AlexNet and VGG: "
@@ -69,6 +69,8 @@ def _add_model_args(parser):
                         "--weights instead of a model file")
     parser.add_argument("--weights", help="with --arch: a weight set (e.g. imagenet) or the "
                         "path of a weights file (keras, PyTorch, safetensors, Caffe)")
+    parser.add_argument("--mean", help="a .keras model's mean instead of its own: "
+                        "'imagenet', 'none', R,G,B or a .npy file")
 
 
 def _load(args):
@@ -80,19 +82,24 @@ def _load(args):
         if not args.model.endswith(".keras"):
             raise ValueError("expected a .keras file (an export has no gradients to explain "
                              f"with). Received: model={args.model!r}")
-        from kerascnn.data.preprocessing import Preprocessing
+        from kerascnn.data.carried import parse_mean, resolve
         from kerascnn.evaluation.loading import load_keras_model
-        from kerascnn.explain.images import _default_preprocessing
 
+        given = getattr(args, "mean", None)
+        mean = None if given is None else parse_mean(given)  # before the model is read
         model = load_keras_model(args.model)
-        prep, names = Preprocessing.find(args.model)
-        return model, prep or _default_preprocessing(model), names
+        prog = f"kerascnn {getattr(args, 'command', None) or 'explain'}"
+        prep, names, _ = resolve(args.model, model=model, prog=prog)
+        return model, prep if given is None else prep.replace(mean=mean), names
     if arch is None or weights is None:
         missing = "--weights" if weights is None else "--arch"
         raise ValueError(f"--arch and --weights go together: add {missing}. "
                          f"Received: arch={arch!r}, weights={weights!r}")
     if args.model is not None:
         raise ValueError(f"give --model or --arch/--weights, not both. Received: arch={arch!r}")
+    if getattr(args, "mean", None) is not None:
+        raise ValueError("--mean changes a .keras model's mean; --weights brings its "
+                         f"set's. Received: --mean {args.mean}")
     from kerascnn.applications.pretrained import load_pretrained
 
     net = load_pretrained(arch, weights)

@@ -2,8 +2,9 @@
 
 :func:`explain_images` is what ``kerascnn explain`` runs: each decoded image goes
 through the network's evaluation :class:`~kerascnn.data.preprocessing.Preprocessing`
-(the run's ``preprocessing.json``, a weight set's, or the default: shorter side to the
-input size, centre crop, no mean), the map is computed on that view, and is then drawn
+(the one the model carries -- its run's, a weight set's -- else the resolver's
+fallback: shorter side to the input size, centre crop, no mean:
+:func:`kerascnn.data.carried.resolve`), the map is computed on that view, and is then drawn
 back onto the image's own pixels: the view is a crop of the image rescaled, so the map
 is upsampled to the view (bilinear), rescaled with it and placed where the crop was;
 the parts of the image the network did not see are 0. ``score_map`` (AlexNet, VGG)
@@ -46,13 +47,6 @@ class Explanation:
     top: list
     method: str
     layer: str
-
-
-def _default_preprocessing(model):
-    from kerascnn.data.preprocessing import Preprocessing
-
-    prep = Preprocessing.for_model(model)
-    return prep.replace(resize=min(prep.image_size))
 
 
 def _channels(image, channels):
@@ -161,9 +155,9 @@ def explain_images(model, images, preprocessing=None, *, method="gradcam", class
     Args:
         model: a classifier of ``kerascnn.applications``.
         images: uint8 images ``(H, W, C)`` (a list; sizes may differ).
-        preprocessing: the model's :class:`~kerascnn.data.preprocessing.Preprocessing`
-            (``Preprocessing.find(model_file)``, a weight set's); default: shorter side
-            to the input size, centre crop, no mean.
+        preprocessing: the model's :class:`~kerascnn.data.preprocessing.Preprocessing`;
+            default: the one it carries (:func:`kerascnn.data.carried.resolve`), else
+            the fallback (shorter side to the input size, centre crop, no mean).
         method: ``gradcam`` (:func:`~kerascnn.explain.grad_cam`), ``cam``
             (:func:`~kerascnn.explain.class_activation_map`) or ``score_map``
             (:func:`~kerascnn.explain.score_map`).
@@ -186,7 +180,11 @@ def explain_images(model, images, preprocessing=None, *, method="gradcam", class
         raise ValueError("`images` is empty: give at least one image.")
     names, _ = check_request(model, method, class_index, layer, class_names)
     dense = _maps.classifier_layer(model)
-    prep = preprocessing or _default_preprocessing(model)
+    if preprocessing is None:
+        from kerascnn.data.carried import resolve
+
+        preprocessing = resolve(model, prog="kerascnn explain").preprocessing
+    prep = preprocessing
     images = [_channels(i, prep.channels) for i in images]
     classes = _maps.resolve_class(class_index, dense.units, names, n=len(images))
     if method == "score_map":

@@ -429,7 +429,8 @@ def evaluate_localization(model, source, preprocessing=None, *, method="cam", la
         any ``kerascnn.applications`` classifier (``gradcam``).
       source: a :class:`kerascnn.data.Source` with ground-truth boxes (see
         :func:`ground_truth`).
-      preprocessing: the model's evaluation :class:`~kerascnn.data.Preprocessing`.
+      preprocessing: the model's evaluation :class:`~kerascnn.data.Preprocessing`;
+        None: the one it carries (:func:`kerascnn.data.carried.resolve`).
       method: ``"cam"`` or ``"gradcam"``; layer: Grad-CAM's feature map.
       batch_size: images per step; max_examples: the first N only.
       threshold: the box rule's fraction of the map's maximum (the paper's 0.2).
@@ -444,6 +445,10 @@ def evaluate_localization(model, source, preprocessing=None, *, method="cam", la
     if isinstance(batch_size, bool) or int(batch_size) < 1:
         raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}")
     check_request(model, method, layer=layer)  # before any image
+    if preprocessing is None:
+        from kerascnn.data.carried import resolve
+
+        preprocessing = resolve(model, prog="kerascnn evaluate").preprocessing
     gt, stated = ground_truth(source, max_examples, origin=origin)
     n = len(gt)
     if n == 0:

@@ -4,7 +4,8 @@
 preprocessing=..., class_names=...)`` writes ``<base>/<name>/<version>/``
 atomically and updates ``<base>/models.config``; the preprocessing baked into the
 graph is a :class:`kerascnn.data.preprocessing.Preprocessing` (re-exported here as
-``Preprocessing``), the same value the training run wrote to ``preprocessing.json``;
+``Preprocessing``), by default the one the model carries (its training run's, stored
+in its ``.keras`` file: :func:`kerascnn.data.carried.resolve`);
 ``predict_files`` runs an export or a ``.keras`` file on image files (``kerascnn
 export`` / ``kerascnn predict``).
 """

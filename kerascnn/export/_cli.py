@@ -17,10 +17,11 @@ def register(subparsers):
         "export", help="export a trained .keras model to saved_models/ for TF Serving",
         description="Writes <export-dir>/<name>/<version>/ (TF Serving's layout; the "
         "next integer version unless --version; never overwrites) and updates "
-        "<export-dir>/models.config. The evaluation preprocessing and class names come "
-        "from preprocessing.json in the model's folder or the one above (a kerascnn "
-        "run directory); without one, images are resized (shorter side to the input "
-        "size) and centre-cropped, with no mean subtracted. With --arch and --weights "
+        "<export-dir>/models.config. The evaluation preprocessing and class names are "
+        "the model's own: stored in the .keras file by kerascnn, else the "
+        "preprocessing.json of its run (the model's folder or the one above); without "
+        "either, images are resized (shorter side to the input size) and "
+        "centre-cropped, with no mean subtracted (said on stderr). With --arch and --weights "
         "instead of a model file: a registry network with pretrained weights (a set "
         "name such as imagenet, or a weights file), served with the set's preprocessing "
         "and the ImageNet class names.",
@@ -28,6 +29,7 @@ def register(subparsers):
     p.add_argument("model", nargs="?",
                    help="a .keras file (e.g. runs/fashion_mnist/checkpoints/best.keras)")
     _add_pretrained_args(p)
+    _add_mean_arg(p)
     p.add_argument("--name", help="TF Serving model name (default: the run directory's "
                    "name; with --arch, the arch)")
     p.add_argument("--version", type=int, help="version number (default: next integer)")
@@ -46,6 +48,7 @@ def register(subparsers):
     q.add_argument("--model", default=os.path.join("saved_models", "fashion_mnist"),
                    help="an export (saved_models/<name>[/<version>]) or a .keras file")
     _add_pretrained_args(q)
+    _add_mean_arg(q)
     q.add_argument("-k", type=int, default=5, help="how many classes to show")
     q.set_defaults(func=run_predict)
 
@@ -55,6 +58,21 @@ def _add_pretrained_args(parser):
                         "--weights instead of a model file")
     parser.add_argument("--weights", help="with --arch: a weight set (e.g. imagenet) or the "
                         "path of a weights file (keras, PyTorch, safetensors, Caffe)")
+
+
+def _add_mean_arg(parser):
+    parser.add_argument("--mean", help="a .keras model's mean instead of its own: "
+                        "'imagenet', 'none', R,G,B or a .npy file")
+
+
+def _given_mean(args):
+    """``(True, array or None)`` for --mean, ``(False, None)`` without it; checked
+    before a model is loaded."""
+    if args.mean is None:
+        return False, None
+    from kerascnn.data.carried import parse_mean
+
+    return True, parse_mean(args.mean)
 
 
 def _pretrained_args(args, model_given):
@@ -82,16 +100,20 @@ def _default_name(model_path):
 def run_export(args) -> int:
     pretrained = _pretrained_args(args, args.model is not None)
     if pretrained:
+        if args.mean is not None:
+            raise ValueError("--mean changes a .keras model's mean; --weights brings its "
+                             f"set's. Received: --mean {args.mean}")
         return _export_pretrained(args, *pretrained)
     if args.model is None:
         raise ValueError("give a .keras file, or --arch and --weights. Received: model=None")
     if not args.model.endswith(".keras"):
         raise ValueError(f"expected a .keras file. Received: model={args.model!r}")
-    from kerascnn.data.preprocessing import Preprocessing
+    from kerascnn.data.carried import resolve
     from kerascnn.evaluation.loading import load_keras_model
     from kerascnn.export import serving_config
-    from kerascnn.export.saved_model import default_preprocessing, export_model
+    from kerascnn.export.saved_model import export_model
 
+    new_mean, mean = _given_mean(args)
     name = args.name or _default_name(args.model)
     serving_config.check_name(name)  # before loading the model
     if args.version is not None:
@@ -102,12 +124,9 @@ def run_export(args) -> int:
             raise FileExistsError(f"{final} exists; an export is never overwritten: leave "
                                   f"--version out for the next one. Received: version={args.version}")
     model = load_keras_model(args.model)
-    prep, names = Preprocessing.find(args.model)
-    if prep is None:
-        prep = default_preprocessing(model)
-        print(f"kerascnn export: no preprocessing.json next to {args.model} or one folder "
-              f"up: serving resizes the shorter side to {prep.resize}, crops the centre, "
-              "subtracts no mean, and names classes by number", file=sys.stderr)
+    prep, names, _ = resolve(args.model, model=model, prog="kerascnn export")
+    if new_mean:
+        prep = prep.replace(mean=mean)
     path = export_model(model, name, base_dir=args.export_dir, version=args.version,
                         preprocessing=prep, class_names=names,
                         serving_base_path=args.serving_base_path)
@@ -157,10 +176,15 @@ def run_predict(args) -> int:
     # --model keeps its default when --arch is given: "given" is only a changed value.
     model_given = args.model != os.path.join("saved_models", "fashion_mnist")
     pretrained = _pretrained_args(args, model_given)
+    new_mean, mean = _given_mean(args)
+    if new_mean and (pretrained or not args.model.endswith(".keras")):
+        raise ValueError("--mean changes a .keras model's mean (an export subtracts its "
+                         f"own, --weights brings its set's). Received: --mean {args.mean}")
     if pretrained:
         answers = predict_pretrained(*pretrained, args.images, k=args.k)
     else:
-        answers = predict_files(args.model, args.images, k=args.k)
+        answers = predict_files(args.model, args.images, k=args.k,
+                                adjust=(lambda p: p.replace(mean=mean)) if new_mean else None)
     failed = 0
     for pred in answers:
         if pred.error:

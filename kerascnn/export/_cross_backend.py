@@ -32,6 +32,7 @@ def export_via_tensorflow(model, name, *, base_dir, version, preprocessing, clas
                           from_logits, serving_base_path, metadata, verbose) -> str:
     """Saves ``model`` to a temporary ``.keras`` file and exports it in a TensorFlow
     subprocess; returns the export's path (as :func:`export_model` does)."""
+    from kerascnn.data.carried import save_model
     from kerascnn.export.saved_model import _as_preprocessing
 
     prep = _as_preprocessing(preprocessing, model)
@@ -42,7 +43,7 @@ def export_via_tensorflow(model, name, *, base_dir, version, preprocessing, clas
                          f"{_backend()} backend. Received: metadata={metadata!r}") from err
     with tempfile.TemporaryDirectory(prefix="kerascnn-export-") as tmp:
         model_path = os.path.join(tmp, "model.keras")
-        model.save(model_path)
+        save_model(model, model_path)  # with what the model carries (its class names)
         args = {"model": model_path, "name": name, "base_dir": os.fspath(base_dir),  # the child runs in this folder
                 "version": version, "preprocessing": prep.to_json(),
                 "class_names": None if class_names is None else [str(c) for c in class_names],

@@ -2,10 +2,10 @@
 
 An export (``saved_models/<name>/<version>``, or ``saved_models/<name>`` for its
 newest version) is run through its ``serving_default`` signature, exactly what TF
-Serving does. A ``.keras`` file is run with the preprocessing of its training run
-(:meth:`kerascnn.data.preprocessing.Preprocessing.find`: ``preprocessing.json`` next
-to it or in the folder above, the run directory); without one, with the export's
-default (shorter side to the input size, centre crop, no mean) and classes shown by id.
+Serving does. A ``.keras`` file is run with its own preprocessing and class names
+(:func:`kerascnn.data.carried.resolve`: stored in the file, else its training run's
+``preprocessing.json``, else the one fallback: shorter side to the input size, centre
+crop, no mean, classes shown by id -- said on stderr).
 
 :func:`predict_pretrained` runs a registry network built with pretrained weights
 (``--arch resnet50 --weights imagenet``) with the set's preprocessing and the
@@ -70,20 +70,19 @@ def _load_image(path, channels):
                          ) from None
 
 
-def predict_files(model_path: str, images, k: int = 5) -> list[Prediction]:
-    """One :class:`Prediction` per file of ``images``, in order."""
+def predict_files(model_path: str, images, k: int = 5, *, adjust=None) -> list[Prediction]:
+    """One :class:`Prediction` per file of ``images``, in order. ``adjust``: for a
+    ``.keras`` file, ``Preprocessing -> Preprocessing`` applied to its own (``--mean``)."""
     import tensorflow as tf
-
-    from kerascnn.data.preprocessing import Preprocessing
 
     images = [os.fspath(p) for p in images]
     if model_path.endswith(".keras"):
+        from kerascnn.data.carried import resolve
         from kerascnn.evaluation.loading import load_keras_model
-        from kerascnn.export.saved_model import default_preprocessing
 
         model = load_keras_model(model_path)
-        prep, names = Preprocessing.find(model_path)
-        prep = prep or default_preprocessing(model)
+        prep, names, _ = resolve(model_path, model=model, prog="kerascnn predict")
+        prep = adjust(prep) if adjust is not None else prep
         channels = prep.channels
     else:
         loaded = tf.saved_model.load(resolve_export(model_path))

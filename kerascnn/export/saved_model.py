@@ -11,12 +11,14 @@ TF Serving container running as another user can read it), then
 The SavedModel holds the inference graph only, ``model(x, training=False)``: no
 dropout, no auxiliary heads (GoogLeNet's ``aux_logits`` model returns its main head).
 The preprocessing inside it is :class:`kerascnn.data.preprocessing.Preprocessing`'s
-``center`` view -- the one the run wrote to ``preprocessing.json`` and evaluated with
-(shorter side to ``resize``, ``pad``, centre crop, mean) -- so a client may send an
-image of any size: it is resized, never cut down to its central pixels. Without a
-run's preprocessing the default resizes the shorter side to the network's input
-size, then crops the centre (no mean). Signatures (loadable with plain TensorFlow,
-no kerascnn):
+``center`` view -- the model's own, the one its run evaluated with and stored in its
+``.keras`` file (shorter side to ``resize``, ``pad``, centre crop, mean) -- so a client
+may send an image of any size: it is resized, never cut down to its central pixels.
+A model that carries none gets the resolver's one fallback
+(:func:`kerascnn.data.carried.fallback`: the shorter side to the network's input
+size, the centre cropped, no mean). Its JSON form is kept in
+``assets.extra/kerascnn.json``. Signatures (loadable with plain TensorFlow, no
+kerascnn):
 
 - ``serving_default(image_bytes: string[None])``: encoded JPEG/PNG/GIF/BMP images,
   what TF Serving's REST API passes for ``{"instances": [{"b64": "..."}]}``;
@@ -37,6 +39,8 @@ import json
 import os
 
 from kerascnn import _io
+from kerascnn.data.carried import carried, resolve
+from kerascnn.data.carried import fallback as default_preprocessing
 from kerascnn.data.preprocessing import Preprocessing
 from kerascnn.export import serving_config
 
@@ -45,20 +49,9 @@ __all__ = ["Preprocessing", "default_preprocessing", "export_model"]
 METADATA_FILE = os.path.join("assets.extra", "kerascnn.json")
 
 
-def default_preprocessing(model) -> Preprocessing:
-    """For a model without a run's ``preprocessing.json``: shorter side to the
-    network's input size (the smaller of height and width), centre crop, no mean."""
-    shape = tuple(model.inputs[0].shape) if getattr(model, "inputs", None) else None
-    if shape is None or len(shape) != 4:
-        raise ValueError("The model does not take images (batch, height, width, channels); "
-                         f"kerascnn serves image classifiers. Received: input shape={shape}")
-    prep = Preprocessing.for_model(model)
-    return prep.replace(resize=min(prep.image_size))
-
-
 def _as_preprocessing(preprocessing, model):
     if preprocessing is None:
-        return default_preprocessing(model)
+        return resolve(model, prog="kerascnn export").preprocessing
     if isinstance(preprocessing, Preprocessing):
         return preprocessing
     if isinstance(preprocessing, dict):
@@ -136,10 +129,10 @@ def export_model(model, name, *, base_dir="saved_models", version=None,
       version: an int; default the next integer. An existing version is an error
         (``FileExistsError``).
       preprocessing: a :class:`~kerascnn.data.preprocessing.Preprocessing` (or its
-        fields as a dict), e.g. ``Preprocessing.load(run_dir)[0]``; default
-        :func:`default_preprocessing` (shorter side to the input size, centre crop,
-        no mean).
-      class_names: one name per class; default ``"0"``, ``"1"``, ...
+        fields as a dict); default the one the model carries
+        (:func:`kerascnn.data.carried.resolve`), else its fallback (shorter side to the
+        input size, centre crop, no mean; said on stderr).
+      class_names: one name per class; default the model's own, else ``"0"``, ``"1"``, ...
       serving_base_path: where ``base_dir`` is mounted in the TF Serving container
         (written into ``models.config``).
       metadata: extra JSON-able information saved in ``assets.extra/kerascnn.json``
@@ -158,7 +151,7 @@ def export_model(model, name, *, base_dir="saved_models", version=None,
     serving_config.check_name(name)
     classes = int(model.outputs[0].shape[-1])
     if class_names is None:
-        class_names = [str(i) for i in range(classes)]
+        class_names = carried(model)[1] or [str(i) for i in range(classes)]
     class_names = [str(c) for c in class_names]
     if len(class_names) != classes:
         raise ValueError(f"`class_names` must have one name per class ({classes}). "

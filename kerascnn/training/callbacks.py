@@ -39,6 +39,7 @@ import keras
 import numpy as np
 
 from kerascnn._io import atomic_path, atomic_write, read_json, write_json
+from kerascnn.data.carried import save_model
 from kerascnn.training.plots import plot_history
 from kerascnn.training.run_dir import log as _log
 
@@ -370,8 +371,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):
             self.best = float(best) if best is not None else math.inf
 
     def _save(self, path):
-        with atomic_path(path, suffix=".keras") as tmp:
-            self.model.save(tmp)
+        save_model(self.model, path)  # atomic, with the preprocessing the model carries
 
     def on_epoch_end(self, epoch, logs=None):
         if self.divergence.seen(logs):

@@ -99,10 +99,14 @@ def finetune_model(network, weights, classes, input_shape, **options):
                       input_shape=tuple(input_shape), **options)
     if classes == 1000:
         return model
-    return replace_classifier(
+    new = replace_classifier(
         model, classes,
         lambda c: get_model(network, classes=c, include_top=True,
                             input_shape=tuple(input_shape), **options))
+    from kerascnn.data.carried import attach, carried  # the weights' input, new classes
+
+    prep, _, where = carried(model)
+    return new if prep is None else attach(new, prep, where=where)
 
 
 class FineTuneSchedule(keras.callbacks.Callback):

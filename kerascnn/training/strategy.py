@@ -235,11 +235,12 @@ class JaxDataParallel:
             return model
         import tempfile
 
+        from kerascnn.data.carried import save_model
         from kerascnn.evaluation.loading import load_keras_model
 
         with tempfile.TemporaryDirectory(prefix="kerascnn-local-") as tmp:
             path = os.path.join(tmp, "model.keras")
-            model.save(path)
+            save_model(model, path)  # the copy carries the model's preprocessing
             return load_keras_model(path)
 
     def __repr__(self):

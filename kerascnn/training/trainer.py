@@ -22,7 +22,8 @@ The run directory (default ``runs/<recipe>/``) holds::
     holdout.json      what data.validation_fraction held out of the training split
     preprocessing.json the evaluation / serving preprocessing and the class names
     backup/           the resumable state of the last epoch (removed once trained)
-    checkpoints/      last.keras, best.keras, state.json (best value per epoch)
+    checkpoints/      last.keras, best.keras (each stores the preprocessing and class
+                      names too: kerascnn.data.carried), state.json (best value per epoch)
     plateau_state.json the plateau schedule's counters after each epoch
     history.csv       one row per epoch (continuous across resumes)
     curves.png        loss and top-1 error, learning-rate drops marked
@@ -133,6 +134,7 @@ def _train_stage(exp, run, strategy, stage, init_from, verbose):
     import keras
     import tensorflow as tf
 
+    from kerascnn.data.carried import attach
     from kerascnn.training import experiment as ex
     from kerascnn.training.strategy import evaluation_callbacks
 
@@ -142,6 +144,8 @@ def _train_stage(exp, run, strategy, stage, init_from, verbose):
     keras.utils.set_random_seed(t.seed)
     model = ex.build_model(exp, strategy, init_from=init_from,
                            warm_start=not (resuming or trained))
+    # the run's preprocessing travels in every .keras file the checkpoints write
+    attach(model, exp.preprocessing, exp.class_names, where=run.file("preprocessing.json"))
     val_ds = exp.eval_dataset(exp.val_source) if exp.val_source is not None else None
     cbs = ex.build_callbacks(exp.recipe, run, val_ds is not None, verbose)
     if trained:

@@ -287,7 +287,23 @@ def apply(model, plan: WeightsPlan | None):
         if origin is None:
             raise ValueError(f"Unsupported weights format {wf.format!r} of {plan.path}.")
     mappers.assign(model, wf, origin=origin, family=plan.family)
+    if plan.weight_set is not None:
+        _carry_set_preprocessing(model, plan)
     return model
+
+
+def _carry_set_preprocessing(model, plan):
+    """A model built with ``weights=<a set>`` carries the set's preprocessing (at its
+    input size) and, with its classifier, the ImageNet class names
+    (:mod:`kerascnn.data.carried`)."""
+    from kerascnn.data.carried import attach
+    from kerascnn.weights.classes import imagenet_classes
+
+    h, w = (model.inputs[0].shape[1:3] if getattr(model, "inputs", None) else (None, None))
+    size = None if h is None or w is None else (int(h), int(w))
+    names = [n for _, n in imagenet_classes()] if plan.include_top else None
+    attach(model, plan.weight_set.preprocessing(size), names,
+           where=f"{plan.network} weights={plan.weight_set.name!r}")
 
 
 # -- the set's input convention ------------------------------------------------------------

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from kerascnn.data import (Preprocessing, eval_dataset, from_arrays, get_policy,
                            load_source, train_dataset)
+from kerascnn.data.stats import IMAGENET_MEAN_RGB
 
 # Small versions of the paper policies (same code paths, tiny images).
 SMALL = {
@@ -33,8 +34,8 @@ def _id_source(n=24, size=(6, 6)):
 def test_policies_on_an_image_folder(name, image_folder):
     src = load_source(str(image_folder))
     kw = SMALL[name]
-    ds = train_dataset(src, kw["policy"], batch_size=4, seed=7,
-                       image_size=kw["image_size"])
+    imagenet = Preprocessing(kw["image_size"], mean=IMAGENET_MEAN_RGB)
+    ds = train_dataset(src, kw["policy"], batch_size=4, seed=7, preprocessing=imagenet)
     batches = [[t.numpy() for t in b] for b in ds]
     assert len(batches) == 3  # 12 images, drop_remainder
     x, y = batches[0]
@@ -45,7 +46,7 @@ def test_policies_on_an_image_folder(name, image_folder):
     # ImageNet mean subtracted: values are centred, not 0..255
     assert -130 < x.mean() < 130 and x.min() < 0
     again = _first(train_dataset(src, kw["policy"], batch_size=4, seed=7,
-                                 image_size=kw["image_size"]))
+                                 preprocessing=imagenet))
     np.testing.assert_array_equal(again[0], x)  # same seed, same batches
     epoch2 = _first(ds)
     assert not np.array_equal(epoch2[0], x)  # each epoch differs
@@ -74,7 +75,7 @@ def test_fashion_mnist_cifar_recipe_exact(rng):
     mean = rng.uniform(0, 255, (32, 32, 1)).astype(np.float32)
     policy = get_policy("cifar", pad=0, flip=False)  # deterministic part only
     x, y = _first(train_dataset(src, policy, batch_size=10, seed=0,
-                                image_size=(32, 32), mean=mean))
+                                preprocessing=Preprocessing(32, channels=1, mean=mean)))
     padded = np.pad(images, [(0, 0), (2, 2), (2, 2), (0, 0)]).astype(np.float32)
     np.testing.assert_allclose(x, padded[y] - mean)
 
@@ -83,7 +84,7 @@ def test_cifar_random_crop_of_padded_image(rng):
     images = rng.integers(1, 256, (8, 32, 32, 3), dtype=np.uint8)
     src = from_arrays(images, np.zeros(8), ["a"])
     x, y = _first(train_dataset(src, get_policy("cifar", flip=False), batch_size=8,
-                                seed=1, mean=False))
+                                seed=1))  # no preprocessing: no mean
     x = x.astype(np.uint8)
     padded = [np.pad(im, [(4, 4), (4, 4), (0, 0)]) for im in images]
     offsets = set()
@@ -102,7 +103,7 @@ def test_sharding_by_input_context_is_disjoint():
         ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pid,
                                          num_replicas_in_sync=2)
         ds = train_dataset(src, get_policy("cifar", pad=0, flip=False), batch_size=4,
-                           seed=3, image_size=(6, 6), mean=False, input_context=ctx)
+                           seed=3, image_size=(6, 6), input_context=ctx)
         ids = {int(v) for x, _ in ds for v in x.numpy()[:, 0, 0, 0]}
         seen.append(ids)
         assert all(x.shape[0] == 2 for x, _ in ds)  # per-replica batch
@@ -112,7 +113,7 @@ def test_sharding_by_input_context_is_disjoint():
 def test_repeat_and_epochs_cover_everything():
     src = _id_source(12)
     ds = train_dataset(src, get_policy("cifar", pad=0, flip=False), batch_size=4,
-                       seed=0, image_size=(6, 6), mean=False)
+                       seed=0, image_size=(6, 6))
     for _ in range(2):
         ids = sorted(int(v) for x, _ in ds for v in x.numpy()[:, 0, 0, 0])
         assert ids == list(range(12))
@@ -124,7 +125,7 @@ def test_repeat_and_epochs_cover_everything():
 def test_extra_layers_run_before_mean_subtraction(image_folder):
     src = load_source(str(image_folder))
     ds = train_dataset(src, SMALL["resnet"]["policy"], batch_size=4, seed=0,
-                       image_size=(20, 20), mean=[1.0, 2.0, 3.0],
+                       preprocessing=Preprocessing(20, mean=[1.0, 2.0, 3.0]),
                        extra_layers=[keras.layers.Rescaling(0.0)])
     x, _ = _first(ds)
     np.testing.assert_allclose(x, np.broadcast_to([-1.0, -2.0, -3.0], x.shape))
@@ -152,7 +153,11 @@ def test_train_dataset_argument_errors(image_folder):
     with pytest.raises(ValueError, match="seed=None"):
         train_dataset(src, "resnet", batch_size=2, seed=None)
     with pytest.raises(ValueError, match=r"mean with shape=\(2,\)"):
-        train_dataset(src, "resnet", batch_size=2, seed=0, mean=[1.0, 2.0])
+        train_dataset(src, "resnet", batch_size=2, seed=0,
+                      preprocessing=Preprocessing(8, mean=[1.0, 2.0]))
+    with pytest.raises(ValueError, match="preprocessing.channels=1"):
+        train_dataset(src, "resnet", batch_size=2, seed=0,
+                      preprocessing=Preprocessing(8, channels=1))
 
 
 def test_center_view_matches_numpy(rng):
@@ -175,33 +180,33 @@ def test_center_view_matches_numpy(rng):
         Preprocessing(8, resize=-1)
 
 
-def test_eval_dataset_keyword_form_keeps_the_old_mean_rule(rng):
-    """eval_dataset(mean=None) is ImageNet's mean RGB for RGB sources, nothing for gray;
-    mean=False nothing; Preprocessing(mean=None) nothing (one meaning)."""
-    from kerascnn.data.stats import IMAGENET_MEAN_RGB
-
+def test_eval_dataset_takes_a_preprocessing_only(rng):
+    """One form: a Preprocessing (mean None: nothing subtracted); the old keyword form
+    (image_size=, mean=, with its "None means ImageNet's mean" rule) is gone."""
     images = rng.integers(0, 256, (3, 12, 12, 3), dtype=np.uint8)
     src = from_arrays(images, [0, 1, 0], ["a", "b"])
     plain = _first(eval_dataset(src, batch_size=3, preprocessing=Preprocessing(12)))[0]
     np.testing.assert_array_equal(plain, images.astype(np.float32))
-    old = _first(eval_dataset(src, batch_size=3, image_size=12))[0]
-    np.testing.assert_array_equal(old, plain - np.float32(IMAGENET_MEAN_RGB))
-    none = _first(eval_dataset(src, batch_size=3, image_size=12, mean=False))[0]
-    np.testing.assert_array_equal(none, plain)
-    gray = from_arrays(images[..., :1], [0, 1, 0], ["a", "b"])
-    np.testing.assert_array_equal(_first(eval_dataset(gray, batch_size=3, image_size=12))[0],
-                                  images[..., :1].astype(np.float32))
+    imagenet = _first(eval_dataset(src, batch_size=3, preprocessing=Preprocessing(
+        12, mean=IMAGENET_MEAN_RGB)))[0]
+    np.testing.assert_array_equal(imagenet, plain - np.float32(IMAGENET_MEAN_RGB))
+    with pytest.raises(TypeError):
+        eval_dataset(src, batch_size=3, image_size=12)
+    with pytest.raises(TypeError):
+        train_dataset(src, "cifar", batch_size=3, seed=0, mean=None)
+    with pytest.raises(ValueError, match="preprocessing=None"):
+        eval_dataset(src, batch_size=3, preprocessing=None)
 
 
 def test_eval_dataset_order_views_and_gray_padding():
     src = _id_source(10, size=(28, 28))
-    ds = eval_dataset(src, batch_size=4, image_size=(32, 32), mean=False)
+    ds = eval_dataset(src, batch_size=4, preprocessing=Preprocessing(32, channels=1))
     batches = [(x.numpy(), y.numpy()) for x, y in ds]
     assert [len(y) for _, y in batches] == [4, 4, 2]  # every example, in order
     ids = np.concatenate([x[:, 16, 16, 0] for x, _ in batches])
     np.testing.assert_array_equal(ids, np.arange(10))
     assert batches[0][0][0, 0, 0, 0] == 0 and batches[0][0].shape[1:] == (32, 32, 1)
-    views = eval_dataset(src, batch_size=4, image_size=(28, 28),
+    views = eval_dataset(src, batch_size=4, preprocessing=Preprocessing(28, channels=1),
                          view=lambda x: tf.stack([x, x[:, :, ::-1]], 1))
     x, y = next(iter(views))
     assert x.shape == (4, 2, 28, 28, 1) and x.dtype == tf.uint8
@@ -209,7 +214,8 @@ def test_eval_dataset_order_views_and_gray_padding():
 
 def test_eval_dataset_on_encoded_folder(image_folder):
     src = load_source(str(image_folder))
-    xs = [x for x, _ in eval_dataset(src, batch_size=5, image_size=32, resize=36)]
+    xs = [x for x, _ in eval_dataset(src, batch_size=5,
+                                     preprocessing=Preprocessing(32, resize=36))]
     assert [x.shape[0] for x in xs] == [5, 5, 2]
     assert xs[0].shape[1:] == (32, 32, 3) and xs[0].dtype == tf.float32
 
@@ -368,7 +374,8 @@ def test_tiny_images_go_through_every_policy_and_the_center_view(tmp_path, rng):
         ds = train_dataset(src, name, batch_size=8, seed=0, image_size=(16, 16))
         labels = np.concatenate([y.numpy() for _, y in ds])
         assert sorted(labels.tolist()) == [0] * 12 + [1] * 12, name
-    xs = [x.numpy() for x, _ in eval_dataset(src, batch_size=8, image_size=16, resize=18)]
+    xs = [x.numpy() for x, _ in eval_dataset(src, batch_size=8,
+                                             preprocessing=Preprocessing(16, resize=18))]
     assert sum(len(x) for x in xs) == 24 and all(np.isfinite(x).all() for x in xs)
 
 

@@ -1,7 +1,7 @@
 """One ``center`` view: the evaluation's (``evaluate``'s views of a Member) equals
 ``eval_dataset`` and ``Preprocessing.__call__`` bit for bit, with a mean RGB, a
-per-pixel mean of the crop's size and one of another size (its per-channel average),
-and in the old keyword form (mean=None: ImageNet's mean RGB)."""
+per-pixel mean of the crop's size and one of another size (its per-channel average);
+a Member without one takes the model's own (kerascnn.data.carried.resolve)."""
 
 import io
 
@@ -67,28 +67,36 @@ def test_evaluation_center_view_is_the_preprocessing_bit_for_bit(folder, mean):
                                                      for x, _ in source.dataset]), atol=1e-4)
 
 
-def test_keyword_forms_agree(folder):
-    """Old callers: Member(mean=None) and eval_dataset(mean=None) both subtract
-    ImageNet's mean RGB, and still agree bit for bit."""
-    from kerascnn.data.stats import IMAGENET_MEAN_RGB
+def test_a_member_without_preprocessing_takes_the_models_own(folder, capsys):
+    """Member(model): the preprocessing the model carries (kerascnn.data.carried), else
+    the resolver's one fallback (shorter side to the input size, no mean), said once on
+    stderr; views equal that preprocessing's, bit for bit."""
+    from kerascnn.data.carried import attach
 
     source = load_source(folder)
-    data = np.concatenate([x.numpy() for x, _ in eval_dataset(source, batch_size=6, image_size=24, resize=28)])
-    # without a preprocessing the protocol's default resize applies (256 scaled to the crop)
-    assert _Runner(Member(_net(24)), "center", {}).protocol.resize == round(256 * 24 / 224)
-    views = np.concatenate([_Runner(Member(_net(24)), "center", {"resize": 28}).views(decode_image(x, 3))["crops"].numpy()
+    own = Preprocessing((24, 24), 3, resize=28, mean=[120.0, 110.0, 100.0])
+    runner = _Runner(Member(attach(_net(24), own)), "center", {})
+    assert runner.protocol.resize == 28 and runner.mean.tolist() == [120.0, 110.0, 100.0]
+    views = np.concatenate([runner.views(decode_image(x, 3))["crops"].numpy()
                             for x, _ in source.dataset])
-    np.testing.assert_array_equal(views, data)
-    plain = Preprocessing((24, 24), 3, resize=28)
     np.testing.assert_array_equal(
-        data, np.stack([plain(decode_image(x, 3)).numpy() for x, _ in source.dataset]) - np.float32(IMAGENET_MEAN_RGB))
+        views, np.stack([own(decode_image(x, 3)).numpy() for x, _ in source.dataset]))
+    assert capsys.readouterr().err == ""
+    fallback = Member(_net(24)).resolved_preprocessing()
+    assert fallback == Preprocessing((24, 24), 3, resize=24)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not_in_the_registry carries no preprocessing" in err[0]
 
 
-def test_preprocessing_and_keyword_form_are_exclusive(folder):
+def test_the_keyword_form_is_gone(folder):
+    from kerascnn.evaluation import evaluate
+
     source = load_source(folder)
     prep = Preprocessing((24, 24), 3)
-    with pytest.raises(ValueError, match="mean"):
+    with pytest.raises(TypeError):
+        Member(_net(24), mean=None)
+    with pytest.raises(ValueError, match="preprocessing=Preprocessing"):
+        evaluate(_net(24), source, "center", mean=None, pad=2, verbose=0)
+    with pytest.raises(TypeError):
         eval_dataset(source, batch_size=2, preprocessing=prep, mean=False)
-    with pytest.raises(ValueError, match="crop_size"):
-        _Runner(Member(_net(24), preprocessing=prep, crop_size=20), "center", {})
     assert tf.is_tensor(prep(np.zeros((5, 5, 3), np.uint8)))

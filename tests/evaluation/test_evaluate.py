@@ -6,12 +6,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerascnn.data import from_arrays, load_source
+from kerascnn.data import Preprocessing, from_arrays, load_source
 from kerascnn.evaluation import PROTOCOLS, Member, evaluate, top_k_error
 
 from evalnets import MEAN, small_cnn, small_fc_net  # noqa: E402
 
 SMALL = dict(resize=36, scales=(32, 36, 40, 44), dense_scales=(32, 40, 48))
+# the 28x28 images padded by 2 to the nets' 32x32, minus the training mean (or none)
+FMNIST = Preprocessing(32, channels=1, pad=2, mean=[MEAN])
+FMNIST_NO_MEAN = FMNIST.replace(mean=None)
 
 
 def _pad(images):
@@ -50,7 +53,7 @@ def _source(test, n):
 def test_every_protocol_runs_and_reports_sane_errors(trained, fashion):
     _, test = fashion
     weights_before = [w.numpy().copy() for w in trained.weights]  # BN moving stats included
-    report = evaluate(trained, _source(test, 48), list(PROTOCOLS), mean=[MEAN], pad=2, batch_size=16, verbose=0, **SMALL)
+    report = evaluate(trained, _source(test, 48), list(PROTOCOLS), preprocessing=FMNIST, batch_size=16, verbose=0, **SMALL)
     assert [r.protocol for r in report.results] == list(PROTOCOLS)
     for r in report.results:
         assert r.examples == 48
@@ -65,7 +68,7 @@ def test_every_protocol_runs_and_reports_sane_errors(trained, fashion):
 
 def test_ten_crop_no_worse_than_center(trained, fashion):
     _, test = fashion
-    report = evaluate(trained, _source(test, 600), ["center", "10crop"], mean=[MEAN], pad=2, resize=36, batch_size=100, verbose=0)
+    report = evaluate(trained, _source(test, 600), ["center", "10crop"], preprocessing=FMNIST, resize=36, batch_size=100, verbose=0)
     center, ten = report["center"].top1, report["10crop"].top1
     # Noise: the standard error of a 600-image error rate near 20 % is ~1.6 points.
     assert ten <= center + 3.0, (center, ten)
@@ -77,8 +80,8 @@ def test_center_and_dense_match_a_numpy_reference(trained, fashion):
     probs = trained.predict(_pad(test.images[:n]).astype(np.float32) - MEAN, verbose=0)
     want = top_k_error(test.labels[:n], probs, 1), top_k_error(test.labels[:n], probs, 5)
     source = _source(test, n)
-    center = evaluate(trained, source, "center", mean=[MEAN], pad=2, resize=None, verbose=0)["center"]
-    dense = evaluate(trained, source, "dense", mean=[MEAN], pad=2, dense_scales=(32,), flip=False, verbose=0)["dense"]
+    center = evaluate(trained, source, "center", preprocessing=FMNIST, resize=None, verbose=0)["center"]
+    dense = evaluate(trained, source, "dense", preprocessing=FMNIST, dense_scales=(32,), flip=False, verbose=0)["dense"]
     for r in (center, dense):
         assert (r.top1, r.top5) == pytest.approx(want, abs=1e-6)
 
@@ -90,7 +93,7 @@ def test_fusion_averages_posteriors_of_networks_with_their_own_preprocessing(tra
     x = _pad(test.images[:n]).astype(np.float32)
     fused = 0.5 * (trained.predict(x - MEAN, verbose=0) + other.predict(x, verbose=0))
     want = top_k_error(test.labels[:n], fused, 1), top_k_error(test.labels[:n], fused, 5)
-    members = [Member(trained, mean=[MEAN], pad=2), Member(other, mean=False, pad=2)]
+    members = [Member(trained, preprocessing=FMNIST), Member(other, preprocessing=FMNIST_NO_MEAN)]
     report = evaluate(members, _source(test, n), "center", resize=None, batch_size=20, verbose=0)
     assert (report["center"].top1, report["center"].top5) == pytest.approx(want, abs=1e-6)
     assert report.models == ["small_cnn", "other"]
@@ -102,9 +105,9 @@ def test_dense_through_the_fully_convolutional_head(fashion):
     n = 32
     probs = model.predict(_pad(test.images[:n]).astype(np.float32), verbose=0)
     source = _source(test, n)
-    dense = evaluate(model, source, "dense", mean=False, pad=2, dense_scales=(32,), flip=False, verbose=0)["dense"]
+    dense = evaluate(model, source, "dense", preprocessing=FMNIST_NO_MEAN, dense_scales=(32,), flip=False, verbose=0)["dense"]
     assert dense.top1 == pytest.approx(top_k_error(test.labels[:n], probs, 1), abs=1e-6)
-    both = evaluate(model, source, "dense+multicrop", mean=False, pad=2, verbose=0, **SMALL)["dense+multicrop"]
+    both = evaluate(model, source, "dense+multicrop", preprocessing=FMNIST_NO_MEAN, verbose=0, **SMALL)["dense+multicrop"]
     assert 0.0 <= both.top5 <= both.top1 <= 100.0
 
 

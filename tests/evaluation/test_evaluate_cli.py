@@ -80,7 +80,8 @@ def test_saved_model_export_gives_the_keras_numbers(keras_files, tmp_path, capsy
     )
     common = ["--limit", "40", "--protocol", "center,10crop", "--resize", "none", "--quiet"]
     _run(["evaluate", "--model", str(path), "--out", str(tmp_path / "sm"), *common], capsys)
-    _run(["evaluate", "--model", str(d / "a.keras"), "--mean", str(MEAN), "--out", str(tmp_path / "k"), *common], capsys)
+    _run(["evaluate", "--model", str(d / "a.keras"), "--mean", str(MEAN), "--pad", "2",
+          "--out", str(tmp_path / "k"), *common], capsys)
     sm = json.loads((tmp_path / "sm.json").read_text())["results"]
     kf = json.loads((tmp_path / "k.json").read_text())["results"]
     # Without resizing the crops are whole pixels, which the export's uint8 rounding keeps.

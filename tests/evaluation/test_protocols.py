@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from kerascnn.data.preprocessing import Preprocessing
 from kerascnn.evaluation import PROTOCOLS, default_scales, make_protocol
 
 
@@ -85,7 +86,8 @@ def test_a_new_protocol_is_one_table_entry(monkeypatch):
     inp = keras.Input((16, 16, 3))
     model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inp)))
     source = from_arrays(np.stack([img] * 4), [0, 1, 0, 1], ["a", "b"])
-    report = evaluate(model, source, ["center", "5crop"], resize=20, mean=False, verbose=0)
+    report = evaluate(model, source, ["center", "5crop"], resize=20,
+                      preprocessing=Preprocessing(16), verbose=0)
     assert report["5crop"].views == 5 and report["5crop"].examples == 4
 
 

@@ -35,6 +35,14 @@ def test_train_evaluates_exports_and_reports(tiny_recipe, tmp_path, capsys):
                  "checkpoints/last.keras", "preprocessing.json"):
         assert os.path.join(out_dir, name) in printed, name  # where every output went
     assert not os.path.exists(os.path.join(out_dir, "backup"))  # removed when done
+    # every checkpoint carries the run's preprocessing and class names (a file moved
+    # out of the run keeps them): kerascnn.data.carried
+    from kerascnn.data.carried import read_stored
+    from kerascnn.data.preprocessing import Preprocessing
+
+    run_prep = Preprocessing.load(out_dir)
+    for name in ("last", "best"):
+        assert read_stored(os.path.join(out_dir, "checkpoints", f"{name}.keras")) == run_prep
     assert [int(r["epoch"]) for r in _rows(out_dir)] == [0, 1]
     assert "Epoch 2: lr" in printed and "val top-1 error" in printed
     metrics = json.load(open(os.path.join(out_dir, "test_metrics.json")))

@@ -247,6 +247,11 @@ def test_file_in_keras_cache_is_used_without_download(
         x = np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)
         mean = np.asarray(ws.mean_rgb, np.float32)
         assert close(model.predict(x - mean, verbose=0), torch_forward(torch_model, x))
+        from kerascnn.data.carried import carried
+
+        prep, names, _ = carried(model)  # the model carries its set's input and classes
+        assert prep == ws.preprocessing((64, 64)) and prep.mean.tolist() == list(mean)
+        assert len(names) == 1000 and names[0] == "tench"
         with open(home / "models" / os.path.basename(path), "ab") as f:
             f.write(b"\0")  # now another file
         with pytest.raises(OSError, match=r"its hash is not"):
