@@ -240,7 +240,7 @@ def load_sources(recipe: Recipe, data_dir=None):
 
     d = recipe.data
     check_splits(recipe)
-    kwargs = {}
+    kwargs = dict(d.source_options)
     if d.manual_dir:
         kwargs["manual_dir"] = os.path.expanduser(d.manual_dir)
     data_dir = data_dir or d.data_dir or None
@@ -269,7 +269,10 @@ def load_sources(recipe: Recipe, data_dir=None):
         test = val
     else:
         test = load(d.test_split) if d.test_split else None
-    return train, val, test
+    # the first N of each split (0: all)
+    test = test.take(d.test_examples or None) if test is not None else None
+    val = val.take(d.validation_examples or None) if val is not None else None
+    return train.take(d.train_examples or None), val, test
 
 
 def _record_holdout(recipe: Recipe, train, val, run_dir: str) -> None:
@@ -407,7 +410,8 @@ def build_model(exp: Experiment, strategy, *, init_from=None, warm_start=True):
         model.compile(optimizer=build_optimizer(r.optimizer, head=head),
                       loss=keras.losses.SparseCategoricalCrossentropy(),
                       metrics=default_metrics(), jit_compile=_jit(t.jit_compile),
-                      steps_per_execution=t.steps_per_execution)
+                      steps_per_execution=t.steps_per_execution,
+                      run_eagerly=t.run_eagerly)
     return model
 
 
