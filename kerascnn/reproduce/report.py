@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from kerascnn._io import atomic_write, write_json
-from kerascnn.reproduce.studies import PAPER_NUMBERS, _number
+from kerascnn.reproduce.studies import PAPER_NUMBERS, as_number
 
 __all__ = ["curves_report", "responses_report", "write_reports"]
 
@@ -39,8 +39,8 @@ def curves_report(study, runs, output_dir) -> dict:
     nets = {}
     for key, by_seed in runs.items():
         seeds = sorted(by_seed)
-        finals_train = [_number(by_seed[s]["final_train_error"]) for s in seeds]
-        finals_test = [_number(by_seed[s]["final_test_error"]) for s in seeds]
+        finals_train = [as_number(by_seed[s]["final_train_error"]) for s in seeds]
+        finals_test = [as_number(by_seed[s]["final_test_error"]) for s in seeds]
         nets[key] = {
             "label": study.network(key).label,
             "seeds": {str(s): by_seed[s] for s in seeds},
@@ -48,7 +48,7 @@ def curves_report(study, runs, output_dir) -> dict:
             "final_train_error_spread": float(np.ptp(finals_train)),
             "final_test_error_mean": float(np.mean(finals_test)),
             "final_test_error_spread": float(np.ptp(finals_test)),
-            "train_seconds": float(sum(_number(by_seed[s]["seconds"]) for s in seeds)),
+            "train_seconds": float(sum(as_number(by_seed[s]["seconds"]) for s in seeds)),
             "paper": PAPER_NUMBERS.get(study.name, {}).get(key),
         }
     figure = study.draw(study, runs, output_dir)
@@ -75,7 +75,7 @@ def _responses_table(nets) -> list[str]:
     for v in nets.values():
         s = np.asarray(v["std"])
         rows.append(f"| {v['label']} | {s.size} | {s.mean():.3f} | {np.median(s):.3f} | "
-                    f"{s.max():.3f} | {_number(v['final_test_error']):.2f} |")
+                    f"{s.max():.3f} | {as_number(v['final_test_error']):.2f} |")
     return rows
 
 

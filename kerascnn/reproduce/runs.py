@@ -82,13 +82,13 @@ def read_run(folder, net, seed, plan) -> dict:
 
     run = RunDir(folder)
     h = read_history(run.file("history.csv"))
+    n = len(h.get("loss", []))
+    columns = {"lr": "learning_rate", "loss": "loss", "train_error": "top1_error",
+               "test_loss": "val_loss", "test_error": "val_top1_error"}
+    values = {k: h.get(column) or [None] * n for k, column in columns.items()}
     per_point = plan["iterations_per_point"]
     history = [{"point": i + 1, "iteration": (i + 1) * per_point,
-                "lr": h["learning_rate"][i], "loss": h["loss"][i],
-                "train_error": h["top1_error"][i],
-                "test_loss": h.get("val_loss", [None] * (i + 1))[i],
-                "test_error": h.get("val_top1_error", [None] * (i + 1))[i]}
-               for i in range(len(h.get("loss", [])))]
+                **{k: v[i] for k, v in values.items()}} for i in range(n)]
     test = run.test_metrics() or {}
     completed = run.completed() or {}
     return {

@@ -27,7 +27,7 @@ from typing import Callable
 from kerascnn.reproduce import claims as rules
 from kerascnn.reproduce import plots
 
-__all__ = ["Network", "Study", "STUDIES", "get_study", "list_studies"]
+__all__ = ["Network", "Study", "STUDIES", "as_number", "get_study", "list_studies"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +71,7 @@ def _resnet(depth, shortcut="A", key=None):
                    "resnet", depth, (("shortcut", shortcut),))
 
 
-def _number(value):
+def as_number(value):
     """A stored number; None (a non-finite value in JSON, e.g. a diverged run) -> NaN."""
     return float("nan") if value is None else float(value)
 
@@ -84,14 +84,14 @@ def _series(study, runs, keys):
             h = runs[key][seed]["history"]
             out.append({"label": study.network(key).label, "colour": i,
                         "iterations": [r["iteration"] for r in h],
-                        "train_error": [_number(r["train_error"]) for r in h],
-                        "test_error": [_number(r["test_error"]) for r in h]})
+                        "train_error": [as_number(r["train_error"]) for r in h],
+                        "test_error": [as_number(r["test_error"]) for r in h]})
     return out
 
 
 def _degradation_claims(study, runs):
     roles = dict(study.roles)
-    curves = {k: [[_number(r["train_error"]) for r in runs[k][s]["history"]]
+    curves = {k: [[as_number(r["train_error"]) for r in runs[k][s]["history"]]
                   for s in sorted(runs[k])] for k in roles.values()}
     return rules.degradation_claims(curves, roles, study.labels())
 
@@ -107,7 +107,7 @@ def _degradation_figure(study, runs, folder):
 
 def _shortcuts_claims(study, runs):
     order = [study.role(k) for k in ("A", "B", "C")]
-    accuracies = {k: [100.0 - _number(runs[k][s]["final_test_error"])
+    accuracies = {k: [100.0 - as_number(runs[k][s]["final_test_error"])
                       for s in sorted(runs[k])] for k in order}
     return rules.shortcuts_claims(accuracies, order, study.labels())
 
