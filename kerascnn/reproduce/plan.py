@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -45,12 +46,39 @@ def _step_timer():
     return StepTimer()
 
 
+def _time(model, train, test):
+    """Compilation and first steps, a training step, a curve evaluation, a save."""
+    import tempfile
+
+    from kerascnn.training.strategy import evaluation_callbacks
+
+    t = time.time()
+    model.fit(train, epochs=1, steps_per_epoch=2, verbose=0)
+    model.evaluate(test, verbose=0, callbacks=evaluation_callbacks())
+    first = time.time() - t
+    timer = _step_timer()
+    model.fit(train, epochs=1, steps_per_epoch=11, verbose=0, callbacks=[timer])
+    # the mean of whole cycles, not the median of step calls: on a shared machine the
+    # load's bursts are part of what a long run pays (timing the step calls only, with
+    # their median and 90 % of the budget, the runs of docs/reproductions.md took
+    # 1.1-1.7x the predicted time per iteration)
+    step = float(np.mean(np.diff(timer.ends)))
+    t = time.time()
+    model.evaluate(test, verbose=0, callbacks=evaluation_callbacks())
+    evaluation = time.time() - t
+    t = time.time()
+    with tempfile.TemporaryDirectory() as folder:  # what every checkpoint costs
+        model.save(os.path.join(folder, "calibration.keras"))
+    return {"compile_and_first_steps_s": first, "step_s": step,
+            "curve_eval_s": evaluation, "save_s": time.time() - t}
+
+
 def calibrate(study, settings: Settings, plan: dict, output_dir, strategy, log) -> dict:
     """Times each network of ``study`` built from its recipe (``plan``: the image size
-    and augmentation). Also leaves the training images' mean in ``output_dir``."""
-    from kerascnn._io import atomic_path
+    and augmentation), as training builds it. Also leaves the training images' mean
+    in ``output_dir``."""
     from kerascnn.training import experiment
-    from kerascnn.training.strategy import evaluation_callbacks, select_strategy
+    from kerascnn.training.strategy import select_strategy
 
     strategy = select_strategy(strategy or settings.strategy)
     out = {}
@@ -60,32 +88,15 @@ def calibrate(study, settings: Settings, plan: dict, output_dir, strategy, log) 
         exp = experiment.assemble(recipe, output_dir,
                                   replicas=strategy.num_replicas_in_sync)
         model = experiment.build_model(exp, strategy, warm_start=False)
-        train = exp.train_dataset()
-        test = exp.eval_dataset(exp.val_source)
-        t = time.time()
-        model.fit(train, epochs=1, steps_per_epoch=2, verbose=0)
-        model.evaluate(test, verbose=0, callbacks=evaluation_callbacks())
-        first = time.time() - t
-        timer = _step_timer()
-        model.fit(train, epochs=1, steps_per_epoch=11, verbose=0, callbacks=[timer])
-        # the mean of whole cycles, not the median of step calls: on a shared machine
-        # the load's bursts are part of what a long run pays (timing the step calls
-        # only, with their median and 90 % of the budget, the runs of
-        # docs/reproductions.md took 1.1-1.7x the predicted time per iteration)
-        step = float(np.mean(np.diff(timer.ends)))
-        t = time.time()
-        model.evaluate(test, verbose=0, callbacks=evaluation_callbacks())
-        evaluation = time.time() - t
-        t = time.time()
-        with atomic_path(os.path.join(output_dir, "calibration.keras")) as tmp:
-            model.save(tmp)  # what every checkpoint costs (then discarded)
-        os.remove(os.path.join(output_dir, "calibration.keras"))
-        save = time.time() - t
-        out[net.key] = {"compile_and_first_steps_s": first, "step_s": step,
-                        "curve_eval_s": evaluation, "save_s": save}
-        log(f"calibration {net.key}: {step:.3f} s/iteration, curve evaluation "
-            f"{evaluation:.1f} s, save {save:.1f} s, compilation and first steps "
-            f"{first:.1f} s")
+        with warnings.catch_warnings():
+            # as in training: Keras 3.15 says "ran out of data" at the end of an
+            # evaluation whose size it cannot know (kerascnn.training.trainer)
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            out[net.key] = c = _time(model, exp.train_dataset(),
+                                     exp.eval_dataset(exp.val_source))
+        log(f"calibration {net.key}: {c['step_s']:.3f} s/iteration, curve evaluation "
+            f"{c['curve_eval_s']:.1f} s, save {c['save_s']:.1f} s, compilation and "
+            f"first steps {c['compile_and_first_steps_s']:.1f} s")
         del model
     return out
 

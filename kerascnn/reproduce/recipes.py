@@ -126,6 +126,7 @@ def variant_recipe(study, net, settings: Settings, plan: dict, seed: int):
         "training.jit_compile": _jit_compile(),
         "training.checkpoint_best": False,
         "training.run_eagerly": bool(settings.run_eagerly),
+        **dict(study.overrides),
         **net.recipe_overrides(),
     }
     return load_recipe(study.recipe, overrides)

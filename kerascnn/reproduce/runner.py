@@ -29,7 +29,7 @@ import warnings
 from kerascnn.reproduce import report as reports
 from kerascnn.reproduce.plan import plan_study
 from kerascnn.reproduce.recipes import Settings, native_size, variant_recipe
-from kerascnn.reproduce.runs import run_folder, train_variant
+from kerascnn.reproduce.runs import finished, run_folder, train_variant
 from kerascnn.reproduce.studies import Study
 
 __all__ = ["Settings", "run_study", "study_data", "default_output_dir"]
@@ -73,32 +73,6 @@ def _train_all(study, settings, plan, output_dir, strategy, log) -> dict:
     return runs
 
 
-def _measure_responses(study, nets_study, settings, plan, nets_dir, log) -> dict:
-    """Figure 7's measurement of each trained network on the curve's test subset,
-    preprocessed as its run evaluates it."""
-    import numpy as np
-
-    from kerascnn.evaluation.loading import load_keras_model
-    from kerascnn.reproduce.responses import measure_responses
-    from kerascnn.training import experiment
-
-    images, measured = None, {}
-    for net in study.networks:
-        folder = run_folder(nets_dir, net, 0)
-        if images is None:
-            recipe = variant_recipe(nets_study, net, settings, plan, 0)
-            exp = experiment.assemble(recipe, folder)
-            images = np.concatenate([x for x, _ in
-                                     exp.eval_dataset(exp.val_source).as_numpy_iterator()])
-        model = load_keras_model(os.path.join(folder, "checkpoints", "last.keras"))
-        measured[net.key] = measure_responses(model, images)
-        s = measured[net.key]["std"]
-        log(f"responses {net.key}: {len(s)} 3x3 layers, std mean {np.mean(s):.3f} "
-            f"(min {np.min(s):.3f}, max {np.max(s):.3f}) on {len(images)} test images")
-        del model
-    return measured
-
-
 def _responses(study, settings, output_dir, nets_study, nets_dir, strategy, started, log):
     from kerascnn._io import read_json
 
@@ -115,9 +89,7 @@ def _responses(study, settings, output_dir, nets_study, nets_dir, strategy, star
         fields = {f.name for f in dataclasses.fields(Settings)}
         settings = dataclasses.replace(settings, **{
             k: v for k, v in plan["settings"].items() if k in fields})
-    missing = [n.key for n in study.networks
-               if not os.path.exists(os.path.join(run_folder(nets_dir, n, 0),
-                                                  "completed.json"))]
+    missing = [n.key for n in study.networks if not finished(run_folder(nets_dir, n, 0))]
     if missing:
         log(f"the {nets_study.name} networks {', '.join(missing)} are not trained "
             f"in {nets_dir}: training them now (the {nets_study.name} study's "
@@ -129,7 +101,9 @@ def _responses(study, settings, output_dir, nets_study, nets_dir, strategy, star
                           strategy=strategy, log=log)
     plan = dict(plan, seeds=1)
     runs = _train_all(one, settings, plan, nets_dir, strategy, log)
-    measured = _measure_responses(study, one, settings, plan, nets_dir, log)
+    measured = study.measure(study, runs,
+                             lambda net, seed: variant_recipe(one, net, settings, plan, seed),
+                             log)
     return plan, reports.responses_report(study, measured, runs, nets_dir, output_dir)
 
 

@@ -12,10 +12,12 @@ the claims it decides on their measured curves and the figure it draws
   (The paper's Table 3 compares ResNet-34 A/B/C on ImageNet; the CIFAR nets here are
   the same comparison at the scale a CPU can train.)
 
-A new study is one more entry of :data:`STUDIES`: its base recipe, its variants
-(:class:`Network`: a registry model and builder options; ``overrides`` for any other
-recipe key), a ``decide`` function (measured runs -> claims, with the rules of
-:mod:`~kerascnn.reproduce.claims`) and a ``draw`` function (the figure).
+A new study is one more entry of :data:`STUDIES`: its base recipe and study-wide
+``overrides``, its variants (:class:`Network`: a registry model and builder options;
+``overrides`` for any other recipe key), a ``decide`` function (measured runs ->
+claims, with the rules of :mod:`~kerascnn.reproduce.claims`), a ``draw`` function
+(the figure) and, for a measurement beyond the curves, a ``measure`` function
+(``responses``: Figure 7 on the trained networks).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import os
 from typing import Callable
 
 from kerascnn.reproduce import claims as rules
-from kerascnn.reproduce import plots
+from kerascnn.reproduce import plots, responses
 
 __all__ = ["Network", "Study", "STUDIES", "as_number", "get_study", "list_studies"]
 
@@ -153,10 +155,15 @@ class Study:
         (PAPERS.md and the paper's text).
       decide: ``decide(study, measured) -> [Claim]``; ``measured`` is ``{key: {seed:
         run}}`` (a run as :func:`kerascnn.reproduce.runs.read_run` reads it back), or
-        for a study with ``nets_from`` ``{key: responses}``.
+        what ``measure`` returns.
       draw: ``draw(study, measured, folder) -> path`` of the figure it writes.
       recipe: the base recipe of every variant (a name under ``pipelines/``).
+      overrides: recipe keys every variant of this study changes (after the
+        settings', before the variant's own).
       roles: names of the networks the claim rules compare.
+      measure: ``measure(study, runs, recipe_of, log) -> measured``: a measurement of
+        the trained networks beyond their curves (``responses``: Figure 7);
+        ``recipe_of(net, seed)`` is a run's recipe. None: the curves are measured.
       nets_from: the study whose trained networks this one measures (``responses``).
     """
 
@@ -169,7 +176,9 @@ class Study:
     decide: Callable
     draw: Callable
     recipe: str = "resnet20_cifar10"
+    overrides: tuple = ()
     roles: tuple = ()
+    measure: Callable | None = None
     nets_from: str | None = None
 
     def role(self, name) -> str:
@@ -213,6 +222,7 @@ STUDIES = {
         budget_minutes=2.0,
         roles=_DEGRADATION_ROLES,
         nets_from="degradation",
+        measure=responses.measure_runs,
         decide=_responses_claims,
         draw=_responses_figure,
         paper=("CIFAR-10, trained nets: the responses (the output of each 3x3 "
