@@ -101,8 +101,9 @@ class DataConfig:
       (``{ num_classes = 10, label_offset = -1 }`` for TFRecord shards; an option
       the kind does not take is refused when the data are loaded).
     train_examples / validation_examples / test_examples: only the first N examples
-      of that split (``Source.take``; 0: all); the mean is computed on the training
-      examples used. A short run, or a study's curve measured on a test subset.
+      of that split (``Source.take``; 0: all; an image folder: the first of each
+      class in turn, since it lists its files class by class); the mean is computed
+      on the training examples used. A short run, or a study's curve on a subset.
     mean: ``"per_pixel"`` (computed from the training split at start, the ResNet
       CIFAR recipe), ``"rgb"`` (computed mean RGB), ``"imagenet"`` (the published
       ImageNet mean RGB, no pass over the data) or ``"none"``.

@@ -109,6 +109,17 @@ def test_studies_on_an_image_folder_through_the_command_line(tmp_path, eager):
                  "10", "--train-examples", "16", *TINY, "--output-dir", out]) == 0
     _check(out, DEGRADATION, known_size=True)
     assert os.path.getsize(os.path.join(out, "figure6.png")) > 0
+    # the 10 test images (of 15, listed class by class) are of every class
+    from kerascnn.training import experiment
+    from kerascnn.training.recipe import load_recipe
+
+    recipe = load_recipe("fashion_mnist", [
+        f"data.source='{root}'", "data.validation_from_train=0",
+        "data.validation_split='test'", "data.validation_examples=10",
+        "data.test_examples=10"])
+    _, curve, test = experiment.load_sources(recipe)
+    assert sorted(np.bincount(np.asarray(test.labels))) == [3, 3, 4]
+    assert list(curve.labels) == list(test.labels) and test.num_examples == 10
     responses = str(tmp_path / "responses")
     assert main(["reproduce", "responses", "--nets-from", out,
                  "--output-dir", responses]) == 0
