@@ -287,7 +287,8 @@ def load_source(spec, split="train", *, data_dir=None, **kwargs) -> Source:
     Args:
       spec: ``"fashion_mnist"``, ``"fashion_mnist_boxes"``, ``"tfds:<name>"`` (e.g. ``"tfds:cifar10"``,
         ``"tfds:imagenet2012"``), a directory path (image folder, one sub-folder
-        per class), or ``"tfrecord:<glob>"`` (ImageNet-style shards).
+        per class), or ``"tfrecord:<glob>"`` (ImageNet-style shards; ``{split}`` in
+        the glob is replaced by ``split``: ``"tfrecord:/data/{split}-*"``).
       split: ``"train"``, ``"test"``, ``"validation"``, or any tfds split string.
         For an image folder the split is the sub-folder ``<dir>/<split>``; a folder
         that has split folders (``train/``, ``val/``, ``test/``...) but not this one
@@ -325,7 +326,9 @@ def load_source(spec, split="train", *, data_dir=None, **kwargs) -> Source:
     if spec.startswith("tfrecord:"):
         from kerascnn.data import _tfrecord
 
-        return _tfrecord.load(spec[len("tfrecord:"):], **_options("tfrecord", kwargs))
+        # ``{split}`` in the glob names the split's shards (tfrecord:/data/{split}-*)
+        pattern = spec[len("tfrecord:"):].replace("{split}", str(split))
+        return _tfrecord.load(pattern, **_options("tfrecord", kwargs))
     if os.path.isdir(spec):
         from kerascnn.data import _folder
 

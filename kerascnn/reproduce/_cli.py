@@ -46,7 +46,8 @@ def register(subparsers):
                    "are missing, shortcuts 20)")
     p.add_argument("--data", default=None,
                    help="a load_source spec: fashion_mnist (offline default), "
-                   "tfds:cifar10, an image folder, tfrecord:<glob>")
+                   "tfds:cifar10, an image folder (train/ and test/ split folders), "
+                   "tfrecord:<glob> ({split} in the glob: the split's shards)")
     p.add_argument("--data-dir", default=None, help="tfds data_dir / IDX folder")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--iterations", type=_positive(int), default=None,

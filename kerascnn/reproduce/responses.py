@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["response_layers", "measure_responses"]
+__all__ = ["response_layers", "measure_responses", "measure_runs"]
 
 
 def _producer(tensor):
@@ -95,3 +95,28 @@ def measure_responses(model, images, *, layers=None, batch_size=250) -> dict:
     std = [float(np.mean(np.sqrt(m2[j] / count[j]))) for j in range(len(layers))]
     return {"layers": layers, "std": std, "sorted": sorted(std, reverse=True),
             "examples": examples}
+
+
+def measure_runs(study, runs, recipe_of, log) -> dict:
+    """Figure 7's measurement of each network of ``study`` (seed 0 of ``runs``: its
+    ``checkpoints/last.keras``) on the curve's test subset, preprocessed as its run
+    evaluates it (``recipe_of(net, seed)``: the run's recipe); ``{key: responses}``."""
+    import os
+
+    from kerascnn.evaluation.loading import load_keras_model
+    from kerascnn.training import experiment
+
+    images, measured = None, {}
+    for net in study.networks:
+        folder = runs[net.key][0]["run_dir"]
+        if images is None:
+            exp = experiment.assemble(recipe_of(net, 0), folder)
+            images = np.concatenate([x for x, _ in
+                                     exp.eval_dataset(exp.val_source).as_numpy_iterator()])
+        model = load_keras_model(os.path.join(folder, "checkpoints", "last.keras"))
+        measured[net.key] = measure_responses(model, images)
+        s = measured[net.key]["std"]
+        log(f"responses {net.key}: {len(s)} 3x3 layers, std mean {np.mean(s):.3f} "
+            f"(min {np.min(s):.3f}, max {np.max(s):.3f}) on {len(images)} test images")
+        del model
+    return measured

@@ -1,6 +1,8 @@
-"""The three studies of He, Zhang, Ren, Sun, "Deep Residual Learning for Image
-Recognition", CVPR 2016, as data: which networks each trains, with which defaults,
-and what the paper reports for the same experiment (``../shared/PAPERS.md``).
+"""The studies of He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition",
+CVPR 2016, as a table: a study is its variants (each one recipe of ``pipelines/`` with
+overrides, trained by ``kerascnn train``'s code: :mod:`kerascnn.reproduce.recipes`),
+the claims it decides on their measured curves and the figure it draws
+(``../shared/PAPERS.md``).
 
 - ``degradation``: Figure 1 and Figure 6 (left, middle), §4.2: plain-20/56 and
   ResNet-20/56 (CIFAR nets, option A), one recipe for all four.
@@ -9,13 +11,25 @@ and what the paper reports for the same experiment (``../shared/PAPERS.md``).
 - ``shortcuts``: Table 3 in small: ResNet-20 with shortcut options A, B and C.
   (The paper's Table 3 compares ResNet-34 A/B/C on ImageNet; the CIFAR nets here are
   the same comparison at the scale a CPU can train.)
+
+A new study is one more entry of :data:`STUDIES`: its base recipe and study-wide
+``overrides``, its variants (:class:`Network`: a registry model and builder options;
+``overrides`` for any other recipe key), a ``decide`` function (measured runs ->
+claims, with the rules of :mod:`~kerascnn.reproduce.claims`), a ``draw`` function
+(the figure) and, for a measurement beyond the curves, a ``measure`` function
+(``responses``: Figure 7 on the trained networks).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+from typing import Callable
 
-__all__ = ["Network", "Study", "STUDIES", "get_study", "list_studies"]
+from kerascnn.reproduce import claims as rules
+from kerascnn.reproduce import plots, responses
+
+__all__ = ["Network", "Study", "STUDIES", "as_number", "get_study", "list_studies"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +43,7 @@ class Network:
       family: ``"plain"`` or ``"resnet"``.
       depth: weighted layers (6n+2).
       options: builder keyword arguments (``shortcut=``).
+      overrides: other recipe keys of this variant (``(("data.mean", "none"),)``).
     """
 
     key: str
@@ -37,9 +52,15 @@ class Network:
     family: str
     depth: int
     options: tuple = ()
+    overrides: tuple = ()
 
     def kwargs(self) -> dict:
         return dict(self.options)
+
+    def recipe_overrides(self) -> dict:
+        """What this variant changes in its study's base recipe."""
+        return {"model.name": self.model, "model.options": self.kwargs(),
+                **dict(self.overrides)}
 
 
 def _plain(depth):
@@ -52,19 +73,97 @@ def _resnet(depth, shortcut="A", key=None):
                    "resnet", depth, (("shortcut", shortcut),))
 
 
+def as_number(value):
+    """A stored number; None (a non-finite value in JSON, e.g. a diverged run) -> NaN."""
+    return float("nan") if value is None else float(value)
+
+
+def _series(study, runs, keys):
+    """The curves of ``keys`` (every seed) for :func:`plots.training_curves`."""
+    out = []
+    for i, key in enumerate(keys):
+        for seed in sorted(runs[key]):
+            h = runs[key][seed]["history"]
+            out.append({"label": study.network(key).label, "colour": i,
+                        "iterations": [r["iteration"] for r in h],
+                        "train_error": [as_number(r["train_error"]) for r in h],
+                        "test_error": [as_number(r["test_error"]) for r in h]})
+    return out
+
+
+def _degradation_claims(study, runs):
+    roles = dict(study.roles)
+    curves = {k: [[as_number(r["train_error"]) for r in runs[k][s]["history"]]
+                  for s in sorted(runs[k])] for k in roles.values()}
+    return rules.degradation_claims(curves, roles, study.labels())
+
+
+def _degradation_figure(study, runs, folder):
+    roles = dict(study.roles)
+    panels = [(name, _series(study, runs, [roles[f"{family}_shallow"],
+                                           roles[f"{family}_deep"]]))
+              for name, family in (("plain", "plain"), ("ResNet", "resnet"))]
+    return plots.training_curves(panels, os.path.join(folder, "figure6.png"),
+                                 title=study.title)
+
+
+def _shortcuts_claims(study, runs):
+    order = [study.role(k) for k in ("A", "B", "C")]
+    accuracies = {k: [100.0 - as_number(runs[k][s]["final_test_error"])
+                      for s in sorted(runs[k])] for k in order}
+    return rules.shortcuts_claims(accuracies, order, study.labels())
+
+
+def _shortcuts_figure(study, runs, folder):
+    order = [study.role(k) for k in ("A", "B", "C")]
+    return plots.training_curves([("ResNet-20, shortcut options A / B / C",
+                                   _series(study, runs, order))],
+                                 os.path.join(folder, "figure6.png"), title=study.title)
+
+
+def _responses_pairs(study):
+    roles = dict(study.roles)
+    return [(roles[p], roles[r]) for p, r in (("plain_shallow", "resnet_shallow"),
+                                              ("plain_deep", "resnet_deep"))
+            if p in roles and r in roles]
+
+
+def _responses_claims(study, measured):
+    return rules.responses_claims({k: v["std"] for k, v in measured.items()},
+                                  _responses_pairs(study), study.labels())
+
+
+def _responses_figure(study, measured, folder):
+    return plots.response_stds({study.network(k).label: v["std"]
+                                for k, v in measured.items()},
+                               os.path.join(folder, "figure7.png"), title=study.title)
+
+
 @dataclasses.dataclass(frozen=True)
 class Study:
-    """A study: networks, default seeds and budget, and the paper's reference.
+    """A study: its variants, default seeds and budget, the paper's reference, and how
+    it decides its claims and draws its figure.
 
     Attributes:
       name: the CLI name.
       title: one line for reports.
-      networks: what it trains (``responses``: what it measures).
+      networks: its variants, trained (``responses``: measured) with the same
+        recipe apart from each one's overrides.
       seeds: default number of seeds per network.
       budget_minutes: default wall-clock budget on the 2-core CPU.
       paper: the paper's result for this experiment, in words and numbers
         (PAPERS.md and the paper's text).
+      decide: ``decide(study, measured) -> [Claim]``; ``measured`` is ``{key: {seed:
+        run}}`` (a run as :func:`kerascnn.reproduce.runs.read_run` reads it back), or
+        what ``measure`` returns.
+      draw: ``draw(study, measured, folder) -> path`` of the figure it writes.
+      recipe: the base recipe of every variant (a name under ``pipelines/``).
+      overrides: recipe keys every variant of this study changes (after the
+        settings', before the variant's own).
       roles: names of the networks the claim rules compare.
+      measure: ``measure(study, runs, recipe_of, log) -> measured``: a measurement of
+        the trained networks beyond their curves (``responses``: Figure 7);
+        ``recipe_of(net, seed)`` is a run's recipe. None: the curves are measured.
       nets_from: the study whose trained networks this one measures (``responses``).
     """
 
@@ -74,11 +173,19 @@ class Study:
     seeds: int
     budget_minutes: float
     paper: str
+    decide: Callable
+    draw: Callable
+    recipe: str = "resnet20_cifar10"
+    overrides: tuple = ()
     roles: tuple = ()
+    measure: Callable | None = None
     nets_from: str | None = None
 
     def role(self, name) -> str:
         return dict(self.roles)[name]
+
+    def labels(self) -> dict:
+        return {n.key: n.label for n in self.networks}
 
     def network(self, key) -> Network:
         for net in self.networks:
@@ -99,6 +206,8 @@ STUDIES = {
         seeds=1,
         budget_minutes=25.0,
         roles=_DEGRADATION_ROLES,
+        decide=_degradation_claims,
+        draw=_degradation_figure,
         paper=("CIFAR-10, 64k iterations: the deeper plain net has higher training "
                "and test error than plain-20 (Figure 1, Figure 6 left); with "
                "shortcuts the deeper net is better, test error ResNet-20 8.75 %, "
@@ -113,6 +222,9 @@ STUDIES = {
         budget_minutes=2.0,
         roles=_DEGRADATION_ROLES,
         nets_from="degradation",
+        measure=responses.measure_runs,
+        decide=_responses_claims,
+        draw=_responses_figure,
         paper=("CIFAR-10, trained nets: the responses (the output of each 3x3 "
                "layer after BN, before the addition and ReLU) of ResNets are "
                "generally smaller than those of their plain counterparts, and the "
@@ -126,6 +238,8 @@ STUDIES = {
         seeds=2,
         budget_minutes=20.0,
         roles=(("A", "resnet20_A"), ("B", "resnet20_B"), ("C", "resnet20_C")),
+        decide=_shortcuts_claims,
+        draw=_shortcuts_figure,
         paper=("ImageNet, ResNet-34, 10-crop top-1/top-5 error (Table 3): "
                "A 25.03/7.76, B 24.52/7.46, C 24.19/7.40: B is slightly better "
                "than A, C marginally better than B; the differences are small, so "

@@ -237,7 +237,7 @@ def load_sources(recipe: Recipe, data_dir=None):
 
     d = recipe.data
     check_splits(recipe)
-    kwargs = {}
+    kwargs = dict(d.source_options)
     if d.manual_dir:
         kwargs["manual_dir"] = os.path.expanduser(d.manual_dir)
     data_dir = data_dir or d.data_dir or None
@@ -266,7 +266,25 @@ def load_sources(recipe: Recipe, data_dir=None):
         test = val
     else:
         test = load(d.test_split) if d.test_split else None
-    return train, val, test
+    # the first N of each split (0: all)
+    test = _first(test, d.test_examples) if test is not None else None
+    val = _first(val, d.validation_examples) if val is not None else None
+    return _first(train, d.train_examples), val, test
+
+
+def _first(source, n):
+    """The first ``n`` examples of ``source`` (0: all). An image folder lists its files
+    class by class, so its first ``n`` would be the first classes only: there they
+    are taken in turn from each class (the first of each, then the second, ...)."""
+    if not n or source.paths is None or n >= (source.num_examples or 0):
+        return source.take(n or None)
+    labels = np.asarray(source.labels)
+    rank = np.zeros(labels.size, np.int64)  # the example's place within its class
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        rank[members] = np.arange(members.size)
+    chosen = np.sort(np.lexsort((np.arange(labels.size), rank))[:n])
+    return source.subset(chosen, name=f"{source.name}[:{n} by class]")
 
 
 def _record_holdout(recipe: Recipe, train, val, run_dir: str) -> None:
@@ -404,7 +422,8 @@ def build_model(exp: Experiment, strategy, *, init_from=None, warm_start=True):
         model.compile(optimizer=build_optimizer(r.optimizer, head=head),
                       loss=keras.losses.SparseCategoricalCrossentropy(),
                       metrics=default_metrics(), jit_compile=_jit(t.jit_compile),
-                      steps_per_execution=t.steps_per_execution)
+                      steps_per_execution=t.steps_per_execution,
+                      run_eagerly=t.run_eagerly)
     return model
 
 

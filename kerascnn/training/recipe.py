@@ -97,6 +97,13 @@ class DataConfig:
     image_size: network input side; eval_resize: shorter side before the centre crop
       at evaluation (0: none); eval_pad: zero padding at evaluation (e.g. 2 pixels to
       take Fashion-MNIST's 28x28 to 32x32).
+    source_options: keyword arguments of ``load_source`` for this kind of source
+      (``{ num_classes = 10, label_offset = -1 }`` for TFRecord shards; an option
+      the kind does not take is refused when the data are loaded).
+    train_examples / validation_examples / test_examples: only the first N examples
+      of that split (``Source.take``; 0: all; an image folder: the first of each
+      class in turn, since it lists its files class by class); the mean is computed
+      on the training examples used. A short run, or a study's curve on a subset.
     mean: ``"per_pixel"`` (computed from the training split at start, the ResNet
       CIFAR recipe), ``"rgb"`` (computed mean RGB), ``"imagenet"`` (the published
       ImageNet mean RGB, no pass over the data) or ``"none"``.
@@ -113,6 +120,10 @@ class DataConfig:
     validation_fraction: float = 0.0
     data_dir: str = ""
     manual_dir: str = ""
+    source_options: dict = dataclasses.field(default_factory=dict)
+    train_examples: int = 0
+    validation_examples: int = 0
+    test_examples: int = 0
     policy_options: dict = dataclasses.field(default_factory=dict)
     eval_resize: int = 0
     eval_pad: int = 0
@@ -188,6 +199,8 @@ class TrainingConfig:
       divide ``steps_per_epoch`` when that is set.
     head_epochs: fine-tuning (``model.weights``): epochs in which only the new
       classifier learns (the rest is held), before the whole network does.
+    run_eagerly: Keras' ``compile(run_eagerly=True)``: no graph is traced (debugging
+      a step; tiny networks, where tracing costs more than the steps).
     """
 
     epochs: int
@@ -202,6 +215,7 @@ class TrainingConfig:
     init_from: str = ""
     checkpoint_best: bool = True
     head_epochs: int = 0
+    run_eagerly: bool = False
 
 
 @dataclasses.dataclass
@@ -246,6 +260,8 @@ _NON_NEGATIVE = {("training", "steps_per_epoch"), ("training", "validation_steps
                  ("training", "head_epochs"),
                  ("data", "validation_from_train"), ("data", "eval_resize"),
                  ("data", "eval_pad"), ("data", "shuffle_buffer"),
+                 ("data", "train_examples"), ("data", "validation_examples"),
+                 ("data", "test_examples"),
                  ("optimizer", "weight_decay"), ("schedule", "patience"),
                  ("schedule", "min_delta"), ("schedule", "cooldown"), ("schedule", "min_lr")}
 # [low, high) ranges

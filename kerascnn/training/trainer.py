@@ -51,7 +51,7 @@ import warnings
 from kerascnn.training import run_dir as rd
 from kerascnn.training.recipe import Recipe
 
-__all__ = ["TrainResult", "train"]
+__all__ = ["TrainResult", "read_history", "train"]
 
 
 @dataclasses.dataclass
@@ -153,7 +153,7 @@ def _train_stage(exp, run, strategy, stage, init_from, verbose):
         _load_trained(model, cbs.checkpoint.last_path)
         rd.log(f"training finished before ({rd.TRAINED}); the network is "
              f"{cbs.checkpoint.last_path}")
-        return _read_history(run.file("history.csv")), model, cbs.checkpoint, ""
+        return read_history(run.file("history.csv")), model, cbs.checkpoint, ""
 
     initial_epoch, _ = cbs.backup.resume_point()
     start_step = exp.start_step(initial_epoch)
@@ -183,7 +183,7 @@ def _train_stage(exp, run, strategy, stage, init_from, verbose):
         return history.history, model, cbs.checkpoint, cbs.guard.message
     run.write(rd.TRAINED, {"epochs": t.epochs, "checkpoint": cbs.checkpoint.last_path})
     shutil.rmtree(run.backup_dir, ignore_errors=True)  # only now: trained.json holds
-    return _read_history(run.file("history.csv")), model, cbs.checkpoint, ""
+    return read_history(run.file("history.csv")), model, cbs.checkpoint, ""
 
 
 def _load_trained(model, path):
@@ -195,7 +195,9 @@ def _load_trained(model, path):
     model.optimizer.finalize_variable_values(model.trainable_weights)
 
 
-def _read_history(path) -> dict:
+def read_history(path) -> dict:
+    """``history.csv`` as ``{column: [one float per epoch]}`` (an empty cell: NaN;
+    no file: ``{}``)."""
     try:
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))

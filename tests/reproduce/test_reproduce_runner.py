@@ -1,43 +1,36 @@
-"""The study machinery on a tiny budget: real (small) networks, a few steps on 8x8
-images, every output written, resume skips finished networks, the responses study
-measures the degradation study's networks."""
+"""The studies on Fashion-MNIST at a tiny size: each network a `kerascnn train` run in
+its own run folder, every output written, a rerun skips finished runs, a killed study
+resumes at its first unfinished point, the budget's calibration, and the responses
+study measuring the degradation study's networks."""
 
+import csv
 import dataclasses
 import json
 import os
+import shutil
+import sys
 
 import numpy as np
 import pytest
 
-from kerascnn.data import from_arrays
 from kerascnn.reproduce import studies
 from kerascnn.reproduce.runner import Settings, run_study
 
-# depth 20 and 32 instead of 20 and 56: the same machinery at a third of the cost
+# the two smallest CIFAR nets, each playing the shallow and the deep role
 NETS = (studies.Network("plain20", "plain20", "plain-20", "plain", 20),
-        studies.Network("plain32", "plain32", "plain-32", "plain", 32),
         studies.Network("resnet20", "resnet20", "ResNet-20", "resnet", 20,
-                        (("shortcut", "A"),)),
-        studies.Network("resnet32", "resnet32", "ResNet-32", "resnet", 32,
                         (("shortcut", "A"),)))
-ROLES = (("plain_shallow", "plain20"), ("plain_deep", "plain32"),
-         ("resnet_shallow", "resnet20"), ("resnet_deep", "resnet32"))
+ROLES = (("plain_shallow", "plain20"), ("plain_deep", "plain20"),
+         ("resnet_shallow", "resnet20"), ("resnet_deep", "resnet20"))
 DEGRADATION = dataclasses.replace(studies.get_study("degradation"), networks=NETS,
                                   roles=ROLES)
 RESPONSES = dataclasses.replace(studies.get_study("responses"), networks=NETS,
                                 roles=ROLES)
-SETTINGS = Settings(iterations=4, points=2, batch_size=8, test_examples=16,
-                    eval_batch_size=16, precision="float32", run_eagerly=True)
-
-
-def _source(n, seed):
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 3, n)
-    images = rng.integers(0, 60, (n, 8, 8, 1)) + 60 * labels[:, None, None, None]
-    return from_arrays(images.astype(np.uint8), labels, ["a", "b", "c"])
-
-
-TRAIN, TEST = _source(64, 0), _source(24, 1)
+ONE = dataclasses.replace(DEGRADATION, networks=NETS[:1],
+                          roles=tuple((role, "plain20") for role, _ in ROLES))
+SETTINGS = Settings(iterations=2, points=2, batch_size=8, train_examples=64,
+                    test_examples=16, eval_batch_size=16, precision="float32",
+                    run_eagerly=True)
 
 
 class Log(list):
@@ -45,33 +38,52 @@ class Log(list):
         self.append(msg)
 
 
+def _history(folder):
+    with open(os.path.join(folder, "history.csv"), newline="") as f:
+        return list(csv.DictReader(f))
+
+
 @pytest.fixture(scope="module")
 def degradation(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("reproduce") / "degradation")
     log = Log()
-    report = run_study(DEGRADATION, SETTINGS, out, train_source=TRAIN, test_source=TEST,
-                       log=log)
+    report = run_study(DEGRADATION, SETTINGS, out, log=log)
     return out, report, log
 
 
 def test_every_output_is_written(degradation):
+    from kerascnn.data import load_source
+
     out, report, log = degradation
     for name in ("plan.json", "mean.npy", "results.json", "results.md", "claims.txt",
                  "figure6.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
+    saved = json.load(open(os.path.join(out, "results.json")))
     for net in NETS:
         folder = os.path.join(out, "nets", f"{net.key}-s0")
-        assert os.path.exists(os.path.join(folder, "model.keras"))
-        assert not os.path.exists(os.path.join(folder, "checkpoint.keras"))
-        result = json.load(open(os.path.join(folder, "result.json")))
-        assert [r["iteration"] for r in result["history"]] == [2, 4]
-        # the final test error is the last curve point's, on the curve's test subset
-        assert result["final_test_examples"] == 16
-        assert result["final_test_error"] == result["history"][-1]["test_error"]
-        # one progress line per curve point
-        assert sum(f"{net.key} seed 0: point" in m for m in log) == 2
-    with open(os.path.join(out, "results.json")) as f:
-        saved = json.load(f)
+        # a training run folder, finished, of the variant's recipe
+        for name in ("completed.json", "checkpoints/last.keras", "test_metrics.json"):
+            assert os.path.exists(os.path.join(folder, name)), name
+        assert not os.path.exists(os.path.join(folder, "backup"))
+        recipe = json.load(open(os.path.join(folder, "recipe.json")))
+        assert recipe["model"]["name"] == net.model
+        assert (recipe["training"]["epochs"], recipe["training"]["steps_per_epoch"]) == (2, 1)
+        rows = _history(folder)
+        assert [int(r["epoch"]) for r in rows] == [0, 1]
+        run = saved["networks"][net.key]["seeds"]["0"]
+        assert [p["iteration"] for p in run["history"]] == [1, 2]
+        # the curve is the run's history.csv: training error, test error on the subset
+        assert [p["test_error"] for p in run["history"]] == \
+            [float(r["val_top1_error"]) for r in rows]
+        # the final test error is on the same 16 test images as the curve's last point
+        assert run["final_test_examples"] == 16
+        assert run["final_test_error"] == pytest.approx(run["history"][-1]["test_error"])
+        # the paper's schedule: lr 0.1, /10 at 50 % of the iterations (and /100 at
+        # 75 %: at the end of this run; the killed study's test sees it)
+        assert [p["lr"] for p in run["history"]] == pytest.approx([0.1, 0.01])
+        # the study's mean, computed once, is every run's
+        np.testing.assert_array_equal(np.load(os.path.join(folder, "mean.npy")),
+                                      np.load(os.path.join(out, "mean.npy")))
     assert [c["key"] for c in saved["claims"]] == ["a", "b", "c"]
     assert all(c["outcome"] in ("holds", "does not hold", "inconclusive at this scale")
                for c in saved["claims"])
@@ -80,162 +92,145 @@ def test_every_output_is_written(degradation):
     md = open(os.path.join(out, "results.md")).read()
     for net in NETS:
         assert f"| {net.label} |" in md
-    # the mean is the per-pixel mean of the training images
+    # the per-pixel mean of the 64 training images used
+    images = load_source("fashion_mnist", "train").images[:64]
     np.testing.assert_allclose(np.load(os.path.join(out, "mean.npy")),
-                               TRAIN.images.mean(axis=0), rtol=1e-5)
-    # the schedule: lr 0.1 up to 50 % of the iterations, /100 after 75 %
-    assert saved["plan"]["lr_boundaries"] == [2, 3]
-    assert saved["networks"]["plain20"]["seeds"]["0"]["history"][-1]["lr"] == \
-        pytest.approx(0.001)
+                               images.mean(axis=0), rtol=1e-5)
 
 
-def test_rerun_skips_finished_networks(degradation):
+def test_rerun_skips_finished_networks(degradation, capfd):
     out, _, _ = degradation
-    path = os.path.join(out, "nets", "resnet20-s0", "result.json")
-    before = {n.key: os.stat(os.path.join(out, "nets", f"{n.key}-s0", "result.json"))
-              .st_mtime_ns for n in NETS}
-    content = open(path).read()
-    # one network lost its result (as if killed before the end): only it is trained
-    os.remove(os.path.join(out, "nets", "plain32-s0", "result.json"))
+    kept = os.path.join(out, "nets", "plain20-s0", "completed.json")
+    before = os.stat(kept).st_mtime_ns
+    # killed after its training and test, before completed.json: only that is left
+    folder = os.path.join(out, "nets", "resnet20-s0")
+    history = os.stat(os.path.join(folder, "history.csv")).st_mtime_ns
+    os.remove(os.path.join(folder, "completed.json"))
     log = Log()
-    run_study(DEGRADATION, SETTINGS, out, train_source=TRAIN, test_source=TEST, log=log)
+    capfd.readouterr()
+    run_study(DEGRADATION, SETTINGS, out, log=log)
     trained = [m for m in log if m.startswith("training ")]
-    assert len(trained) == 1 and trained[0].startswith("training plain32 seed 0")
-    assert sum("not trained again" in m for m in log) == 3
-    for key in ("plain20", "resnet20", "resnet32"):
-        assert os.stat(os.path.join(out, "nets", f"{key}-s0", "result.json")) \
-            .st_mtime_ns == before[key]
-    assert open(path).read() == content
+    assert len(trained) == 1 and trained[0].startswith("training resnet20 seed 0")
+    assert "resuming degradation-resnet20-s0" in capfd.readouterr().out
+    assert sum("not trained again" in m for m in log) == 1
+    assert os.stat(kept).st_mtime_ns == before
+    # its training was not repeated; the run is complete again
+    assert os.stat(os.path.join(folder, "history.csv")).st_mtime_ns == history
+    assert os.path.exists(os.path.join(folder, "completed.json"))
 
 
 def test_other_settings_in_the_same_folder_are_refused(degradation):
     out, _, _ = degradation
-    other = dataclasses.replace(SETTINGS, batch_size=4)
     with pytest.raises(ValueError, match="batch_size"):
-        run_study(DEGRADATION, other, out, train_source=TRAIN, test_source=TEST,
+        run_study(DEGRADATION, dataclasses.replace(SETTINGS, batch_size=4), out,
                   log=Log())
 
 
 def test_responses_measure_the_degradation_networks(degradation, tmp_path):
     out, _, _ = degradation
     log = Log()
-    report = run_study(RESPONSES, SETTINGS, str(tmp_path / "responses"),
-                       train_source=TRAIN, test_source=TEST, nets_dir=out, log=log)
+    report = run_study(RESPONSES, SETTINGS, str(tmp_path / "responses"), nets_dir=out,
+                       log=log)
     assert not any(m.startswith("training ") for m in log)
     for name in ("results.json", "results.md", "claims.txt", "figure7.png"):
         assert os.path.getsize(tmp_path / "responses" / name) > 0
+    # plain-20 and ResNet-20: a 3x3 conv and 9 blocks of two
     assert len(report["networks"]["plain20"]["std"]) == 19
-    assert len(report["networks"]["resnet32"]["std"]) == 31
+    assert len(report["networks"]["resnet20"]["std"]) == 19
     assert [c["key"] for c in report["claims"]] == ["a", "b"]
 
 
-def test_responses_train_missing_networks_and_say_so(tmp_path):
-    nets = NETS[0:1] + NETS[2:3]  # plain-20 and ResNet-20 only
-    roles = (("plain_shallow", "plain20"), ("resnet_shallow", "resnet20"))
-    study = dataclasses.replace(RESPONSES, networks=nets, roles=roles)
-    nets_study = dataclasses.replace(DEGRADATION, networks=nets, roles=roles)
+def test_responses_train_missing_networks_and_say_so(degradation, tmp_path):
+    nets_dir = tmp_path / "degradation"
+    shutil.copytree(degradation[0], nets_dir)
+    shutil.rmtree(nets_dir / "nets" / "plain20-s0")
     log = Log()
-    report = run_study(study, SETTINGS, str(tmp_path / "responses"), train_source=TRAIN,
-                       test_source=TEST, nets_study=nets_study,
-                       nets_dir=str(tmp_path / "degradation"), log=log)
-    assert any("are not trained" in m and "training them now" in m for m in log)
-    assert sum(m.startswith("training ") for m in log) == 2
-    assert (tmp_path / "degradation" / "nets" / "plain20-s0" / "result.json").exists()
-    assert len(report["claims"]) == 1
+    report = run_study(RESPONSES, SETTINGS, str(tmp_path / "responses"),
+                       nets_study=DEGRADATION, nets_dir=str(nets_dir), log=log)
+    assert any("plain20 are not trained" in m and "training them now" in m for m in log)
+    assert [m.split(":")[0] for m in log if m.startswith("training ")] == \
+        ["training plain20 seed 0"]
+    assert (nets_dir / "nets" / "plain20-s0" / "completed.json").exists()
+    assert len(report["claims"]) == 2
 
 
 def test_shortcuts_with_two_seeds(tmp_path):
-    study = studies.get_study("shortcuts")
+    net = studies.get_study("shortcuts").network("resnet20_A")
+    study = dataclasses.replace(studies.get_study("shortcuts"), networks=(net,),
+                                roles=(("A", net.key), ("B", net.key), ("C", net.key)))
     settings = dataclasses.replace(SETTINGS, iterations=2, points=1)
-    report = run_study(study, settings, str(tmp_path), train_source=TRAIN,
-                       test_source=TEST, log=Log())
-    assert sorted(os.listdir(tmp_path / "nets")) == [
-        f"resnet20_{o}-s{s}" for o in "ABC" for s in (0, 1)]
+    report = run_study(study, settings, str(tmp_path), log=Log())
+    assert sorted(os.listdir(tmp_path / "nets")) == ["resnet20_A-s0", "resnet20_A-s1"]
     assert report["plan"]["seeds"] == 2
     claim = report["claims"][0]
     assert claim["numbers"]["seeds"] == 2
-    # the claim's means are the networks' final test accuracies, averaged over seeds
-    for option in "ABC":
-        errors = [report["networks"][f"resnet20_{option}"]["seeds"][s]["final_test_error"]
-                  for s in ("0", "1")]
-        assert claim["numbers"]["means"][f"resnet20_{option}"] == \
-            pytest.approx(100 - np.mean(errors))
+    # the claim's means: the runs' final test accuracies (test_metrics.json), averaged
+    errors = [json.load(open(tmp_path / "nets" / f"resnet20_A-s{s}" /
+                             "test_metrics.json"))["top1_error"] for s in (0, 1)]
+    assert claim["numbers"]["means"]["resnet20_A"] == pytest.approx(100 - np.mean(errors))
     assert (tmp_path / "figure6.png").stat().st_size > 0
 
 
 KILLED = r'''
-import sys
+import dataclasses, sys
 sys.path.insert(0, {tests!r})
-from test_reproduce_runner import NETS, SETTINGS, TRAIN, TEST
-import dataclasses
-from kerascnn.reproduce.runner import prepare_data, train_network
-settings = dataclasses.replace(SETTINGS, points=10, checkpoint_seconds=0)
-data = prepare_data(settings, {out!r}, train_source=TRAIN, test_source=TEST)
-train_network(NETS[0], 0, settings, 20, data, {run_dir!r}, log=print)
+from test_reproduce_runner import ONE, SETTINGS
+from kerascnn.reproduce.runner import run_study
+run_study(ONE, dataclasses.replace(SETTINGS, iterations=4, points=4), {out!r})
 '''
 
 
-def test_a_killed_network_resumes_from_its_checkpoint(tmp_path):
-    import signal
-    import subprocess
-    import sys
-    import time
+def test_a_killed_study_resumes_at_its_first_unfinished_point(tmp_path, capfd):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "training"))
+    from tinyrun import kill_when
 
-    from kerascnn.reproduce.runner import prepare_data, train_network
-
-    run_dir = tmp_path / "nets" / "plain20-s0"
-    script = KILLED.format(tests=os.path.dirname(__file__), out=str(tmp_path),
-                           run_dir=str(run_dir))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 600
-        while not (run_dir / "state.json").exists() and proc.poll() is None:
-            assert time.time() < deadline
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGKILL)  # killed mid-way, after a checkpoint
-    finally:
-        proc.wait()
-    assert not (run_dir / "result.json").exists()
-    done = json.loads((run_dir / "state.json").read_text())["points_done"]
-    assert 1 <= done < 10
-    settings = dataclasses.replace(SETTINGS, points=10, checkpoint_seconds=0)
-    data = prepare_data(settings, str(tmp_path), train_source=TRAIN, test_source=TEST)
-    log = Log()
-    result = train_network(NETS[0], 0, settings, 20, data, str(run_dir), log=log)
-    resumed = [m for m in log if "resuming from its checkpoint" in m]
-    assert resumed and f"at point {result['resumed_at_point']}/10" in resumed[0]
-    assert result["resumed_at_point"] >= done
-    assert [r["iteration"] for r in result["history"]] == list(range(2, 22, 2))
-    assert not (run_dir / "checkpoint.keras").exists()
-    # the learning-rate steps continue from the restored iteration count
-    lrs = [r["lr"] for r in result["history"]]
-    # (bounds at iterations 10 and 15; a point reports the rate of its last step)
-    assert lrs[4] == pytest.approx(0.1) and lrs[5] == pytest.approx(0.01)
-    assert lrs[7] == pytest.approx(0.001) and lrs[-1] == pytest.approx(0.001)
+    out = tmp_path / "degradation"
+    folder = out / "nets" / "plain20-s0"
+    script = KILLED.format(tests=os.path.dirname(__file__), out=str(out))
+    code, printed = kill_when([sys.executable, "-c", script], os.getcwd(), None,
+                              str(folder / "backup" / "training_metadata.json"),
+                              str(tmp_path / "log.txt"), timeout=600)
+    assert code != 0 and not (folder / "completed.json").exists(), printed
+    done = len(_history(folder))
+    assert 1 <= done < 4
+    capfd.readouterr()
+    run_study(ONE, dataclasses.replace(SETTINGS, iterations=4, points=4), str(out),
+              log=Log())
+    printed = capfd.readouterr().out
+    assert "resuming degradation-plain20-s0" in printed
+    epochs = [int(line.split(":")[0].split()[1]) for line in printed.splitlines()
+              if line.startswith("Epoch ")]
+    assert epochs and epochs[0] > 1 and epochs[-1] == 4  # not from the start
+    rows = _history(folder)
+    assert [int(r["epoch"]) for r in rows] == list(range(4))
+    # the rate steps where the paper's do: /10 at 50 %, /100 at 75 % of the iterations
+    assert [float(r["learning_rate"]) for r in rows] == \
+        pytest.approx([0.1, 0.1, 0.01, 0.001])
 
 
 def test_the_budget_is_calibrated_into_iterations(tmp_path):
-    from kerascnn.reproduce.runner import plan_study, prepare_data
+    from kerascnn.reproduce.plan import plan_study
+    from kerascnn.reproduce.runner import study_data
 
-    study = dataclasses.replace(studies.get_study("shortcuts"), networks=NETS[2:3],
-                                seeds=2)
-    settings = dataclasses.replace(SETTINGS, iterations=None, budget_minutes=3.0,
-                                   points=4)
-    data = prepare_data(settings, str(tmp_path), train_source=TRAIN, test_source=TEST)
+    study = dataclasses.replace(DEGRADATION, networks=NETS[1:], seeds=2)
+    settings = dataclasses.replace(SETTINGS, iterations=None, budget_minutes=3.0)
+    data = study_data(study, settings, str(tmp_path), Log())
     log = Log()
     plan = plan_study(study, settings, data, str(tmp_path), log=log)
     cal = plan["calibration"]
     net = cal["networks"]["resnet20"]
-    assert net["step_s"] > 0 and net["curve_eval_s"] > 0
+    assert net["step_s"] > 0 and net["curve_eval_s"] > 0 and net["save_s"] > 0
     assert cal["budget_s"] == 180.0
-    # fixed costs: each seed evaluates the curve's 4 points (+3 s of saving)
-    assert cal["fixed_s"] == pytest.approx(2 * (4 * net["curve_eval_s"] + 3.0))
+    # fixed costs per seed: the compilation again, 2 curve points and the final test
+    # (the same subset), a checkpoint per point, and 3 s of the run's own files
+    assert cal["fixed_s"] == pytest.approx(2 * (net["compile_and_first_steps_s"] + 3.0
+                                                + 3 * net["curve_eval_s"]
+                                                + 2 * net["save_s"]))
     assert cal["per_iteration_s"] == pytest.approx(2 * net["step_s"])
     assert 0.5 <= cal["safety"] < 1
     room = cal["safety"] * 180.0 - cal["spent_s"] - cal["fixed_s"]
-    expected = int(room / cal["per_iteration_s"])
-    assert plan["iterations"] == max(4, expected - expected % 4)
+    expected = int(max(0.0, room) / cal["per_iteration_s"])
+    assert plan["iterations"] == max(2, expected - expected % 2)
     assert plan["iterations"] % plan["points"] == 0
     assert json.load(open(tmp_path / "plan.json"))["iterations"] == plan["iterations"]
     # run again: the plan is read back, not calibrated again

@@ -1,6 +1,8 @@
-"""A study on the sources a user brings: a generated image folder of PNG files (through
-``kerascnn reproduce``'s command line, as a user runs it) and TFRecord shards, subset
-with ``--test-examples`` / ``--train-examples`` (the data layer's ``Source.take``)."""
+"""The studies on the sources a user brings, at a tiny size: a generated image folder
+of JPEG files in class folders (through ``kerascnn reproduce``'s command line, as a
+user runs it: degradation, then responses on its networks) and TFRecord shards named
+by split (shortcuts, degradation and responses), subset with ``--test-examples`` /
+``--train-examples`` (the recipe's ``data.*_examples``, ``Source.take``)."""
 
 import dataclasses
 import io
@@ -12,22 +14,27 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kerascnn.data import load_source
-from kerascnn.reproduce import studies
+from kerascnn.reproduce import _cli, studies
 from kerascnn.reproduce.runner import Settings, run_study
 
 pytestmark = pytest.mark.tf_only
 
 CLASSES = ("red", "green", "blue")
 COLOURS = np.array([(200, 40, 40), (40, 200, 40), (40, 40, 200)])
-# two networks, each role played by one (the claims' machinery still runs)
-NETS = (studies.Network("plain20", "plain20", "plain-20", "plain", 20),
-        studies.Network("resnet20", "resnet20", "ResNet-20", "resnet", 20,
-                        (("shortcut", "A"),)))
-STUDY = dataclasses.replace(
-    studies.get_study("degradation"), networks=NETS,
-    roles=(("plain_shallow", "plain20"), ("plain_deep", "plain20"),
-           ("resnet_shallow", "resnet20"), ("resnet_deep", "resnet20")))
+# one network playing every role (the claims' machinery still runs)
+NET = studies.Network("plain20", "plain20", "plain-20", "plain", 20)
+ROLES = tuple((role, "plain20") for role in ("plain_shallow", "plain_deep",
+                                             "resnet_shallow", "resnet_deep"))
+DEGRADATION = dataclasses.replace(studies.get_study("degradation"), networks=(NET,),
+                                  roles=ROLES)
+RESPONSES = dataclasses.replace(studies.get_study("responses"), networks=(NET,),
+                                roles=ROLES)
+SHORTCUTS = dataclasses.replace(
+    studies.get_study("shortcuts"), seeds=1,
+    networks=(studies.get_study("shortcuts").network("resnet20_A"),),
+    roles=(("A", "resnet20_A"), ("B", "resnet20_A"), ("C", "resnet20_A")))
+TINY = ["--iterations", "2", "--points", "1", "--batch-size", "8", "--precision",
+        "float32"]
 
 
 def _images(rng, n):
@@ -36,19 +43,19 @@ def _images(rng, n):
     return np.clip(COLOURS[labels][:, None, None, :] + noise, 0, 255).astype(np.uint8), labels
 
 
+def _jpeg(image):
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "JPEG", quality=95)
+    return buf.getvalue()
+
+
 def _folder(root, rng):
     for split, n in (("train", 24), ("test", 15)):
         images, labels = _images(rng, n)
         for i, (image, label) in enumerate(zip(images, labels)):
             os.makedirs(root / split / CLASSES[label], exist_ok=True)
-            Image.fromarray(image).save(root / split / CLASSES[label] / f"{i}.png")
+            (root / split / CLASSES[label] / f"{i}.jpg").write_bytes(_jpeg(image))
     return root
-
-
-def _png(image):
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def _tfrecords(root, rng):
@@ -61,61 +68,81 @@ def _tfrecords(root, rng):
             for image, label in zip(images, labels):
                 w.write(tf.train.Example(features=tf.train.Features(feature={
                     "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(
-                        value=[_png(image)])),
+                        value=[_jpeg(image)])),
                     "image/class/label": tf.train.Feature(
                         int64_list=tf.train.Int64List(value=[int(label)])),
                 })).SerializeToString())
     return root
 
 
-def _final_errors(obj):
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            if key == "final_test_error":
-                yield value
-            else:
-                yield from _final_errors(value)
-    elif isinstance(obj, list):
-        for value in obj:
-            yield from _final_errors(value)
-
-
-def _check(out, known_size):
+def _check(out, study, known_size):
     plan = json.load(open(os.path.join(out, "plan.json")))
     if known_size:
         assert (plan["train_examples"], plan["test_examples"]) == (16, 10)
-    errors = list(_final_errors(json.load(open(os.path.join(out, "results.json")))))
-    assert len(errors) >= len(NETS)
-    for error in errors:  # over 10 test images (not the 15 there are): steps of 10 %
-        assert error == pytest.approx(10 * round(error / 10), abs=1e-3), errors
+    results = json.load(open(os.path.join(out, "results.json")))
+    for net in study.networks:
+        run = results["networks"][net.key]["seeds"]["0"]
+        # over 10 test images (not the 15 there are): steps of 10 %
+        metrics = json.load(open(os.path.join(run["run_dir"], "test_metrics.json")))
+        error = metrics["top1_error"]
+        assert error == pytest.approx(10 * round(error / 10), abs=1e-3), error
+        assert run["final_test_error"] == pytest.approx(error)
     assert os.path.getsize(os.path.join(out, "claims.txt")) > 0
 
 
-def test_a_study_on_an_image_folder_subsets_it(tmp_path, monkeypatch):
+@pytest.fixture
+def eager(monkeypatch):
+    """The command line's settings, run eagerly (tiny runs: no graph tracing)."""
+    parse = _cli.settings_from_args
+    monkeypatch.setattr(_cli, "settings_from_args",
+                        lambda args: dataclasses.replace(parse(args), run_eagerly=True))
+    monkeypatch.setattr(studies, "STUDIES", {**studies.STUDIES, "degradation": DEGRADATION,
+                                             "responses": RESPONSES})
+
+
+def test_studies_on_an_image_folder_through_the_command_line(tmp_path, eager):
     from kerascnn.cli import main
 
     root = _folder(tmp_path / "imgs", np.random.default_rng(0))
-    monkeypatch.setattr(studies, "STUDIES", {**studies.STUDIES, "degradation": STUDY})
-    out = str(tmp_path / "out")
-    assert main(["reproduce", "degradation", "--data", str(root), "--iterations", "2",
-                 "--points", "1", "--batch-size", "8", "--train-examples", "16",
-                 "--test-examples", "10", "--precision", "float32",
-                 "--output-dir", out]) == 0
-    _check(out, known_size=True)
+    out = str(tmp_path / "degradation")
+    assert main(["reproduce", "degradation", "--data", str(root), "--test-examples",
+                 "10", "--train-examples", "16", *TINY, "--output-dir", out]) == 0
+    _check(out, DEGRADATION, known_size=True)
+    assert os.path.getsize(os.path.join(out, "figure6.png")) > 0
+    # the 10 test images (of 15, listed class by class) are of every class
+    from kerascnn.training import experiment
+    from kerascnn.training.recipe import load_recipe
+
+    recipe = load_recipe("fashion_mnist", [
+        f"data.source='{root}'", "data.validation_from_train=0",
+        "data.validation_split='test'", "data.validation_examples=10",
+        "data.test_examples=10"])
+    _, curve, test = experiment.load_sources(recipe)
+    assert sorted(np.bincount(np.asarray(test.labels))) == [3, 3, 4]
+    assert list(curve.labels) == list(test.labels) and test.num_examples == 10
+    responses = str(tmp_path / "responses")
+    assert main(["reproduce", "responses", "--nets-from", out,
+                 "--output-dir", responses]) == 0
+    report = json.load(open(os.path.join(responses, "results.json")))
+    assert len(report["networks"]["plain20"]["std"]) == 19
+    assert os.path.getsize(os.path.join(responses, "figure7.png")) > 0
 
 
-def test_a_study_on_tfrecords_subsets_them(tmp_path):
+def test_studies_on_tfrecords_named_by_split(tmp_path):
     root = _tfrecords(tmp_path / "records", np.random.default_rng(1))
-    train = load_source(f"tfrecord:{root}/train-*", num_classes=3)
-    test = load_source(f"tfrecord:{root}/test-*", num_classes=3)
-    settings = Settings(data="tfrecord", iterations=2, points=1, batch_size=8,
-                        train_examples=16, test_examples=10, eval_batch_size=16,
-                        image_size=12, precision="float32", run_eagerly=True)
-    out = str(tmp_path / "out")
-    report = run_study(STUDY, settings, out, train_source=train, test_source=test,
+    settings = Settings(data=f"tfrecord:{root}/{{split}}-*",
+                        source_options={"num_classes": 3}, iterations=2, points=1,
+                        batch_size=8, train_examples=16, test_examples=10,
+                        eval_batch_size=16, image_size=12, precision="float32",
+                        run_eagerly=True)
+    for study in (SHORTCUTS, DEGRADATION):
+        out = str(tmp_path / study.name)
+        assert run_study(study, settings, out, log=lambda msg: None)
+        _check(out, study, known_size=False)
+    report = run_study(RESPONSES, settings, str(tmp_path / "responses"),
+                       nets_study=DEGRADATION, nets_dir=str(tmp_path / "degradation"),
                        log=lambda msg: None)
-    assert report
-    _check(out, known_size=False)
+    assert len(report["networks"]["plain20"]["std"]) == 19
 
 
 def test_tfds_without_network_fails_at_once(tmp_path, monkeypatch, capsys):

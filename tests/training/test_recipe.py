@@ -205,6 +205,8 @@ def test_unknown_recipe_name():
     ("data.eval_resize=-1", "data.eval_resize"),
     ("data.eval_pad=-2", "data.eval_pad"),
     ("data.validation_from_train=-10", "data.validation_from_train"),
+    ("data.train_examples=-1", "data.train_examples"),
+    ("data.test_examples=-1", "data.test_examples"),
     ("schedule.factor=1.5", "schedule.factor"),
     ("schedule.patience=-1", "schedule.patience"),
     ("schedule.boundaries=[20, 10]", "schedule.boundaries"),

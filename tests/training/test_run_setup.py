@@ -112,6 +112,37 @@ def test_the_mean_has_one_meaning(tmp_path):
     assert os.path.exists(tmp_path / "run" / "mean.npy")
 
 
+def test_the_recipe_takes_the_first_examples_of_each_split_and_its_source_options(
+        tmp_path):
+    """data.train/validation/test_examples (0: all) and data.source_options (a
+    TFRecord source's num_classes), with ``{split}`` in its glob naming the shards."""
+    import tensorflow as tf
+
+    from kerascnn.training.experiment import load_sources
+
+    recipe = load_recipe("fashion_mnist", ["data.train_examples=100",
+                                           "data.validation_from_train=10",
+                                           "data.test_examples=7"])
+    train, val, test = load_sources(recipe)
+    assert (train.num_examples, val.num_examples, test.num_examples) == (100, 10, 7)
+    for split, n in (("train", 5), ("test", 3)):
+        with tf.io.TFRecordWriter(str(tmp_path / f"{split}-0")) as w:
+            for i in range(n):
+                w.write(tf.train.Example(features=tf.train.Features(feature={
+                    "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(
+                        value=[tf.io.encode_png(tf.zeros((4, 4, 3), tf.uint8)).numpy()])),
+                    "image/class/label": tf.train.Feature(
+                        int64_list=tf.train.Int64List(value=[i % 2]))})).SerializeToString())
+    recipe = load_recipe("fashion_mnist", [
+        f"data.source='tfrecord:{tmp_path}/{{split}}-*'", "data.validation_from_train=0",
+        "data.validation_split='test'", "data.validation_examples=2",
+        "data.source_options={ num_classes = 2 }"])
+    train, val, test = load_sources(recipe)
+    assert train.num_classes == 2
+    count = lambda s: sum(1 for _ in s.dataset)  # noqa: E731
+    assert (count(train), count(val), count(test)) == (5, 2, 3)
+
+
 def test_fixed_size_images_get_their_own_size_as_resize_and_evaluate_unchanged():
     """Fashion-MNIST-like 28x28 images, network input 32 (pad 2): resize 28 is the
     identity on them, bit for bit, and brings a 10x upscaled image back to 28x28 with
