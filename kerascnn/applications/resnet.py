@@ -44,6 +44,11 @@ _IMAGENET = {
     152: ("bottleneck", (3, 8, 36, 3)),
 }
 _CIFAR = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18}
+# The CIFAR nets' output_stride (input side over the last feature map's): the strides of
+# the first blocks of the three stages. The paper's is 4 (32x32 -> 8x8); 2 and 1 keep the
+# later stages at the resolution before them (the CAM paper's finer last map, Zhou et al.
+# 2016 §3: they remove GoogLeNet's layers after inception4e to get 14x14 at 224).
+_OUTPUT_STRIDES = {4: (1, 2, 2), 2: (1, 2, 1), 1: (1, 1, 1)}
 
 _BN = dict(axis=-1, momentum=0.9, epsilon=MIN_FUSED_EPSILON)
 
@@ -120,6 +125,7 @@ def _resnet(
     block,
     stage_blocks,
     widths,
+    stage_strides=(1, 2, 2, 2),
     cifar,
     shortcut,
     stride_in_1x1,
@@ -133,7 +139,9 @@ def _resnet(
     classifier_activation,
     name,
     network,
+    arch=None,
 ):
+    arch = arch or {}
     residual = shortcut is not None
     if residual:
         _common.check_choice("shortcut", shortcut, SHORTCUTS)
@@ -158,7 +166,7 @@ def _resnet(
     )
     weights_plan = _common.resolve_weights(
         weights, network=network, include_top=include_top, classes=classes,
-        input_shape=input_shape, shortcut=shortcut, stride_in_1x1=stride_in_1x1,
+        input_shape=input_shape, shortcut=shortcut, stride_in_1x1=stride_in_1x1, **arch,
     )
     img_input = _common.make_input(input_tensor, input_shape)
 
@@ -174,7 +182,7 @@ def _resnet(
         block_fn = functools.partial(block_fn, stride_in_1x1=stride_in_1x1)
     for stage, (n, width) in enumerate(zip(stage_blocks, widths)):
         for i in range(n):
-            strides = 2 if (i == 0 and stage > 0) else 1
+            strides = stage_strides[stage] if i == 0 else 1
             x = block_fn(
                 x,
                 width,
@@ -216,17 +224,24 @@ def _imagenet(depth, residual, *, name, shortcut="B", stride_in_1x1=True,
     )
 
 
-def _cifar(depth, residual, *, name, shortcut="A", zero_init_residual=False, **kwargs):
+def _cifar(depth, residual, *, name, shortcut="A", zero_init_residual=False, width=16,
+           output_stride=4, **kwargs):
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise ValueError(f"`width` must be an int >= 1 (the first stage's filters). "
+                         f"Received: width={width!r}")
+    _common.check_choice("output_stride", output_stride, _OUTPUT_STRIDES)
     return _resnet(
         block="basic",
         stage_blocks=(_CIFAR[depth],) * 3,
-        widths=(16, 32, 64),
+        widths=(width, 2 * width, 4 * width),
+        stage_strides=_OUTPUT_STRIDES[output_stride],
         cifar=True,
         shortcut=shortcut if residual else None,
         stride_in_1x1=True,
         zero_init_residual=zero_init_residual,
         name=name,
         network=f"{'resnet' if residual else 'plain'}{depth}",
+        arch=dict(width=width, output_stride=output_stride),
         **kwargs,
     )
 
@@ -247,25 +262,25 @@ def Plain18(include_top=True, weights=None, input_tensor=None, input_shape=None,
     return _imagenet(18, False, **locals())
 def Plain34(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="plain34"):  # noqa: E501
     return _imagenet(34, False, **locals())
-def ResNet20(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", shortcut="A", zero_init_residual=False, name="resnet20"):  # noqa: E501
+def ResNet20(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", shortcut="A", zero_init_residual=False, width=16, output_stride=4, name="resnet20"):  # noqa: E501
     return _cifar(20, True, **locals())
-def ResNet32(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", shortcut="A", zero_init_residual=False, name="resnet32"):  # noqa: E501
+def ResNet32(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", shortcut="A", zero_init_residual=False, width=16, output_stride=4, name="resnet32"):  # noqa: E501
     return _cifar(32, True, **locals())
-def ResNet44(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", shortcut="A", zero_init_residual=False, name="resnet44"):  # noqa: E501
+def ResNet44(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", shortcut="A", zero_init_residual=False, width=16, output_stride=4, name="resnet44"):  # noqa: E501
     return _cifar(44, True, **locals())
-def ResNet56(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", shortcut="A", zero_init_residual=False, name="resnet56"):  # noqa: E501
+def ResNet56(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", shortcut="A", zero_init_residual=False, width=16, output_stride=4, name="resnet56"):  # noqa: E501
     return _cifar(56, True, **locals())
-def ResNet110(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", shortcut="A", zero_init_residual=False, name="resnet110"):  # noqa: E501
+def ResNet110(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", shortcut="A", zero_init_residual=False, width=16, output_stride=4, name="resnet110"):  # noqa: E501
     return _cifar(110, True, **locals())
-def Plain20(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", name="plain20"):  # noqa: E501
+def Plain20(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", width=16, output_stride=4, name="plain20"):  # noqa: E501
     return _cifar(20, False, **locals())
-def Plain32(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", name="plain32"):  # noqa: E501
+def Plain32(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", width=16, output_stride=4, name="plain32"):  # noqa: E501
     return _cifar(32, False, **locals())
-def Plain44(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", name="plain44"):  # noqa: E501
+def Plain44(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", width=16, output_stride=4, name="plain44"):  # noqa: E501
     return _cifar(44, False, **locals())
-def Plain56(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", name="plain56"):  # noqa: E501
+def Plain56(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", width=16, output_stride=4, name="plain56"):  # noqa: E501
     return _cifar(56, False, **locals())
-def Plain110(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", name="plain110"):  # noqa: E501
+def Plain110(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=10, classifier_activation="softmax", width=16, output_stride=4, name="plain110"):  # noqa: E501
     return _cifar(110, False, **locals())
 # fmt: on
 
@@ -298,6 +313,16 @@ _SHORTCUT_DOC = (
 )
 _ZERO_DOC = (
     "        zero_init_residual: zero-initialise the last BN gamma of every block.\n"
+)
+_CIFAR_DOC = (
+    "        width: filters of the first stage; the stages have width, 2 width,\n"
+    "            4 width (the paper's 16-32-64: 16). A departure for cheaper nets.\n"
+    "        output_stride: input side over the last feature map's: 4 (the paper:\n"
+    "            the second and third stages start with a stride of 2), 2 (the\n"
+    "            third stage keeps the second's resolution) or 1 (no striding). A\n"
+    "            departure: a finer map for class activation maps, as the CAM paper\n"
+    "            (Zhou et al., 2016, §3) removes GoogLeNet's layers after inception4e\n"
+    "            to get 14x14 at 224.\n"
 )
 _STRIDE_DOC = (
     "        stride_in_1x1: True (the paper, keras.applications): the stride-2 of\n"
@@ -334,7 +359,7 @@ for _depth, _n in _CIFAR.items():
         "    16-32-64 filters, option-A shortcuts.",
         "(32, 32, 3)",
         10,
-        _SHORTCUT_DOC % '"A"' + _ZERO_DOC,
+        _SHORTCUT_DOC % '"A"' + _ZERO_DOC + _CIFAR_DOC,
     )
     _document(
         globals()[f"Plain{_depth}"],
@@ -342,7 +367,7 @@ for _depth, _n in _CIFAR.items():
         "without shortcuts.",
         "(32, 32, 3)",
         10,
-        "",
+        _CIFAR_DOC,
     )
 
 
