@@ -10,7 +10,8 @@ classifier_activation="softmax", name=...)`` plus family options:
 - ``GoogLeNet(aux_logits=False, aux_loss_weight=0.3)`` (Szegedy et al., 2015);
 - ``ResNet18/34/50/101/152(shortcut="B", stride_in_1x1=True,
   zero_init_residual=False)``, ``Plain18/34`` and the CIFAR-10 nets
-  ``ResNet20/32/44/56/110``, ``Plain20/32/44/56/110`` (He et al., 2016).
+  ``ResNet20/32/44/56/110``, ``Plain20/32/44/56/110`` (He et al., 2016), these with
+  ``width=16, output_stride=4`` (departures: narrower nets, a finer last map for CAM).
 
 The registry: ``get_model(name, **kwargs)``, ``list_models()``,
 ``get_model_info(name)`` (a :class:`ModelInfo`, whose ``weight_sets`` lists the

@@ -46,6 +46,11 @@ _IMAGENET = {
     152: ("bottleneck", (3, 8, 36, 3)),
 }
 _CIFAR = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18}
+# The CIFAR nets' output_stride (input side over the last feature map's): the strides of
+# the first blocks of the three stages. The paper's is 4 (32x32 -> 8x8); 2 and 1 keep the
+# later stages at the resolution before them (the CAM paper's finer last map, Zhou et al.
+# 2016 §3: they remove GoogLeNet's layers after inception4e to get 14x14 at 224).
+_OUTPUT_STRIDES = {4: (1, 2, 2), 2: (1, 2, 1), 1: (1, 1, 1)}
 
 _BN = dict(axis=-1, momentum=0.9, epsilon=MIN_FUSED_EPSILON)
 
@@ -122,6 +127,7 @@ def _resnet(
     block,
     stage_blocks,
     widths,
+    stage_strides=(1, 2, 2, 2),
     cifar,
     shortcut,
     stride_in_1x1,
@@ -136,7 +142,9 @@ def _resnet(
     name,
     network,
     family,
+    arch=None,
 ):
+    arch = arch or {}
     residual = shortcut is not None
     if residual:
         _common.check_choice("shortcut", shortcut, SHORTCUTS)
@@ -161,7 +169,7 @@ def _resnet(
     )
     weights_plan = _common.resolve_weights(
         weights, network=network, family=family, include_top=include_top, classes=classes,
-        input_shape=input_shape, shortcut=shortcut, stride_in_1x1=stride_in_1x1,
+        input_shape=input_shape, shortcut=shortcut, stride_in_1x1=stride_in_1x1, **arch,
     )
     img_input = _common.make_input(input_tensor, input_shape)
 
@@ -177,7 +185,7 @@ def _resnet(
         block_fn = functools.partial(block_fn, stride_in_1x1=stride_in_1x1)
     for stage, (n, width) in enumerate(zip(stage_blocks, widths)):
         for i in range(n):
-            strides = 2 if (i == 0 and stage > 0) else 1
+            strides = stage_strides[stage] if i == 0 else 1
             x = block_fn(
                 x,
                 width,
@@ -220,11 +228,17 @@ def _imagenet(depth, residual, *, name, shortcut="B", stride_in_1x1=True,
     )
 
 
-def _cifar(depth, residual, *, name, shortcut="A", zero_init_residual=False, **kwargs):
+def _cifar(depth, residual, *, name, shortcut="A", zero_init_residual=False, width=16,
+           output_stride=4, **kwargs):
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise ValueError(f"`width` must be an int >= 1 (the first stage's filters). "
+                         f"Received: width={width!r}")
+    _common.check_choice("output_stride", output_stride, _OUTPUT_STRIDES)
     return _resnet(
         block="basic",
         stage_blocks=(_CIFAR[depth],) * 3,
-        widths=(16, 32, 64),
+        widths=(width, 2 * width, 4 * width),
+        stage_strides=_OUTPUT_STRIDES[output_stride],
         cifar=True,
         shortcut=shortcut if residual else None,
         stride_in_1x1=True,
@@ -232,6 +246,7 @@ def _cifar(depth, residual, *, name, shortcut="A", zero_init_residual=False, **k
         name=name,
         network=f"{'resnet' if residual else 'plain'}{depth}",
         family="resnet_cifar" if residual else "plain_cifar",
+        arch=dict(width=width, output_stride=output_stride),
         **kwargs,
     )
 
@@ -569,6 +584,8 @@ def ResNet20(
     classifier_activation="softmax",
     shortcut="A",
     zero_init_residual=False,
+    width=16,
+    output_stride=4,
     name="resnet20",
 ):
     """ResNet-20 for CIFAR-10 (He et al., 2016, §4.2): 6n+2 layers, n=3,
@@ -589,6 +606,14 @@ def ResNet20(
         shortcut: "A" (zero-padded identity), "B" (projection where the
             dimensions grow) or "C" (projection everywhere). Default "A".
         zero_init_residual: zero-initialise the last BN gamma of every block.
+        width: filters of the first stage; the stages have width, 2 width,
+            4 width (the paper's 16-32-64: 16). A departure for cheaper nets.
+        output_stride: input side over the last feature map's: 4 (the paper:
+            the second and third stages start with a stride of 2), 2 (the
+            third stage keeps the second's resolution) or 1 (no striding). A
+            departure: a finer map for class activation maps, as the CAM paper
+            (Zhou et al., 2016, §3) removes GoogLeNet's layers after inception4e
+            to get 14x14 at 224.
         name: model name.
 
     Returns:
@@ -598,7 +623,8 @@ def ResNet20(
         20, True, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, shortcut=shortcut,
-        zero_init_residual=zero_init_residual, name=name,
+        zero_init_residual=zero_init_residual, width=width, output_stride=output_stride,
+        name=name,
     )
 
 
@@ -612,6 +638,8 @@ def ResNet32(
     classifier_activation="softmax",
     shortcut="A",
     zero_init_residual=False,
+    width=16,
+    output_stride=4,
     name="resnet32",
 ):
     """ResNet-32 for CIFAR-10 (He et al., 2016, §4.2): 6n+2 layers, n=5,
@@ -632,6 +660,14 @@ def ResNet32(
         shortcut: "A" (zero-padded identity), "B" (projection where the
             dimensions grow) or "C" (projection everywhere). Default "A".
         zero_init_residual: zero-initialise the last BN gamma of every block.
+        width: filters of the first stage; the stages have width, 2 width,
+            4 width (the paper's 16-32-64: 16). A departure for cheaper nets.
+        output_stride: input side over the last feature map's: 4 (the paper:
+            the second and third stages start with a stride of 2), 2 (the
+            third stage keeps the second's resolution) or 1 (no striding). A
+            departure: a finer map for class activation maps, as the CAM paper
+            (Zhou et al., 2016, §3) removes GoogLeNet's layers after inception4e
+            to get 14x14 at 224.
         name: model name.
 
     Returns:
@@ -641,7 +677,8 @@ def ResNet32(
         32, True, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, shortcut=shortcut,
-        zero_init_residual=zero_init_residual, name=name,
+        zero_init_residual=zero_init_residual, width=width, output_stride=output_stride,
+        name=name,
     )
 
 
@@ -655,6 +692,8 @@ def ResNet44(
     classifier_activation="softmax",
     shortcut="A",
     zero_init_residual=False,
+    width=16,
+    output_stride=4,
     name="resnet44",
 ):
     """ResNet-44 for CIFAR-10 (He et al., 2016, §4.2): 6n+2 layers, n=7,
@@ -675,6 +714,14 @@ def ResNet44(
         shortcut: "A" (zero-padded identity), "B" (projection where the
             dimensions grow) or "C" (projection everywhere). Default "A".
         zero_init_residual: zero-initialise the last BN gamma of every block.
+        width: filters of the first stage; the stages have width, 2 width,
+            4 width (the paper's 16-32-64: 16). A departure for cheaper nets.
+        output_stride: input side over the last feature map's: 4 (the paper:
+            the second and third stages start with a stride of 2), 2 (the
+            third stage keeps the second's resolution) or 1 (no striding). A
+            departure: a finer map for class activation maps, as the CAM paper
+            (Zhou et al., 2016, §3) removes GoogLeNet's layers after inception4e
+            to get 14x14 at 224.
         name: model name.
 
     Returns:
@@ -684,7 +731,8 @@ def ResNet44(
         44, True, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, shortcut=shortcut,
-        zero_init_residual=zero_init_residual, name=name,
+        zero_init_residual=zero_init_residual, width=width, output_stride=output_stride,
+        name=name,
     )
 
 
@@ -698,6 +746,8 @@ def ResNet56(
     classifier_activation="softmax",
     shortcut="A",
     zero_init_residual=False,
+    width=16,
+    output_stride=4,
     name="resnet56",
 ):
     """ResNet-56 for CIFAR-10 (He et al., 2016, §4.2): 6n+2 layers, n=9,
@@ -718,6 +768,14 @@ def ResNet56(
         shortcut: "A" (zero-padded identity), "B" (projection where the
             dimensions grow) or "C" (projection everywhere). Default "A".
         zero_init_residual: zero-initialise the last BN gamma of every block.
+        width: filters of the first stage; the stages have width, 2 width,
+            4 width (the paper's 16-32-64: 16). A departure for cheaper nets.
+        output_stride: input side over the last feature map's: 4 (the paper:
+            the second and third stages start with a stride of 2), 2 (the
+            third stage keeps the second's resolution) or 1 (no striding). A
+            departure: a finer map for class activation maps, as the CAM paper
+            (Zhou et al., 2016, §3) removes GoogLeNet's layers after inception4e
+            to get 14x14 at 224.
         name: model name.
 
     Returns:
@@ -727,7 +785,8 @@ def ResNet56(
         56, True, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, shortcut=shortcut,
-        zero_init_residual=zero_init_residual, name=name,
+        zero_init_residual=zero_init_residual, width=width, output_stride=output_stride,
+        name=name,
     )
 
 
@@ -741,6 +800,8 @@ def ResNet110(
     classifier_activation="softmax",
     shortcut="A",
     zero_init_residual=False,
+    width=16,
+    output_stride=4,
     name="resnet110",
 ):
     """ResNet-110 for CIFAR-10 (He et al., 2016, §4.2): 6n+2 layers, n=18,
@@ -761,6 +822,14 @@ def ResNet110(
         shortcut: "A" (zero-padded identity), "B" (projection where the
             dimensions grow) or "C" (projection everywhere). Default "A".
         zero_init_residual: zero-initialise the last BN gamma of every block.
+        width: filters of the first stage; the stages have width, 2 width,
+            4 width (the paper's 16-32-64: 16). A departure for cheaper nets.
+        output_stride: input side over the last feature map's: 4 (the paper:
+            the second and third stages start with a stride of 2), 2 (the
+            third stage keeps the second's resolution) or 1 (no striding). A
+            departure: a finer map for class activation maps, as the CAM paper
+            (Zhou et al., 2016, §3) removes GoogLeNet's layers after inception4e
+            to get 14x14 at 224.
         name: model name.
 
     Returns:
@@ -770,7 +839,8 @@ def ResNet110(
         110, True, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, shortcut=shortcut,
-        zero_init_residual=zero_init_residual, name=name,
+        zero_init_residual=zero_init_residual, width=width, output_stride=output_stride,
+        name=name,
     )
 
 
@@ -782,6 +852,8 @@ def Plain20(
     pooling=None,
     classes=10,
     classifier_activation="softmax",
+    width=16,
+    output_stride=4,
     name="plain20",
 ):
     """plain-20 for CIFAR-10 (He et al., 2016, §4.2): ResNet-20 without shortcuts.
@@ -798,6 +870,14 @@ def Plain20(
         pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
         classes: number of classes (default 10).
         classifier_activation: activation of the fc layer; None gives logits.
+        width: filters of the first stage; the stages have width, 2 width,
+            4 width (the paper's 16-32-64: 16). A departure for cheaper nets.
+        output_stride: input side over the last feature map's: 4 (the paper:
+            the second and third stages start with a stride of 2), 2 (the
+            third stage keeps the second's resolution) or 1 (no striding). A
+            departure: a finer map for class activation maps, as the CAM paper
+            (Zhou et al., 2016, §3) removes GoogLeNet's layers after inception4e
+            to get 14x14 at 224.
         name: model name.
 
     Returns:
@@ -806,7 +886,8 @@ def Plain20(
     return _cifar(
         20, False, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
+        classifier_activation=classifier_activation, width=width,
+        output_stride=output_stride, name=name,
     )
 
 
@@ -818,6 +899,8 @@ def Plain32(
     pooling=None,
     classes=10,
     classifier_activation="softmax",
+    width=16,
+    output_stride=4,
     name="plain32",
 ):
     """plain-32 for CIFAR-10 (He et al., 2016, §4.2): ResNet-32 without shortcuts.
@@ -834,6 +917,14 @@ def Plain32(
         pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
         classes: number of classes (default 10).
         classifier_activation: activation of the fc layer; None gives logits.
+        width: filters of the first stage; the stages have width, 2 width,
+            4 width (the paper's 16-32-64: 16). A departure for cheaper nets.
+        output_stride: input side over the last feature map's: 4 (the paper:
+            the second and third stages start with a stride of 2), 2 (the
+            third stage keeps the second's resolution) or 1 (no striding). A
+            departure: a finer map for class activation maps, as the CAM paper
+            (Zhou et al., 2016, §3) removes GoogLeNet's layers after inception4e
+            to get 14x14 at 224.
         name: model name.
 
     Returns:
@@ -842,7 +933,8 @@ def Plain32(
     return _cifar(
         32, False, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
+        classifier_activation=classifier_activation, width=width,
+        output_stride=output_stride, name=name,
     )
 
 
@@ -854,6 +946,8 @@ def Plain44(
     pooling=None,
     classes=10,
     classifier_activation="softmax",
+    width=16,
+    output_stride=4,
     name="plain44",
 ):
     """plain-44 for CIFAR-10 (He et al., 2016, §4.2): ResNet-44 without shortcuts.
@@ -870,6 +964,14 @@ def Plain44(
         pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
         classes: number of classes (default 10).
         classifier_activation: activation of the fc layer; None gives logits.
+        width: filters of the first stage; the stages have width, 2 width,
+            4 width (the paper's 16-32-64: 16). A departure for cheaper nets.
+        output_stride: input side over the last feature map's: 4 (the paper:
+            the second and third stages start with a stride of 2), 2 (the
+            third stage keeps the second's resolution) or 1 (no striding). A
+            departure: a finer map for class activation maps, as the CAM paper
+            (Zhou et al., 2016, §3) removes GoogLeNet's layers after inception4e
+            to get 14x14 at 224.
         name: model name.
 
     Returns:
@@ -878,7 +980,8 @@ def Plain44(
     return _cifar(
         44, False, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
+        classifier_activation=classifier_activation, width=width,
+        output_stride=output_stride, name=name,
     )
 
 
@@ -890,6 +993,8 @@ def Plain56(
     pooling=None,
     classes=10,
     classifier_activation="softmax",
+    width=16,
+    output_stride=4,
     name="plain56",
 ):
     """plain-56 for CIFAR-10 (He et al., 2016, §4.2): ResNet-56 without shortcuts.
@@ -906,6 +1011,14 @@ def Plain56(
         pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
         classes: number of classes (default 10).
         classifier_activation: activation of the fc layer; None gives logits.
+        width: filters of the first stage; the stages have width, 2 width,
+            4 width (the paper's 16-32-64: 16). A departure for cheaper nets.
+        output_stride: input side over the last feature map's: 4 (the paper:
+            the second and third stages start with a stride of 2), 2 (the
+            third stage keeps the second's resolution) or 1 (no striding). A
+            departure: a finer map for class activation maps, as the CAM paper
+            (Zhou et al., 2016, §3) removes GoogLeNet's layers after inception4e
+            to get 14x14 at 224.
         name: model name.
 
     Returns:
@@ -914,7 +1027,8 @@ def Plain56(
     return _cifar(
         56, False, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
+        classifier_activation=classifier_activation, width=width,
+        output_stride=output_stride, name=name,
     )
 
 
@@ -926,6 +1040,8 @@ def Plain110(
     pooling=None,
     classes=10,
     classifier_activation="softmax",
+    width=16,
+    output_stride=4,
     name="plain110",
 ):
     """plain-110 for CIFAR-10 (He et al., 2016, §4.2): ResNet-110 without shortcuts.
@@ -942,6 +1058,14 @@ def Plain110(
         pooling: with ``include_top=False``: None (4-D features), "avg" or "max".
         classes: number of classes (default 10).
         classifier_activation: activation of the fc layer; None gives logits.
+        width: filters of the first stage; the stages have width, 2 width,
+            4 width (the paper's 16-32-64: 16). A departure for cheaper nets.
+        output_stride: input side over the last feature map's: 4 (the paper:
+            the second and third stages start with a stride of 2), 2 (the
+            third stage keeps the second's resolution) or 1 (no striding). A
+            departure: a finer map for class activation maps, as the CAM paper
+            (Zhou et al., 2016, §3) removes GoogLeNet's layers after inception4e
+            to get 14x14 at 224.
         name: model name.
 
     Returns:
@@ -950,7 +1074,8 @@ def Plain110(
     return _cifar(
         110, False, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
+        classifier_activation=classifier_activation, width=width,
+        output_stride=output_stride, name=name,
     )
 
 

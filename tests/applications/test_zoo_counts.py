@@ -36,16 +36,16 @@ def trainable(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
-def cifar_params(depth, classes=10):
+def cifar_params(depth, classes=10, base=16, channels=3):
     """Hand count of the CIFAR nets: 3x3 conv (no bias) + BN (gamma, beta)."""
     n = (depth - 2) // 6
-    total = 3 * 3 * 3 * 16 + 2 * 16
-    c_in = 16
-    for width in (16, 32, 64):
+    total = 3 * 3 * channels * base + 2 * base
+    c_in = base
+    for width in (base, 2 * base, 4 * base):
         for _ in range(n):
             total += 9 * c_in * width + 2 * width + 9 * width * width + 2 * width
             c_in = width
-    return total + 64 * classes + classes
+    return total + 4 * base * classes + classes
 
 
 def projection_params(c_in, c_out):
@@ -119,3 +119,20 @@ def test_count_macs_by_hand():
     x = keras.layers.Dense(3, name="d")(x)  # 80*3
     model = keras.Model(inputs, x)
     assert apps.count_macs(model) == 10 * 10 * 9 * 4 * 8 + 4 * 4 * 9 * 4 * 6 + 16 * 6 * 5 + 80 * 3
+
+
+@pytest.mark.parametrize("output_stride,side", [(4, 6), (2, 12), (1, 24)])
+def test_cifar_width_and_output_stride(output_stride, side):
+    """``width`` scales the three stages (w, 2w, 4w: the parameters by hand), and
+    ``output_stride`` is the input side over the last feature map's; neither changes
+    the parameters (option-A shortcuts and 3x3 kernels do not depend on strides)."""
+    model = apps.ResNet20(input_shape=(24, 24, 1), classes=5, width=4,
+                          output_stride=output_stride)
+    assert trainable(model) == cifar_params(20, classes=5, base=4, channels=1)
+    assert tuple(model.get_layer("avg_pool").input.shape[1:]) == (side, side, 16)
+    # MACs by hand: stage 2 at (24 / s2)^2, stage 3 at (24 / (s2 s3))^2 positions
+    r2, r3 = {4: (12, 6), 2: (12, 12), 1: (24, 24)}[output_stride]
+    expected = (24 * 24 * 9 * 1 * 4 + 6 * 9 * 4 * 4 * 24 * 24
+                + (9 * 4 * 8 + 5 * 9 * 8 * 8) * r2 * r2
+                + (9 * 8 * 16 + 5 * 9 * 16 * 16) * r3 * r3 + 16 * 5)
+    assert apps.count_macs(model) == expected
