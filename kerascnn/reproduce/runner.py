@@ -117,6 +117,14 @@ def run_study(study: Study, settings: Settings, output_dir=None, *,
     and ``nets_dir`` say which study and folder hold them; networks missing there are
     trained first (with that study's plan), and the log says so.
     """
+    from kerascnn.training.strategy import precision_scope
+
+    with precision_scope():  # the caller's dtype policy again afterwards
+        return _run_study(study, settings, output_dir, nets_study=nets_study,
+                          nets_dir=nets_dir, strategy=strategy, log=log)
+
+
+def _run_study(study, settings, output_dir, *, nets_study, nets_dir, strategy, log):
     from kerascnn.training.strategy import check_global_batch, select_strategy, set_precision
 
     started = time.time()

@@ -41,13 +41,14 @@ evaluation split.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import json
 import os
 import sys
 
 __all__ = ["STRATEGIES", "PRECISIONS", "JAX_ENV", "JaxDataParallel", "check_global_batch",
-           "evaluation_callbacks", "jax_processes", "select_strategy", "set_precision", "tf_config_workers"]
+           "evaluation_callbacks", "jax_processes", "select_strategy", "precision_scope", "set_precision", "tf_config_workers"]
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -324,3 +325,17 @@ def set_precision(precision: str = "float32") -> None:
     import keras
 
     keras.mixed_precision.set_global_policy(precision)
+
+
+@contextlib.contextmanager
+def precision_scope():
+    """Keeps the caller's Keras global dtype policy: whatever :func:`set_precision`
+    sets inside (a training run, a study) is undone on the way out, so a library call
+    leaves the process as it found it."""
+    import keras
+
+    before = keras.mixed_precision.global_policy()
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(before)

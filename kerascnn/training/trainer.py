@@ -50,6 +50,7 @@ import warnings
 
 from kerascnn.training import run_dir as rd
 from kerascnn.training.recipe import Recipe
+from kerascnn.training.strategy import precision_scope
 
 __all__ = ["TrainResult", "read_history", "train"]
 
@@ -76,7 +77,17 @@ def _is_chief(strategy) -> bool:
 def train(recipe: Recipe, *, output_dir=None, strategy="auto", precision=None,
           init_from=None, data_dir=None, export_dir="saved_models", export=True,
           verbose="auto") -> TrainResult:
-    """Trains, evaluates and exports ``recipe`` (a parsed :class:`Recipe`)."""
+    """Trains, evaluates and exports ``recipe`` (a parsed :class:`Recipe`). Keras'
+    global dtype policy is the recipe's precision during the run and the caller's
+    again after it (the returned model keeps the one it was built with)."""
+    with precision_scope():
+        return _train(recipe, output_dir=output_dir, strategy=strategy,
+                      precision=precision, init_from=init_from, data_dir=data_dir,
+                      export_dir=export_dir, export=export, verbose=verbose)
+
+
+def _train(recipe, *, output_dir, strategy, precision, init_from, data_dir, export_dir,
+           export, verbose):
     from kerascnn.training import experiment as ex
     from kerascnn.training.strategy import JaxDataParallel, select_strategy, set_precision
 

@@ -64,8 +64,16 @@ def test_steps_per_execution_reaches_compile(tiny_recipe, tmp_path):
     from kerascnn.training.recipe import load_recipe
     from kerascnn.training.trainer import train
 
-    recipe = load_recipe(tiny_recipe(epochs=1, steps=4), ["training.steps_per_execution=2"])
+    import keras
+
+    recipe = load_recipe(tiny_recipe(epochs=1, steps=4), ["training.steps_per_execution=2",
+                                                          'training.precision="mixed_bfloat16"'])
+    assert keras.mixed_precision.global_policy().name == "float32"
     result = train(recipe, output_dir=str(tmp_path / "run"), export=False, verbose=0)
+    # the run used the recipe's precision; the caller's global policy is back afterwards
+    # (a library call leaves the process as it found it: a later model is float32)
+    assert any(layer.dtype_policy.name == "mixed_bfloat16" for layer in result.model.layers)
+    assert keras.mixed_precision.global_policy().name == "float32"
     assert result.model.steps_per_execution == 2
     assert [int(r["epoch"]) for r in _rows(str(tmp_path / "run"))] == [0]
     assert result.model.optimizer.iterations.numpy() == 4  # 2 calls x 2 steps
