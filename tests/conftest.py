@@ -1,5 +1,5 @@
-"""Shared test set-up: quiet TensorFlow, a deterministic seed, and small thread pools
-so that tests behave the same on the 2-core CI machine."""
+"""Shared test set-up: quiet TensorFlow, a deterministic seed, and the order in which
+`./dev test`'s two workers take the tests."""
 
 import os
 
@@ -17,12 +17,49 @@ def _seed():
     yield
 
 
-# The longest tests first: with `./dev test`'s two workers (pytest-xdist), one of
-# them starts the README walk-through at once while the other takes the rest.
-_FIRST = ("tests/test_readme.py", "tests/benchmarks/test_throughput.py::test_compare")
+# `./dev test`'s two workers (pytest-xdist `-n 2`). xdist's default `load` sends each
+# worker a fixed quarter of the suite up front, so the long tests clumped on one of
+# them; here the workers draw from one queue instead, one unit at a time, in the order
+# below (the longest first), a unit being a test, or a module's tests when they share
+# a module-scoped fixture (they stay on one worker, so that the fixture runs once).
+# An explicit --dist is kept.
+_FIRST = (
+    "tests/test_readme.py::test_readme_section_runs",
+    "tests/benchmarks/test_throughput.py::test_compare",
+    "tests/training/test_resume.py",
+    "tests/training/test_jax_distribution.py",
+    "tests/training/test_jax_backend.py",
+    "tests/applications/test_zoo_jax.py",
+    "tests/benchmarks/test_throughput.py::test_devices",
+    "tests/training/test_distribution.py",
+    "tests/training/test_real_examples.py::test_distributed",
+    "tests/weights/test_finetune.py",
+    "tests/reproduce/",
+    "tests/export/",
+    "tests/training/",
+    "tests/test_install.py",
+    "tests/test_serializables.py",
+)
 
 
+def pytest_configure(config):
+    if getattr(config.option, "dist", "no") == "load" and config.getoption("numprocesses", None):
+        config.option.dist = "loadgroup"
+        config.option.loadscopereorder = False
+
+
+def _shares_a_module_fixture(item):
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(
+        defs and defs[-1].scope in ("module", "class", "package")
+        for defs in (info.name2fixturedefs.get(n) for n in info.names_closure))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     rank = lambda item: next((i for i, p in enumerate(_FIRST) if item.nodeid.startswith(p)),  # noqa: E731
                              len(_FIRST))
     items.sort(key=rank)
+    for item in items:
+        if _shares_a_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))

@@ -1,16 +1,24 @@
 """Every command and every Python block of README.md runs.
 
 The README's ```bash and ```python blocks are read from the file at collection time;
-each shell command (``\\``-continued lines joined) and each Python block is one step,
-run in README order in one subprocess (TensorFlow imported once) whose working
-directory and ``$HOME`` are a fresh temporary folder. ``./dev <command>`` runs as
-``kerascnn <command>`` (``kerascnn.cli.main``: a step passes when it returns 0), the
-benchmarks as child processes, the Python blocks with ``exec``. Nothing downloads:
-``tensorflow_datasets.testing.mock_data`` answers every ``tfds`` load with small
-random images, and the paths of data a user would download are generated stand-ins.
-The changes from the README's text are only the ones in the tables below: sizes and
-paths (``SUBSTITUTIONS``), names a block uses without defining them (``PRELUDES``),
-and what cannot run here (``SKIPPED``, each with its reason).
+each shell command (``\\``-continued lines joined) and each Python block is one step.
+The steps run by README section: each section is one test (``test_readme_section_runs``,
+``-k`` with its group name below), its steps in README order in one subprocess
+(TensorFlow imported once) whose working directory and ``$HOME`` are a fresh temporary
+folder, so that ``./dev test``'s workers run the sections side by side. A step that
+uses the main job's run or export (``runs/fashion_mnist/``, ``saved_models/fashion_mnist``)
+in a section that does not train it runs in the main job's section, after it.
+``./dev <command>`` runs as ``kerascnn <command>`` (``kerascnn.cli.main``: a step passes
+when it returns 0), the benchmarks as child processes, the Python blocks with ``exec``.
+Nothing downloads: ``tensorflow_datasets.testing.mock_data`` answers every ``tfds``
+load with small random images, and the paths of data a user would download are
+generated stand-ins. Fashion-MNIST is Debian's, its first ``FASHION_MNIST`` images
+(``KERASCNN_FASHION_MNIST_DIR``): the steps show commands, not a pass over 70,000
+images. The changes from the README's text are only the ones in the tables below:
+sizes and paths (``SUBSTITUTIONS``), names a block uses without defining them
+(``PRELUDES``), and what cannot run here (``SKIPPED``, each with its reason). Each
+section's log, with the seconds of each step, is ``<tmp>/readme-<group>/runner.log``
+(copied to ``$KERASCNN_README_LOG.<group>`` when that is set).
 """
 
 from __future__ import annotations
@@ -18,9 +26,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,7 +50,7 @@ def _free_port():
 # e.g. `--epochs 10` then `--epochs 1`) and paths of downloads replaced by generated
 # stand-ins, as (regular expression on the command, replacement or text to append).
 TRAIN_SIZES = ("--epochs 1 --batch-size 2 --set training.steps_per_epoch=2 "
-               "--set training.validation_steps=1")
+               "--set training.validation_steps=1 --set training.eval_batch_size=16")
 NO_TEST = "--set 'data.test_split=\"\"'"
 SUBSTITUTIONS = [
     # ImageNet-size networks train at 64x64 (an input size they all take): sizes only.
@@ -52,8 +62,12 @@ SUBSTITUTIONS = [
     # evaluated replicated on two devices dominated their time)
     (r"^\./dev (--backend jax )?train --strategy mirrored", "APPEND " + NO_TEST),
     (r"^\./dev train", "APPEND " + TRAIN_SIZES),
-    # evaluations on the first images only
+    # evaluations on the first images only (ResNet-50's 10 crops at 224: on two)
     (r"^\./dev evaluate", "APPEND --limit 16 --batch-size 8"),
+    (r"^\./dev evaluate --arch resnet50", "APPEND --limit 2 --batch-size 2"),
+    # the ImageNet recipes show their data sources and VGG's warm start: no export of
+    # their full-size networks (the main job and fine-tuning export theirs)
+    (r"^\./dev train (resnet50|alexnet|vgg_d)_imagenet", "APPEND --no-export"),
     # the speed measurements, on a few images and steps
     (r"benchmarks/pipeline\.py", "APPEND --images 500 --rounds 1"),  # it takes >= 500
     (r"benchmarks/pipeline_parts\.py", "APPEND --images 64 --repeats 1"),  # one batch of 64
@@ -83,9 +97,12 @@ SUBSTITUTIONS = [
     # the two local JAX processes: sizes (before the `&`), and a free port for the coordinator
     (r"(--output-dir runs/worker\d)", r"\1 " + TRAIN_SIZES + " " + NO_TEST),
     (r"127\.0\.0\.1:12345", f"127.0.0.1:{_free_port()}"),
-    # the reproductions: two iterations of each network on a few images
+    # the reproductions: two iterations of each network on a few images, one seed
     (r"^\./dev reproduce", "APPEND --iterations 2 --points 1 --batch-size 8 --train-examples 64 "
                            "--test-examples 16"),
+    (r"^\./dev reproduce shortcuts", "APPEND --seeds 1"),
+    # the evaluation API's example: its protocols on two images
+    (r"train_scale=\(256, 512\)\)", "train_scale=(256, 512), max_examples=2)"),
     # the Colab block trains 5 epochs; one here
     (r"model\.fit\(ds, epochs=5\)", "model.fit(ds, epochs=1)"),
     # an IPython shell escape: the package is installed in the environment under test
@@ -122,23 +139,62 @@ SKIPPED = {
 # Before a step: what the README assumes was done (e.g. a run it warm-starts from).
 BEFORE = {
     "--init-from runs/vgg_a_imagenet/checkpoints/best.keras":
-        "./dev train vgg_a_imagenet " + TRAIN_SIZES,
+        "./dev train vgg_a_imagenet --no-export " + TRAIN_SIZES,
 }
 
 
+# The README's sections by group: a group is one test and one subprocess. Sections run
+# alone unless merged here (a group's steps run in README order); the order is the
+# tests' order, the longest first, so that the workers start on them.
+GROUPS = {
+    "The two commands": "main",
+    "The networks": "networks",
+    "Pretrained ImageNet weights": "pretrained",
+    "Input pipelines": "pipelines",
+    "Train a paper recipe on real data": "recipes",
+    "Evaluate with the papers' test protocols": "evaluate",
+    "See what the network sees": "explain",
+    "Weakly supervised localization, measured": "localization",
+    "Reproduce the ResNet paper's claims": "reproduce",
+    "Train on TensorFlow or JAX": "jax",
+    "Train on several devices or machines": "devices",
+    "Use it in Colab": "colab",
+    "Speed": "speed",
+}
+# The groups' order as tests: the longest first (measured), so that the workers start
+# on them; a group not listed comes last.
+ORDER = ["devices", "devices_workers", "recipes", "recipes_vgg", "reproduce", "speed",
+         "jax", "pretrained", "colab", "reproduce_shortcuts", "localization", "main",
+         "evaluate", "explain", "networks", "pipelines"]
+# Steps that run in a group of their own, away from their section's (command regex, group).
+OWN_GROUPS = [(r"^\./dev train vgg_d_imagenet", "recipes_vgg"),
+              (r"^\./dev reproduce shortcuts", "reproduce_shortcuts"),
+              (r"^KERAS_DISTRIBUTION_JOB_ADDRESSES=", "devices_workers")]
+# A step naming the main job's run or export joins the main job's group unless its own
+# section trains the default recipe first (`./dev --backend jax train ...`).
+USES_MAIN_RUN = re.compile(r"(runs|saved_models)/fashion_mnist(/|\s|$)")
+TRAINS_MAIN = re.compile(r"^\./dev (--backend \w+ )?train( --|$)")
+# Fashion-MNIST: the first images of Debian's files (train, test); the default recipe
+# holds out the last 2,000 training images for validation.
+FASHION_MNIST = (2400, 200)
+
+
 def _blocks(text):
-    """``(kind, first line number, body)`` of each ```bash / ```python block."""
-    blocks, kind, start, body = [], None, 0, []
+    """``(kind, first line number, body, section)`` of each ```bash / ```python block;
+    ``section``: the heading above it."""
+    blocks, kind, start, body, section = [], None, 0, [], ""
     for number, line in enumerate(text.splitlines(), 1):
         fence = re.match(r"^```(\w*)\s*$", line)
         if fence and kind is None:
             kind, start, body = fence.group(1) or "text", number + 1, []
         elif fence:
             if kind in ("bash", "python"):
-                blocks.append((kind, start, "\n".join(body)))
+                blocks.append((kind, start, "\n".join(body), section))
             kind = None
         elif kind is not None:
             body.append(line)
+        elif line.startswith("#"):
+            section = line.lstrip("#").strip()
     return blocks
 
 
@@ -175,34 +231,44 @@ def steps():
     with open(README) as f:
         text = f.read()
     out = []
-    for kind, start, body in _blocks(text):
+    for kind, start, body, section in _blocks(text):
         if kind == "python":
             code = _substitute(body)
             prelude = "".join(p for key, p in PRELUDES.items() if key in body)
             out.append({"id": f"README.md:{start} python", "kind": "python",
-                        "code": prelude + code})
+                        "code": prelude + code, "section": section})
             continue
         for line, command in _commands(body, start):
             step = {"id": f"README.md:{line} {command.split(' #')[0].strip()[:60]}",
-                    "kind": "bash", "command": _substitute(command)}
+                    "kind": "bash", "command": _substitute(command), "section": section}
             skip = [reason for prefix, reason in SKIPPED.items() if command.startswith(prefix)]
             if skip:
                 step["skip"] = skip[0]
             step["before"] = [b for key, b in BEFORE.items() if key in command]
             out.append(step)
+    trains_main = {s["section"] for s in out if TRAINS_MAIN.match(s.get("command", ""))}
+    main = out[0]["section"]
+    for step in out:
+        text = step.get("command", step.get("code", ""))
+        if USES_MAIN_RUN.search(text) and step["section"] not in trains_main:
+            step["section"] = main
+        step["group"] = GROUPS.get(step["section"], re.sub(r"\W+", "_", step["section"]).lower())
+        for pattern, group in OWN_GROUPS:
+            if re.search(pattern, step.get("command", "")):
+                step["group"] = group
     return out
 
 
 STEPS = steps()
 
 RUNNER = r"""
-import contextlib, io, json, os, runpy, shlex, subprocess, sys, time, traceback
+import contextlib, io, json, os, shlex, subprocess, sys, time, traceback
 
 steps = json.load(open(sys.argv[1]))
 work, repo = sys.argv[2], sys.argv[3]
 os.chdir(work)
+needs = json.dumps(steps)  # the stand-ins a group makes: those its steps name
 
-import keras
 import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
@@ -210,16 +276,19 @@ from PIL import Image
 from kerascnn.cli import main
 
 KERAS_APP_RESNET50 = "resnet50_weights_tf_dim_ordering_tf_kernels.h5"
+rng = np.random.default_rng(0)
 
 
-def stand_ins():
-    rng = np.random.default_rng(0)
+def imagenet_folder():
     for c in range(3):
         os.makedirs(f"imagenet_folder/n0000000{c}", exist_ok=True)
         for i in range(4):
             size = (40 + 8 * i, 48)
             Image.fromarray(rng.integers(0, 256, size + (3,), dtype=np.uint8)).save(
                 f"imagenet_folder/n0000000{c}/{i}.JPEG", format="JPEG")
+
+
+def tfrecords():
     import tensorflow as tf
 
     os.makedirs("tfrecords", exist_ok=True)
@@ -234,33 +303,66 @@ def stand_ins():
                     "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[1 + i % 3])),
                 }
                 w.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
-    for d in ("imagenet_tars", "tensorflow_datasets"):
-        os.makedirs(os.path.join(os.environ["HOME"], d), exist_ok=True)
+
+
+def fusion_members():
     # two trained networks for the fusion example (ImageNet's 1000 classes, RGB)
+    import keras
+
     for seed, name in ((1, "a"), (2, "b")):
         keras.utils.set_random_seed(seed)
         i = keras.Input((32, 32, 3))
         x = keras.layers.Conv2D(8, 3, activation="relu")(i)
         x = keras.layers.GlobalAveragePooling2D()(x)
         keras.Model(i, keras.layers.Dense(1000, activation="softmax")(x), name=f"net_{name}").save(f"{name}.keras")
-    # a user's photo, and an image folder with train/ and val/ (fine-tuning)
+
+
+def photo():
     Image.fromarray(rng.integers(0, 256, (180, 240, 3), dtype=np.uint8)).save("photo.jpg")
+
+
+def finetune_folder():
+    # an image folder with train/ and val/ (fine-tuning)
     for split in ("train", "val"):
         for c in range(2):
             os.makedirs(f"finetune_folder/{split}/class{c}", exist_ok=True)
             for i in range(4):
                 Image.fromarray(rng.integers(0, 256, (48 + 4 * i, 56, 3), dtype=np.uint8)).save(
                     f"finetune_folder/{split}/class{c}/{i}.jpg")
+
+
+def resnet50_file():
     # keras.applications' ResNet-50 file as the publisher writes it (Keras-2 HDF5 with
     # weight_names), random weights: what weights="imagenet" would download
     import h5py
+    import keras
     from keras.src.legacy.saving import legacy_h5_format
+
     keras.utils.set_random_seed(3)
     with h5py.File(KERAS_APP_RESNET50, "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, keras.applications.ResNet50(weights=None))
     keras.backend.clear_session()
+
+
+def shoe():
     # the client's shoe: a Fashion-MNIST-sized gray PNG, enlarged (any size is served)
     Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).resize((112, 112)).save("shoe.png")
+
+
+STAND_INS = [("imagenet_folder", imagenet_folder), ("tfrecords/", tfrecords),
+             ("a.keras", fusion_members), ("photo.jpg", photo),
+             ("finetune_folder", finetune_folder), ("KERAS_APP_RESNET50", resnet50_file),
+             (KERAS_APP_RESNET50, resnet50_file), ("shoe.png", shoe)]
+
+
+def stand_ins():
+    made = set()
+    for name, make in STAND_INS:
+        if name in needs and make not in made:
+            make()
+            made.add(make)
+    for d in ("imagenet_tars", "tensorflow_datasets"):
+        os.makedirs(os.path.join(os.environ["HOME"], d), exist_ok=True)
 
 
 background = []  # `command &`: started, waited for after the next command
@@ -309,78 +411,147 @@ def run_command(command):
     raise ValueError(f"no rule to run {argv[0]!r}")
 
 
+def reset():
+    # what a step leaves in this process that the next must not inherit
+    if "keras" in sys.modules:
+        import keras
+
+        keras.mixed_precision.set_global_policy("float32")
+        keras.backend.clear_session()
+
+
 with tfds.testing.mock_data(num_examples=8):
+    start = time.time()
     stand_ins()
+    print("STAND-INS " + json.dumps({"seconds": round(time.time() - start, 1)}), flush=True)
     for step in steps:
         start, result = time.time(), {"id": step["id"]}
-        if "skip" in step:
-            result["skip"] = step["skip"]
-        else:
-            try:
-                for command in step.get("before", []):
-                    rc, err = run_command(command)
-                    if rc != 0:
-                        raise RuntimeError(f"preparing with {command!r} failed ({rc}):\n{err}")
-                if step["kind"] == "bash":
-                    rc, err = run_command(step["command"])
-                    result["ok"] = rc == 0
-                    if rc != 0:
-                        result["error"] = f"exit status {rc}:\n{err}"
-                else:
-                    exec(compile(step["code"].replace("{work}", work), step["id"], "exec"),
-                         {"__name__": "__readme__", "KERAS_APP_RESNET50": KERAS_APP_RESNET50})
-                    result["ok"] = True
-            except BaseException as err:  # noqa: BLE001 -- reported per step
-                result["ok"] = False
-                result["error"] = "".join(traceback.format_exception(err))[-4000:]
-            finally:
-                keras.mixed_precision.set_global_policy("float32")
-                keras.backend.clear_session()
+        try:
+            for command in step.get("before", []):
+                rc, err = run_command(command)
+                if rc != 0:
+                    raise RuntimeError(f"preparing with {command!r} failed ({rc}):\n{err}")
+            if step["kind"] == "bash":
+                rc, err = run_command(step["command"])
+                result["ok"] = rc == 0
+                if rc != 0:
+                    result["error"] = f"exit status {rc}:\n{err}"
+            else:
+                exec(compile(step["code"].replace("{work}", work), step["id"], "exec"),
+                     {"__name__": "__readme__", "KERAS_APP_RESNET50": KERAS_APP_RESNET50})
+                result["ok"] = True
+        except BaseException as err:  # noqa: BLE001 -- reported per step
+            result["ok"] = False
+            result["error"] = "".join(traceback.format_exception(err))[-4000:]
+        finally:
+            reset()
         result["seconds"] = round(time.time() - start, 1)
         print("STEP " + json.dumps(result), flush=True)
 """
 
+GROUP_NAMES = sorted(dict.fromkeys(s["group"] for s in STEPS if "skip" not in s),
+                     key=lambda g: ORDER.index(g) if g in ORDER else len(ORDER))
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    work = tmp_path_factory.mktemp("readme")
+
+@pytest.fixture(scope="session")
+def fashion_mnist(tmp_path_factory):
+    """A folder with the first FASHION_MNIST images of Debian's Fashion-MNIST, in its
+    IDX format (None when Debian's files are not there: the steps then use tfds,
+    which ``mock_data`` answers)."""
+    import gzip
+
+    from kerascnn.data import _fashion_mnist
+
+    if not os.path.isdir(_fashion_mnist.DEBIAN_DIR):
+        return None
+    out = tmp_path_factory.mktemp("fashion_mnist")
+    for (images, labels), n in zip(_fashion_mnist._FILES.values(), FASHION_MNIST):
+        for stem in (images, labels):
+            with gzip.open(os.path.join(_fashion_mnist.DEBIAN_DIR, stem + ".gz"), "rb") as f:
+                data = f.read()
+            ndim = data[3]
+            dims = [n] + [int.from_bytes(data[4 + 4 * d:8 + 4 * d], "big")
+                          for d in range(1, ndim)]
+            size = int(np.prod(dims[1:], dtype=np.int64)) if ndim > 1 else 1
+            head = data[:4] + b"".join(d.to_bytes(4, "big") for d in dims)
+            with gzip.open(out / (stem + ".gz"), "wb") as f:
+                f.write(head + data[4 + 4 * ndim:4 + 4 * ndim + n * size])
+    return str(out)
+
+
+def _run_group(group, tmp_path_factory, fashion_mnist):
+    work = tmp_path_factory.mktemp(f"readme-{group}")
     home = work / "home"
     home.mkdir()
     plan = work / "steps.json"
-    plan.write_text(json.dumps(STEPS))
+    plan.write_text(json.dumps([s for s in STEPS if s["group"] == group and "skip" not in s]))
     env = dict(os.environ, HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, "-c", RUNNER, str(plan), str(work), ROOT],
-                          capture_output=True, text=True, env=env, timeout=1800)
-    log = proc.stdout + "\n--- stderr ---\n" + proc.stderr
-    (work / "runner.log").write_text(log)
+    if fashion_mnist:
+        env["KERASCNN_FASHION_MNIST_DIR"] = fashion_mnist
+    log_path = work / "runner.log"
+    with open(log_path, "w") as log:
+        try:
+            subprocess.run([sys.executable, "-c", RUNNER, str(plan), str(work), ROOT],
+                           stdout=log, stderr=subprocess.STDOUT, text=True, env=env,
+                           timeout=1200)
+        except subprocess.TimeoutExpired:
+            log.write("\n[test_readme] the group timed out after 1200 s\n")
+    text = log_path.read_text()
     if os.environ.get("KERASCNN_README_LOG"):  # a copy that outlives pytest's tmp folders
-        with open(os.environ["KERASCNN_README_LOG"], "w") as f:
-            f.write(log)
+        with open(f"{os.environ['KERASCNN_README_LOG']}.{group}", "w") as f:
+            f.write(text)
     found = {}
-    for line in proc.stdout.splitlines():
+    for line in text.splitlines():
         if line.startswith("STEP "):
             r = json.loads(line[5:])
             found[r["id"]] = r
-    found["_stderr"] = proc.stderr[-4000:]
-    return found
+    return work, found, text
 
 
 def test_readme_has_the_blocks_this_test_knows():
-    """The tables above still match the README (a renamed command fails here)."""
+    """The tables above still match the README (a renamed command or heading fails
+    here), and every step is run by one group or skipped with its reason."""
     text = "\n".join(s.get("command", s.get("code", "")) for s in STEPS)
+    readme = open(README).read()
     for pattern, _ in SUBSTITUTIONS:
-        assert re.search(pattern, open(README).read(), flags=re.M), pattern
+        assert re.search(pattern, readme, flags=re.M), pattern
     for prefix in SKIPPED:
         assert any(s.get("command", "").startswith(prefix) for s in STEPS), prefix
+    for section in GROUPS:
+        assert re.search(rf"^#+ {re.escape(section)}$", readme, flags=re.M), section
     assert "./dev train" in text and "kerascnn.applications" in text
     assert sum(1 for s in STEPS if "skip" in s) == len([
         s for s in STEPS if any(s.get("command", "").startswith(p) for p in SKIPPED)])
+    assert len(STEPS) == len({s["id"] for s in STEPS})
+    assert all(s["group"] in GROUP_NAMES for s in STEPS if "skip" not in s)
+    # the main job's later users run after it, in its group
+    main = [s["id"] for s in STEPS if s["group"] == STEPS[0]["group"]]
+    assert main[0] == STEPS[0]["id"] and STEPS[0]["command"].startswith("./dev train")
+    for s in STEPS:
+        if USES_MAIN_RUN.search(s.get("command", "")) and "jax" not in s["command"]:
+            assert s["group"] == STEPS[0]["group"] or "skip" in s, s["id"]
 
 
-@pytest.mark.parametrize("step", STEPS, ids=[s["id"] for s in STEPS])
-def test_readme_step_runs(results, step):
-    if "skip" in step:
-        pytest.skip(step["skip"])
-    r = results.get(step["id"])
-    assert r is not None, "the runner died before this step:\n" + results["_stderr"]
-    assert r["ok"], f"{step.get('command') or 'python block'} failed:\n{r.get('error')}"
+@pytest.mark.parametrize("group", GROUP_NAMES)
+def test_readme_section_runs(group, tmp_path_factory, fashion_mnist):
+    steps = [s for s in STEPS if s["group"] == group and "skip" not in s]
+    work, found, log = _run_group(group, tmp_path_factory, fashion_mnist)
+    failed = []
+    for step in steps:
+        r = found.get(step["id"])
+        if r is None:
+            failed.append(f"{step['id']}: the runner died before this step:\n{log[-4000:]}")
+            break
+        if not r["ok"]:
+            failed.append(f"{step['id']} ({step.get('command') or 'python block'}) "
+                          f"failed:\n{r.get('error')}")
+    assert not failed, "\n\n".join(failed)
+    for path in work.iterdir():  # passed: only the log is kept (VGG's runs are gigabytes)
+        if path.name != "runner.log":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+@pytest.mark.parametrize("step", [s for s in STEPS if "skip" in s],
+                         ids=[s["id"] for s in STEPS if "skip" in s])
+def test_readme_step_skipped(step):
+    pytest.skip(step["skip"])

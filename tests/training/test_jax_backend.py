@@ -108,32 +108,90 @@ def test_jax_run_resumes_after_kill_and_finishes(jax_run):
     assert not os.path.exists(os.path.join(run, "backup"))
 
 
-def test_export_from_jax_serves_the_jax_probabilities_in_tensorflow(jax_run):
+# What the tests below check under JAX, in one JAX process (TensorFlow and JAX are
+# imported once): the model's probabilities with the run's Preprocessing and an export
+# from JAX; `kerascnn --backend jax evaluate` and `predict` through the command line's
+# entry point (kerascnn.cli.main, what `python -m kerascnn.cli` runs) and the top-1
+# error computed here from the model's own predictions; GoogLeNet's auxiliary loss.
+JAX_CHECKS = """
+import contextlib, io, json, os, numpy as np, keras, tensorflow as tf
+assert keras.backend.backend() == "jax"
+from kerascnn.cli import main
+from kerascnn.data.decode import decode_image
+from kerascnn.data.preprocessing import Preprocessing
+from kerascnn.evaluation.loading import load_keras_model
+from kerascnn.export import export_model
+plan = json.load(open("plan.json"))
+run, folder, model_path = plan["run"], plan["folder"], plan["model"]
+out = {}
+
+# the JAX model's probabilities with the run's Preprocessing, and an export from JAX
+model = load_keras_model(run + "/checkpoints/last.keras")
+prep, names = Preprocessing.load(run)
+x = np.stack([prep(decode_image(tf.io.read_file(p), channels=3)).numpy() for p in plan["files"]])
+np.save("jax_probs.npy", np.asarray(model.predict(x, verbose=0), np.float32))
+export_model(model, "fromjax", base_dir="sm_direct", preprocessing=prep,
+             class_names=names, metadata={"note": "jax"})
+keras.backend.clear_session()
+
+# evaluate and predict through the command line, and the error computed here
+out["evaluate_rc"] = main(["--backend", "jax", "evaluate", "--model", model_path, "--source",
+                           folder, "--split", "test", "--protocol", "center", "--out",
+                           plan["report"], "--quiet"])
+keras.backend.clear_session()
+model = load_keras_model(model_path)
+prep, names = Preprocessing.load(run)
+wrong = total = 0
+test = os.path.join(folder, "test")
+for label, cls in enumerate(sorted(os.listdir(test))):
+    for n in sorted(os.listdir(os.path.join(test, cls))):
+        img = decode_image(tf.io.read_file(os.path.join(test, cls, n)), channels=3)
+        p = model.predict(prep(img)[None].numpy(), verbose=0)[0]
+        wrong += int(np.argmax(p) != label); total += 1
+out["own_top1_error"] = 100.0 * wrong / total
+keras.backend.clear_session()
+printed = io.StringIO()
+with contextlib.redirect_stdout(printed):
+    out["predict_rc"] = main(["--backend", "jax", "predict", "--model", model_path, "-k", "2",
+                              os.path.join(folder, "test", "red", "0.png")])
+out["predict_stdout"] = printed.getvalue()
+keras.backend.clear_session()
+
+# GoogLeNet with auxiliary heads: one fit step
+from kerascnn import applications as apps
+model = apps.GoogLeNet(aux_logits=True, input_shape=(65, 65, 3), classes=4,
+                       dropout=0.0, aux_dropout=0.0)
+x = np.random.default_rng(0).uniform(-2, 2, (4, 65, 65, 3)).astype("float32")
+y = np.array([0, 1, 2, 3], "int32")
+model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
+heads = [np.asarray(keras.ops.convert_to_numpy(t), np.float64)
+         for t in model.with_aux_outputs().predict(x, batch_size=4, verbose=0)]  # compiled
+loss = model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False).history["loss"][0]
+out.update(heads=[h.tolist() for h in heads], aux_loss=loss)
+json.dump(out, open("checks.json", "w"))
+"""
+
+
+@pytest.fixture(scope="module")
+def jax_checks(jax_run):
     root, run = jax_run["root"], jax_run["run"]
     files = sorted(os.path.join(dp, n) for dp, _, ns in os.walk(os.path.join(jax_run["folder"], "test"))
                    for n in ns)[::3]
-    with open(os.path.join(root, "files.json"), "w") as f:
-        json.dump(files, f)
-    # JAX: the model's probabilities with the run's Preprocessing, and an export from JAX.
-    _python(f"""
-        import json, numpy as np, keras, tensorflow as tf
-        assert keras.backend.backend() == "jax"
-        from kerascnn.data.decode import decode_image
-        from kerascnn.data.preprocessing import Preprocessing
-        from kerascnn.evaluation.loading import load_keras_model
-        from kerascnn.export import export_model
-        model = load_keras_model({run!r} + "/checkpoints/last.keras")
-        prep, names = Preprocessing.load({run!r})
-        files = json.load(open("files.json"))
-        x = np.stack([prep(decode_image(tf.io.read_file(p), channels=3)).numpy() for p in files])
-        np.save("jax_probs.npy", np.asarray(model.predict(x, verbose=0), np.float32))
-        export_model(model, "fromjax", base_dir="sm_direct", preprocessing=prep,
-                     class_names=names, metadata={{"note": "jax"}})
-    """, root, "jax")
+    plan = dict(run=run, folder=jax_run["folder"], files=files,
+                model=os.path.join(run, "checkpoints", "last.keras"),
+                report=os.path.join(root, "report"))
+    with open(os.path.join(root, "plan.json"), "w") as f:
+        json.dump(plan, f)
+    _python(JAX_CHECKS, root, "jax")
+    return dict(plan, **json.load(open(os.path.join(root, "checks.json"))))
+
+
+def test_export_from_jax_serves_the_jax_probabilities_in_tensorflow(jax_run, jax_checks):
+    root, files = jax_run["root"], jax_checks["files"]
     # TensorFlow only: serve both exports with plain tf.saved_model.
     _python(f"""
         import json, numpy as np, tensorflow as tf
-        files = json.load(open("files.json"))
+        files = json.load(open("plan.json"))["files"]
         data = tf.constant([open(p, "rb").read() for p in files])
         direct = tf.saved_model.load("sm_direct/fromjax/1")
         out = direct.signatures["serving_default"](image_bytes=data)
@@ -163,61 +221,26 @@ def test_export_from_jax_serves_the_jax_probabilities_in_tensorflow(jax_run):
     assert os.path.exists(os.path.join(root, "sm_direct", "models.config"))
 
 
-def test_evaluate_and_predict_under_jax(jax_run):
-    root, run = jax_run["root"], jax_run["run"]
-    model = os.path.join(run, "checkpoints", "last.keras")
-    out = os.path.join(root, "report")
-    _run(_cli("--backend", "jax", "evaluate", "--model", model, "--source", jax_run["folder"],
-              "--split", "test", "--protocol", "center", "--out", out, "--quiet"), root)
-    # the same error computed here from the JAX model's own predictions
-    _python(f"""
-        import json, os, numpy as np, keras, tensorflow as tf
-        from kerascnn.data.decode import decode_image
-        from kerascnn.data.preprocessing import Preprocessing
-        from kerascnn.evaluation.loading import load_keras_model
-        model = load_keras_model({model!r})
-        prep, names = Preprocessing.load({run!r})
-        wrong = total = 0
-        test = os.path.join({jax_run["folder"]!r}, "test")
-        for label, cls in enumerate(sorted(os.listdir(test))):
-            for n in sorted(os.listdir(os.path.join(test, cls))):
-                img = decode_image(tf.io.read_file(os.path.join(test, cls, n)), channels=3)
-                p = model.predict(prep(img)[None].numpy(), verbose=0)[0]
-                wrong += int(np.argmax(p) != label); total += 1
-        json.dump({{"top1_error": 100.0 * wrong / total}}, open("own_error.json", "w"))
-    """, root, "jax")
-    own = json.load(open(os.path.join(root, "own_error.json")))["top1_error"]
-    report = json.load(open(out + ".json"))
+def test_evaluate_and_predict_under_jax(jax_checks):
+    assert jax_checks["evaluate_rc"] == 0
+    report = json.load(open(jax_checks["report"] + ".json"))
     (center,) = report["results"]
     assert center["protocol"] == "center" and center["examples"] == 12
+    # the same error computed from the JAX model's own predictions
+    own = jax_checks["own_top1_error"]
     assert center["top1"] == pytest.approx(own, abs=1e-4)  # float32 in the report; 1 image = 8.3
-    pred = _run(_cli("--backend", "jax", "predict", "--model", model, "-k", "2",
-                     os.path.join(jax_run["folder"], "test", "red", "0.png")), root)
-    assert "1. " in pred.stdout and "2. " in pred.stdout, pred.stdout
+    pred = jax_checks["predict_stdout"]
+    assert jax_checks["predict_rc"] == 0
+    assert "1. " in pred and "2. " in pred, pred
 
 
-def test_googlenet_aux_loss_under_jax(tmp_path):
-    _python("""
-        import json, keras, numpy as np
-        assert keras.backend.backend() == "jax"
-        from kerascnn import applications as apps
-        model = apps.GoogLeNet(aux_logits=True, input_shape=(65, 65, 3), classes=4,
-                               dropout=0.0, aux_dropout=0.0)
-        x = np.random.default_rng(0).uniform(-2, 2, (4, 65, 65, 3)).astype("float32")
-        y = np.array([0, 1, 2, 3], "int32")
-        model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
-        heads = [np.asarray(keras.ops.convert_to_numpy(t), np.float64)
-                 for t in model.with_aux_outputs()(x, training=False)]
-        loss = model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False).history["loss"][0]
-        json.dump({"heads": [h.tolist() for h in heads], "loss": loss}, open("aux.json", "w"))
-    """, str(tmp_path), "jax")
-    got = json.load(open(tmp_path / "aux.json"))
+def test_googlenet_aux_loss_under_jax(jax_checks):
     y = np.array([0, 1, 2, 3])
-    main, aux1, aux2 = (np.asarray(h) for h in got["heads"])
+    main, aux1, aux2 = (np.asarray(h) for h in jax_checks["heads"])
     ce = lambda p: float(np.mean(-np.log(p[np.arange(4), y])))  # noqa: E731
     want = ce(main) + 0.3 * (ce(aux1) + ce(aux2))
     assert abs(want - ce(main)) > 0.1  # the auxiliary terms matter
-    assert got["loss"] == pytest.approx(want, rel=1e-4)
+    assert jax_checks["aux_loss"] == pytest.approx(want, rel=1e-4)
 
 
 def test_backend_flag(tmp_path):
