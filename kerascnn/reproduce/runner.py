@@ -31,6 +31,7 @@ from kerascnn.reproduce.plan import plan_study
 from kerascnn.reproduce.recipes import Settings, native_size, variant_recipe
 from kerascnn.reproduce.runs import finished, run_folder, train_variant
 from kerascnn.reproduce.studies import Study
+from kerascnn.training import run_dir as rd
 
 __all__ = ["Settings", "run_study", "study_data", "default_output_dir"]
 
@@ -40,7 +41,7 @@ def default_output_dir(study_name: str) -> str:
 
 
 def _log(msg):
-    print(f"[reproduce] {msg}", flush=True)
+    rd.log(msg, who="reproduce")
 
 
 def study_data(study, settings, output_dir, log) -> dict:

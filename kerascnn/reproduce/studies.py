@@ -1,8 +1,7 @@
 """The studies of He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition",
 CVPR 2016, as a table: a study is its variants (each one recipe of ``pipelines/`` with
 overrides, trained by ``kerascnn train``'s code: :mod:`kerascnn.reproduce.recipes`),
-the claims it decides on their measured curves and the figure it draws
-(``../shared/PAPERS.md``).
+the claims it decides on their measured curves and the figure it draws.
 
 - ``degradation``: Figure 1 and Figure 6 (left, middle), §4.2: plain-20/56 and
   ResNet-20/56 (CIFAR nets, option A), one recipe for all four.

@@ -193,7 +193,8 @@ def _read_pid(fd) -> str:
         return ""
 
 
-def log(msg):
-    """One line of what a run is doing, on stdout, flushed (``[kerascnn] ...``): the
-    one console voice of training's modules."""
-    print(f"[kerascnn] {msg}", flush=True)
+def log(msg, who="kerascnn"):
+    """One line of what a run is doing, on stdout, flushed (``[kerascnn] ...``; a
+    study's own lines say ``[reproduce]``): the one console voice of training's
+    modules and of the studies built on them."""
+    print(f"[{who}] {msg}", flush=True)

@@ -72,7 +72,7 @@ def test_reproduce_refuses_a_missing_split_folder(tmp_path, train_only, capsys):
     code = main(["reproduce", "degradation", "--data", train_only, "--iterations", "2",
                  "--points", "1", "--output-dir", str(out)])
     assert code == 2
-    line = _error_line(capsys.readouterr().out, "reproduce")
+    line = _error_line(capsys.readouterr().err, "reproduce")
     assert os.path.join(train_only, "test") in line
     assert not os.path.exists(out / "plan.json") and not os.path.exists(out / "mean.npy")
 
