@@ -10,12 +10,6 @@ _STUDIES = ("degradation", "responses", "shortcuts")
 _STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 _PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
-# The paper's full CIFAR-10 setting (He et al. 2016, §4.2).
-PAPER = dict(data="tfds:cifar10", iterations=64_000, points=160, batch_size=128, lr=0.1,
-             augment="cifar", precision="float32", test_examples=10_000,
-             train_examples=None)
-
-
 def _positive(kind):
     def parse(text):
         value = kind(text)
@@ -89,10 +83,12 @@ def register(subparsers):
 
 
 def settings_from_args(args):
-    """The :class:`~kerascnn.reproduce.runner.Settings` of parsed arguments."""
+    """The :class:`~kerascnn.reproduce.runner.Settings` of parsed arguments
+    (``--paper``: the study's ``paper_settings`` first)."""
     from kerascnn.reproduce.runner import Settings
+    from kerascnn.reproduce.studies import get_study
 
-    values = dict(PAPER) if args.paper else {}
+    values = dict(get_study(args.study).paper_settings) if args.paper else {}
     for name in ("data", "data_dir", "budget_minutes", "iterations", "epochs", "points",
                  "batch_size", "lr", "seeds", "augment", "train_examples",
                  "test_examples", "precision", "strategy"):

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from kerascnn._io import atomic_write, write_json
-from kerascnn.reproduce.studies import PAPER_NUMBERS, as_number
+from kerascnn.reproduce.studies import as_number, paper_numbers
 
 __all__ = ["curves_report", "responses_report", "write_reports"]
 
@@ -49,7 +49,7 @@ def curves_report(study, runs, output_dir) -> dict:
             "final_test_error_mean": float(np.mean(finals_test)),
             "final_test_error_spread": float(np.ptp(finals_test)),
             "train_seconds": float(sum(as_number(by_seed[s]["seconds"]) for s in seeds)),
-            "paper": PAPER_NUMBERS.get(study.name, {}).get(key),
+            "paper": paper_numbers(study, key),
         }
     figure = study.draw(study, runs, output_dir)
     return {"networks": nets, **_claims(study.decide(study, runs)),
