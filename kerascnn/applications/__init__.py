@@ -54,6 +54,7 @@ from kerascnn.applications.resnet import (
     ResNet152,
 )
 from kerascnn.applications.vgg import VGG, VGG11, VGG11LRN, VGG13, VGG16, VGG16C, VGG19
+from kerascnn.applications.vgg_scaled import ScaledVGG
 from kerascnn.weights.classes import decode_predictions
 from kerascnn.weights.loading import preprocess_input
 
@@ -67,6 +68,7 @@ __all__ = [
     "VGG16",
     "VGG16C",
     "VGG19",
+    "ScaledVGG",
     "ModelInfo",
     "Plain18",
     "Plain20",

@@ -44,14 +44,16 @@ def _weights_init():
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.01)
 
 
-def fc_head(x, classes, classifier_activation, *, width, dropout, fc_bias):
-    """``flatten -> fc6 -> drop6 -> fc7 -> drop7 -> fc8``, shared with VGG."""
+def fc_head(x, classes, classifier_activation, *, width, dropout, fc_bias, initializer=None):
+    """``flatten -> fc6 -> drop6 -> fc7 -> drop7 -> fc8``, shared with VGG.
+    ``initializer``: a function returning each kernel's initializer (None: N(0, 1e-2))."""
+    initializer = initializer or _weights_init
     x = keras.layers.Flatten(name="flatten")(x)
     for i in (6, 7):
         x = keras.layers.Dense(
             width,
             activation="relu",
-            kernel_initializer=_weights_init(),
+            kernel_initializer=initializer(),
             bias_initializer=keras.initializers.Constant(fc_bias),
             name=f"fc{i}",
         )(x)
@@ -59,7 +61,7 @@ def fc_head(x, classes, classifier_activation, *, width, dropout, fc_bias):
     return keras.layers.Dense(
         classes,
         activation=classifier_activation,
-        kernel_initializer=_weights_init(),
+        kernel_initializer=initializer(),
         bias_initializer="zeros",
         dtype=_common.head_dtype(),
         name="fc8",

@@ -18,7 +18,8 @@ from typing import Callable
 from kerascnn._protocols import PAPER_PROTOCOLS
 from kerascnn.weights.sets import lookup_key
 
-FAMILIES = ("alexnet", "vgg", "googlenet", "resnet", "plain", "resnet_cifar", "plain_cifar")
+FAMILIES = ("alexnet", "vgg", "googlenet", "resnet", "plain", "resnet_cifar", "plain_cifar",
+            "vgg_scaled")
 # The keys of paper_results: the evaluation's protocol table (``test``: the CIFAR nets'
 # single-view test error, the ``center`` protocol's figure).
 PROTOCOLS = PAPER_PROTOCOLS

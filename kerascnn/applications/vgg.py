@@ -80,7 +80,49 @@ def VGG(
     Returns:
         A functional ``keras.Model``.
     """
+    return build(
+        config, include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
+    )
+
+
+def stage_width(filters, width):
+    """Filters of a layer of Table 1 (``filters``: 64, 128, 256 or 512) in a net whose
+    first stage has ``width`` filters (the paper's: 64): ``filters * width / 64``."""
+    return filters * width // 64
+
+
+def build(
+    config,
+    *,
+    include_top,
+    weights,
+    input_tensor,
+    input_shape,
+    pooling,
+    classes,
+    classifier_activation,
+    name,
+    width=64,
+    fc_width=4096,
+    dropout=0.5,
+    default_size=DEFAULT_SIZE,
+    kernel_initializer=None,
+    default_names=None,
+):
+    """The constructor behind :func:`VGG` and the scaled nets
+    (:mod:`kerascnn.applications.vgg_scaled`): configuration ``config`` of Table 1 with
+    its first stage ``width`` filters wide (the others in proportion,
+    :func:`stage_width`), ``fc_width`` units in fc6/fc7, ``dropout`` after them, sized
+    for ``default_size`` inputs; ``kernel_initializer``: None is the paper's N(0, 1e-2)
+    (conv and fc layers), else a Keras initializer for every conv and fc kernel.
+    ``width=64, fc_width=4096`` is the paper's network."""
     _common.check_choice("config", config, tuple(CONFIGS))
+    names = default_names or _DEFAULT_NAMES
+    size = tuple(default_size)
+    last = stage_width(512, width)
+    map_side = size[0] // 32
     input_shape = _common.check_common_args(
         include_top=include_top,
         weights=weights,
@@ -88,15 +130,19 @@ def VGG(
         input_shape=input_shape,
         pooling=pooling,
         classes=classes,
-        default_size=DEFAULT_SIZE,
+        default_size=size,
         min_size=MIN_SIZE,
         exact_size_with_top=True,
-        top_reason=" (fc6 is sized for the 7x7x512 map of the last pool)",
+        top_reason=f" (fc6 is sized for the {map_side}x{map_side}x{last} map of the last pool)",
     )
     weights_plan = _common.resolve_weights(
-        weights, network=_DEFAULT_NAMES[config], family="vgg", include_top=include_top,
+        weights, network=names[config], family="vgg", include_top=include_top,
         classes=classes, input_shape=input_shape,
     )
+
+    def init():
+        return _init() if kernel_initializer is None else keras.initializers.get(kernel_initializer)
+
     img_input = _common.make_input(input_tensor, input_shape)
     x = img_input
     block, conv = 1, 0
@@ -110,20 +156,21 @@ def VGG(
             kernel, filters = (1, item[1]) if isinstance(item, tuple) else (3, item)
             conv += 1
             x = keras.layers.Conv2D(
-                filters,
+                stage_width(filters, width),
                 kernel,
                 padding="same",
                 activation="relu",
-                kernel_initializer=_init(),
+                kernel_initializer=init(),
                 bias_initializer="zeros",
                 name=f"block{block}_conv{conv}",
             )(x)
     if include_top:
-        x = fc_head(x, classes, classifier_activation, width=4096, dropout=0.5, fc_bias=0.0)
+        x = fc_head(x, classes, classifier_activation, width=fc_width, dropout=dropout,
+                    fc_bias=0.0, initializer=None if kernel_initializer is None else init)
     else:
         x = _common.global_pool(x, pooling)
     model = keras.Model(
-        _common.model_inputs(input_tensor, img_input), x, name=name or _DEFAULT_NAMES[config]
+        _common.model_inputs(input_tensor, img_input), x, name=name or names[config]
     )
     return _common.load_weights(model, weights_plan)
 

@@ -24,7 +24,7 @@ from kerascnn.data.preprocessing import Preprocessing, subtract_mean
 from kerascnn.evaluation.protocols import TABLE, make_protocol
 from kerascnn.evaluation.report import EvaluationReport, ProtocolResult, paper_result
 
-__all__ = ["Member", "evaluate"]
+__all__ = ["Member", "evaluate", "posteriors"]
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -234,6 +234,75 @@ def _fixed_size(ds):
     return ds.element_spec[0].shape.is_fully_defined()
 
 
+def _prepare(model, source, protocols, split, batch_size, preprocessing, max_examples,
+             protocol_options):
+    """Every check, before any image is read; the runners per protocol and the source's
+    ``(dataset, num_examples, name)``."""
+    for p in protocols:
+        if p not in TABLE:
+            raise ValueError(f"Unknown protocol. Expected one of {list(TABLE)}. Received: protocol={p!r}")
+    if int(batch_size) < 1:
+        raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size}")
+    old = sorted({"mean", "pad", "crop_size"} & set(protocol_options))
+    if old:
+        raise ValueError(f"Pass the preprocessing as `preprocessing=Preprocessing(...)` (its "
+                         f"image_size, pad and mean). Received: {', '.join(old)}")
+    members = _as_members(model, preprocessing)
+    # Everything that can be wrong is found here, before any image is read.
+    runners = {p: [_Runner(m, p, protocol_options) for m in members] for p in protocols}
+    channels = runners[protocols[0]][0].channels
+    raw, num_examples, source_name = _source_dataset(source, split, channels)
+    if max_examples is not None:
+        raw = raw.take(int(max_examples))
+        num_examples = int(max_examples) if num_examples is None else min(num_examples, int(max_examples))
+    return runners, raw, num_examples, source_name
+
+
+def _fused_batches(rs, raw, batch_size):
+    """``(posteriors (B, classes) averaged over the networks rs, labels)`` per step."""
+    per_image = rs[0].protocol.uses_dense and not _fixed_size(raw)
+    step_batch = 1 if per_image else int(batch_size)
+    ds = raw.map(lambda x, y, rs=rs: (tuple(r.views(x) for r in rs), y), num_parallel_calls=AUTOTUNE)
+    ds = ds.batch(step_batch).prefetch(AUTOTUNE)
+    for batch, labels in ds:
+        probs = [r.posteriors(b) for r, b in zip(rs, batch)]
+        yield tf.add_n(probs) / len(probs), labels
+
+
+def posteriors(
+    model,
+    source,
+    protocol="center",
+    *,
+    split="test",
+    batch_size=32,
+    preprocessing=None,
+    max_examples=None,
+    **protocol_options,
+):
+    """Each image's posteriors under one protocol, for per-image comparisons of protocols
+    (paired tests on the same images): the numbers :func:`evaluate` reduces to errors.
+
+    Args: as :func:`evaluate`'s, with one protocol name.
+
+    Returns:
+        ``(probabilities, labels)``: float32 ``(N, classes)`` (softmax averaged over the
+        protocol's views, scales and the fused networks) and int ``(N,)``, in the
+        source's order.
+    """
+    if not isinstance(protocol, str):
+        raise ValueError(f"`protocol` must be one protocol name. Received: protocol={protocol!r}")
+    runners, raw, _, source_name = _prepare(
+        model, source, [protocol], split, batch_size, preprocessing, max_examples, protocol_options)
+    probs, labels = [], []
+    for fused, y in _fused_batches(runners[protocol], raw, batch_size):
+        probs.append(np.asarray(fused, np.float32))
+        labels.append(np.asarray(y).reshape(-1).astype(np.int64))
+    if not probs:
+        raise ValueError(f"The source {source_name!r} gave no images. Received: source={source!r}")
+    return np.concatenate(probs), np.concatenate(labels)
+
+
 def evaluate(
     model,
     source,
@@ -271,39 +340,18 @@ def evaluate(
         An :class:`EvaluationReport` (top-1/top-5 error per protocol, the paper's figures).
     """
     protocols = [protocol] if isinstance(protocol, str) else list(protocol)
-    for p in protocols:
-        if p not in TABLE:
-            raise ValueError(f"Unknown protocol. Expected one of {list(TABLE)}. Received: protocol={p!r}")
-    if int(batch_size) < 1:
-        raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size}")
-    old = sorted({"mean", "pad", "crop_size"} & set(protocol_options))
-    if old:
-        raise ValueError(f"Pass the preprocessing as `preprocessing=Preprocessing(...)` (its "
-                         f"image_size, pad and mean). Received: {', '.join(old)}")
-    members = _as_members(model, preprocessing)
-    # Everything that can be wrong is found here, before any image is read.
-    runners = {p: [_Runner(m, p, protocol_options) for m in members] for p in protocols}
-    channels = runners[protocols[0]][0].channels
-    raw, num_examples, source_name = _source_dataset(source, split, channels)
-    if max_examples is not None:
-        raw = raw.take(int(max_examples))
-        num_examples = int(max_examples) if num_examples is None else min(num_examples, int(max_examples))
+    runners, raw, num_examples, source_name = _prepare(
+        model, source, protocols, split, batch_size, preprocessing, max_examples, protocol_options)
 
     results = []
     for p in protocols:
         rs = runners[p]
-        per_image = rs[0].protocol.uses_dense and not _fixed_size(raw)
-        step_batch = 1 if per_image else int(batch_size)
-        ds = raw.map(lambda x, y, rs=rs: (tuple(r.views(x) for r in rs), y), num_parallel_calls=AUTOTUNE)
-        ds = ds.batch(step_batch).prefetch(AUTOTUNE)
         top1, top5 = TopKError(1), TopKError(5)
         bar = keras.utils.Progbar(num_examples, unit_name="image") if verbose else None
         if verbose:
             print(f"{rs[0].protocol.describe()}" + (f", {len(rs)} networks fused" if len(rs) > 1 else ""))
         seen = 0
-        for batch, labels in ds:
-            probs = [r.posteriors(b) for r, b in zip(rs, batch)]
-            fused = tf.add_n(probs) / len(probs)
+        for fused, labels in _fused_batches(rs, raw, batch_size):
             top1.update_state(labels, fused)
             top5.update_state(labels, fused)
             seen += int(labels.shape[0])

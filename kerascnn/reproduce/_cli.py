@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-_STUDIES = ("degradation", "responses", "shortcuts")
+_STUDIES = ("degradation", "responses", "shortcuts", "vgg")
 _STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 _PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -28,7 +28,9 @@ def register(subparsers):
             "on the measured curves: degradation (Figures 1/6: plain-20/56, "
             "ResNet-20/56), responses (Figure 7: std of each 3x3 layer's response of "
             "the degradation nets), shortcuts (Table 3 in small: ResNet-20 with options "
-            "A/B/C). The default budget fits a 2-core CPU on the offline Fashion-MNIST; "
+            "A/B/C); vgg (Simonyan & Zisserman 2015, Tables 3 and 5 on VGG nets scaled "
+            "to 32x32: LRN, depth, 1x1 vs 3x3, scale jittering, dense + multi-crop "
+            "evaluation). The default budget fits a 2-core CPU on the offline Fashion-MNIST; "
             "--paper is the paper's setting (CIFAR-10 from tfds, 64k iterations). "
             "Running the same command again resumes: finished networks are not "
             "retrained."),
@@ -37,7 +39,7 @@ def register(subparsers):
     p.add_argument("--budget-minutes", type=_positive(float), default=None,
                    help="wall-clock budget that sizes the iterations (default per "
                    "study: degradation 25, responses 2 plus degradation's if its nets "
-                   "are missing, shortcuts 20)")
+                   "are missing, shortcuts 20, vgg 28)")
     p.add_argument("--data", default=None,
                    help="a load_source spec: fashion_mnist (offline default), "
                    "tfds:cifar10, an image folder (train/ and test/ split folders), "

@@ -86,6 +86,9 @@ def _table(study, report) -> list[str]:
     plan = report["plan"]
     paper_col = ("paper ImageNet ResNet-34 top-1 (%)" if study.name == "shortcuts"
                  else "paper CIFAR-10 test error (%)")
+    quantities = [q for _, numbers in study.paper_numbers for q in numbers]
+    if quantities and quantities[0].startswith("ImageNet"):  # vgg: the quantity's name
+        paper_col = "paper " + quantities[0].replace("_", " ") + " (%)"
     rows = [f"| network | seeds | iterations | final training error (%) | "
             f"final test error (%) | {paper_col} | training time (s) |",
             "|---|---|---|---|---|---|---|"]
