@@ -237,7 +237,9 @@ def measure_protocols(study, runs, recipe_of, log) -> dict:
     scale = tuple(int(s) for s in recipe.data.policy_options["scale"])
     path = os.path.join(os.path.dirname(os.path.dirname(folder)), PROTOCOLS_FILE)
     record = read_json(path)
+    how = f"read back from {path}"
     if record is None or record.get("run_dir") != folder:
+        how = f"written to {path}"
         _, curve, _ = experiment.load_sources(recipe)
         model = load_keras_model(os.path.join(folder, "checkpoints", "last.keras"))
         probs = {}
@@ -258,7 +260,7 @@ def measure_protocols(study, runs, recipe_of, log) -> dict:
         del model
     log(f"protocols {key}: " + ", ".join(f"{p} {record['errors'][p]:.2f} %"
                                          for p in PROTOCOLS)
-        + f" top-1 error on {record['examples']} test images")
+        + f" top-1 error on {record['examples']} test images ({how})")
     runs[key][0] = dict(run, protocols=record)
     return runs
 
