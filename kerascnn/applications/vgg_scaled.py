@@ -21,8 +21,8 @@ paper's nets:
   Glorot & Bengio's random initialisation trains them without pre-training (§3.1);
   at 8 filters a layer N(0, 1e-2) shrinks the signal a hundredfold per layer.
 
-Parameter counts (10 classes, 1 channel, as the study trains them) beside the paper's
-are :func:`params` and :data:`PAPER_PARAMS`.
+:func:`params` counts their trainable weights without building them (the study's
+outputs print them beside the paper's: :data:`kerascnn.reproduce.vgg_studies.SCALED_PARAMS`).
 """
 
 from __future__ import annotations
@@ -30,15 +30,12 @@ from __future__ import annotations
 from kerascnn.applications import vgg
 from kerascnn.applications.registry import ModelInfo, register_model
 
-__all__ = ["ScaledVGG", "PAPER_PARAMS", "DEFAULT_NAMES", "params", "label"]
+__all__ = ["ScaledVGG", "DEFAULT_NAMES", "params"]
 
 DEFAULT_SIZE = (32, 32)
 DEFAULT_WIDTH = 8
 DEFAULT_FC_WIDTH = 64
 DEFAULT_NAMES = {c: f"scaled_{n}" for c, n in vgg._DEFAULT_NAMES.items()}
-# PAPERS.md: trainable weights of the full-size nets (224x224x3, 1000 classes).
-PAPER_PARAMS = {"A": 132_863_336, "A-LRN": 132_863_336, "B": 133_047_848,
-                "C": 133_638_952, "D": 138_357_544, "E": 143_667_240}
 
 
 def ScaledVGG(
@@ -113,14 +110,6 @@ def params(config, *, width=DEFAULT_WIDTH, fc_width=DEFAULT_FC_WIDTH, classes=10
         c_in = c_out
     return (total + c_in * fc_width + fc_width + fc_width * fc_width + fc_width
             + fc_width * classes + classes)
-
-
-def label(config, *, width=DEFAULT_WIDTH, fc_width=DEFAULT_FC_WIDTH, classes=10,
-          channels=1) -> str:
-    """How outputs name a scaled net: ``VGG-A scaled (153.4k params; paper A 132.9M)``."""
-    n = params(config, width=width, fc_width=fc_width, classes=classes, channels=channels)
-    return (f"VGG-{config} scaled ({n / 1e3:.1f}k params; paper {config} "
-            f"{PAPER_PARAMS[config] / 1e6:.1f}M)")
 
 
 register_model(ModelInfo(

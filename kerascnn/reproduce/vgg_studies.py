@@ -51,12 +51,12 @@ import os
 
 import numpy as np
 
-from kerascnn.applications import vgg_scaled
 from kerascnn.reproduce import claims as rules
 from kerascnn.reproduce import plots
 from kerascnn.reproduce.study import Network, Study, as_number, series
 
-__all__ = ["STUDIES", "PAPER_SETTINGS", "TRAIN_SCALE", "JITTER_SCALE", "PROTOCOLS",
+__all__ = ["STUDIES", "PAPER_SETTINGS", "SCALED_PARAMS", "PAPER_PARAMS", "label",
+           "TRAIN_SCALE", "JITTER_SCALE", "PROTOCOLS",
            "ordering_claim", "protocols_claim", "measure_protocols"]
 
 TRAIN_SCALE = (32, 32)  # the paper's S = 256: the whole image
@@ -72,19 +72,37 @@ PAPER_SETTINGS = (("data", "tfds:cifar10"), ("epochs", 74), ("points", 74),
                   ("test_examples", 10_000), ("train_examples", None))
 
 
+# Trainable weights of kerascnn.applications.vgg_scaled.ScaledVGG(config) as the study
+# trains it (width 8, fc 64, 32x32x1 Fashion-MNIST, 10 classes; 3-channel data: 144
+# more), stated here so that the study table imports no TensorFlow;
+# tests/applications/test_vgg_scaled.py checks them against the built nets and a hand
+# count.
+SCALED_PARAMS = {"A": 153_386, "A-LRN": 153_386, "B": 156_290, "C": 165_666,
+                 "D": 239_394, "E": 322_498}
+# PAPERS.md: the full-size nets (224x224x3, 1000 classes).
+PAPER_PARAMS = {"A": 132_863_336, "A-LRN": 132_863_336, "B": 133_047_848,
+                "C": 133_638_952, "D": 138_357_544, "E": 143_667_240}
+
+
+def label(config) -> str:
+    """How outputs name a scaled net: ``VGG-A scaled (153.4k params; paper A 132.9M)``."""
+    return (f"VGG-{config} scaled ({SCALED_PARAMS[config] / 1e3:.1f}k params; paper "
+            f"{config} {PAPER_PARAMS[config] / 1e6:.1f}M)")
+
+
 def _policy(scale):
     return {"scale": list(scale), "lighting": 0.0, "flip": False}
 
 
 def _net(config, key=None, scale=None):
     name = {"A": "vgg_a", "A-LRN": "vgg_a_lrn"}.get(config, f"vgg_{config.lower()}")
-    label = vgg_scaled.label(config)
+    text = label(config)
     overrides = ()
     if scale is not None:
-        label = label.replace(" scaled (", f" scaled, S in [{scale[0]}, {scale[1]}] (")
+        text = text.replace(" scaled (", f" scaled, S in [{scale[0]}, {scale[1]}] (")
         overrides = (("data.policy_options", _policy(scale)),)
     depth = 11 if config in ("A", "A-LRN") else {"B": 13, "C": 16, "D": 16, "E": 19}[config]
-    return Network(key or name, "scaled_vgg", label, "vgg_scaled", depth,
+    return Network(key or name, "scaled_vgg", text, "vgg_scaled", depth,
                    (("config", config),), overrides)
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from kerascnn import applications as apps
 from kerascnn.applications import vgg_scaled
+from kerascnn.reproduce import vgg_studies
 
 # Table 1 (PAPERS.md) as (kernel, filters) per conv of the paper's nets.
 _S = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
@@ -39,7 +40,7 @@ def trainable(model):
 
 def test_the_hand_count_is_the_papers_at_full_width():
     # the same formula at width 64, fc 4096, a 7x7 map: PAPERS.md's counts
-    for config, paper in vgg_scaled.PAPER_PARAMS.items():
+    for config, paper in vgg_studies.PAPER_PARAMS.items():
         convs = hand_count(config, 64, 0, 0, 3)  # fc 0, 0 classes: the convs only
         head = 7 * 7 * 512 * 4096 + 4096 + 4097 * 4096 + 4097 * 1000
         assert convs + head == paper, config
@@ -50,6 +51,7 @@ def test_scaled_counts_layers_and_names(config):
     model = vgg_scaled.ScaledVGG(config, input_shape=(32, 32, 1))
     expected = hand_count(config, 8, 64, 10, 1)
     assert trainable(model) == expected == vgg_scaled.params(config)
+    assert vgg_studies.SCALED_PARAMS[config] == expected
     convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
     assert [(l.kernel_size[0], l.filters) for l in convs] == \
         [(k, f // 8) for k, f in _table1(config)]
@@ -62,9 +64,9 @@ def test_scaled_counts_layers_and_names(config):
     assert tuple(model.get_layer("flatten").input.shape[1:]) == (1, 1, 64)
     assert model.name == "scaled_" + {"A": "vgg11", "A-LRN": "vgg11_lrn", "B": "vgg13",
                                       "C": "vgg16c", "D": "vgg16", "E": "vgg19"}[config]
-    label = vgg_scaled.label(config)
+    label = vgg_studies.label(config)
     assert "scaled" in label and f"{expected / 1e3:.1f}k" in label
-    assert f"{vgg_scaled.PAPER_PARAMS[config] / 1e6:.1f}M" in label
+    assert f"{vgg_studies.PAPER_PARAMS[config] / 1e6:.1f}M" in label
 
 
 def test_width_options_config_round_trip_and_forward():
