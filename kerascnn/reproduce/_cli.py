@@ -90,7 +90,14 @@ def settings_from_args(args):
     from kerascnn.reproduce.runner import Settings
     from kerascnn.reproduce.studies import get_study
 
-    values = dict(get_study(args.study).paper_settings) if args.paper else {}
+    study = get_study(args.study)
+    own = dict(study.overrides)
+    for flag, key in (("lr", "optimizer.learning_rate"), ("augment", "data.policy_options")):
+        value = getattr(args, flag)
+        if value is not None and key in own:  # the study sets it (vgg: the paper's)
+            raise ValueError(f"--{flag} does not apply to the {study.name} study: it sets "
+                             f"{key} itself ({own[key]!r}). Received: --{flag} {value}")
+    values = dict(study.paper_settings) if args.paper else {}
     for name in ("data", "data_dir", "budget_minutes", "iterations", "epochs", "points",
                  "batch_size", "lr", "seeds", "augment", "train_examples",
                  "test_examples", "precision", "strategy"):

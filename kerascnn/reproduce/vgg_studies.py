@@ -28,8 +28,8 @@ Where we depart from the paper: the data (offline Fashion-MNIST, 28×28 grey, re
 to 32; ``--data`` for others), widths and input size (see the builder), Glorot's
 initialisation for every net (the paper's footnote in §3.1, instead of N(0, 1e-2) and
 initialising the deeper nets from A), batch 128 (the paper's 256), no flip or colour
-shift (``--augment`` does not apply: the training scale is this study's augmentation),
-``--lr`` does not apply (the paper's 1e-2: at 4e-2 net A diverges), one seed, a few
+shift (``--augment`` is refused: the training scale is this study's augmentation),
+``--lr`` is refused (the paper's 1e-2: at 4e-2 net A diverges), one seed, a few
 hundred iterations. Claim (e) is measured on the scale-jittered D (as Table 5's nets
 were trained with S ~ U[256, 512]) with the paper's Q = {S_min, (S_min+S_max)/2,
 S_max} = {32, 48, 64} for both the dense and the multi-crop (5×5 grid, flips, 3

@@ -169,3 +169,8 @@ def test_cli_lists_the_study_and_its_paper_settings():
     settings = _cli.settings_from_args(args)
     assert settings.data == "tfds:cifar10" and settings.epochs == 74
     assert settings.batch_size == 256 and settings.precision == "float32"
+    for flag in (["--lr", "0.1"], ["--augment", "flip"]):  # the study sets them itself
+        with pytest.raises(ValueError, match=f"{flag[0]} does not apply to the vgg study"):
+            _cli.settings_from_args(parser.parse_args(["reproduce", "vgg", *flag]))
+    assert _cli.settings_from_args(parser.parse_args(
+        ["reproduce", "shortcuts", "--lr", "0.05"])).lr == 0.05
