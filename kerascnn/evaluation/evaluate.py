@@ -185,7 +185,7 @@ class _Runner:
         q = max(self.protocol.crop_size) + 32
         try:
             out = self.dense_model(tf.zeros([1, q, q + 8, self.channels]), training=False)
-            ok = out.shape.rank == 2
+            ok = len(out.shape) == 2  # a tf.TensorShape or (under JAX) a tuple
         except (ValueError, tf.errors.InvalidArgumentError):  # fixed-size layers (Flatten + Dense)
             ok = False
         if not ok:
