@@ -16,8 +16,8 @@ studies of ``kerascnn reproduce relu`` and ``alexnet-ablations``.
   (:func:`kerascnn.applications.alexnet.conv_stack`, ``fc_head``): five
   convolutions (LRN after conv1 and conv2, max pools after conv1, conv2, conv5),
   then fc6, fc7 (ReLU, dropout) and fc8. Scaled: the filters are ``width`` × the
-  paper's 96-256-384-384-256 (default 1/4: 24-64-96-96-64), fc6/fc7 have
-  ``fc_width`` units (default 512, the paper's 4096), conv1 is 5×5 stride 1 (the
+  paper's 96-256-384-384-256 (default 1/8: 12-32-48-48-32), fc6/fc7 have
+  ``fc_width`` units (default 256, the paper's 4096), conv1 is 5×5 stride 1 (the
   paper's 11×11 stride 4 is for 227-pixel images), every convolution and pool pads
   "same" (so the overlapping and the non-overlapping pools give the same map sizes
   and the variants the same parameters: 32 → 16 → 8 → 4), one tower (the paper's
@@ -133,8 +133,8 @@ def AlexNetSmall(
     pooling=None,
     classes=10,
     classifier_activation="softmax",
-    width=0.25,
-    fc_width=512,
+    width=0.125,
+    fc_width=256,
     lrn=True,
     overlap=True,
     dropout=0.5,
@@ -155,8 +155,8 @@ def AlexNetSmall(
         classes: number of classes (default 10).
         classifier_activation: activation of fc8; None gives logits.
         width: the filters as a fraction of the paper's 96-256-384-384-256
-            (default 0.25: 24-64-96-96-64).
-        fc_width: units of fc6 and fc7 (the paper's 4096; default 512).
+            (default 0.125: 12-32-48-48-32).
+        fc_width: units of fc6 and fc7 (the paper's 4096; default 256).
         lrn: local response normalisation after conv1 and conv2 (§3.3; default True).
         overlap: overlapping max pooling, 3×3 stride 2 (§3.4; default True); False:
             2×2 stride 2, the non-overlapping pooling the paper compares with.
@@ -219,9 +219,9 @@ register_model(ModelInfo(
     family="alexnet",
     input_shape=(32, 32, 3),
     classes=10,
-    params=1_026_666,
-    macs=24_851_456,
+    params=258_746,
+    macs=6_674_944,
     paper_results={},
     recipe="alexnet_small_cifar10",
-    description="AlexNet scaled to 32x32 (widths 1/4, fc 512): the ablations' net",
+    description="AlexNet scaled to 32x32 (widths 1/8, fc 256): the ablations' net",
 ))

@@ -8,10 +8,13 @@ with overrides, trained by ``kerascnn train``'s code.
   ReLU and with tanh. The paper: on CIFAR-10 the ReLU net reaches 25 % training error
   six times faster than the tanh net; no regularisation, each net's learning rate
   chosen to train it as fast as possible. Here: no weight decay, no augmentation, a
-  constant rate, and a small sweep: each activation trains at the rates
-  :data:`RELU_RATES` (the same for both, SGD momentum 0.9); the rate whose training
-  error curve has the lowest mean over the run (mean over seeds) is the activation's
-  "fastest" (the paper's choice, decided from the measured curves). Threshold:
+  constant rate, the same for both: :data:`RELU_RATE` (SGD, momentum 0.9; ``--lr``
+  changes it), the faster of 0.01 and 0.03 for both activations in a 60-iteration
+  trial on Fashion-MNIST (training error after 60 iterations, 2,000 images: ReLU
+  24.6 / 19.8 %, tanh 24.8 / 19.0 %). The rule also takes several rates per
+  activation (networks of one ``family`` with other ``optimizer.learning_rate``
+  overrides): the one whose training-error curve has the lowest mean over the run
+  (mean over seeds) is that activation's "fastest", as the paper chose. Threshold:
   ``--paper`` (CIFAR-10) the paper's 25 %; otherwise (Fashion-MNIST is easier, 25 %
   is crossed in the first few hundred iterations) **the lowest whole-percent error
   that every curve of the two chosen nets reaches**: the largest of the curves'
@@ -52,15 +55,16 @@ from kerascnn.reproduce import claims as rules
 from kerascnn.reproduce import plots
 from kerascnn.reproduce.study import Network, Study, as_number, series
 
-__all__ = ["STUDIES", "RELU_RATES", "RELU_PAPER_THRESHOLD", "crossing", "common_threshold",
+__all__ = ["STUDIES", "RELU_RATE", "RELU_PAPER_THRESHOLD", "crossing", "common_threshold",
            "relu_claims", "ablation_claims", "PAPER_ALEXNET_PARAMS", "SMALL_PARAMS",
            "FIG1_PARAMS"]
 
-RELU_RATES = (0.01, 0.03)  # the sweep of each activation (momentum 0.9)
+RELU_RATE = 0.03  # both activations (momentum 0.9): the faster of 0.01 and 0.03 for both
 RELU_PAPER_THRESHOLD = 25.0  # % training error, Figure 1 (CIFAR-10)
 RELU_PAPER_FACTOR = 6.0
+MIN_POINTS = 3  # fewer curve points: no crossing can be resolved (inconclusive)
 PAPER_ALEXNET_PARAMS = 60_965_224  # PAPERS.md
-SMALL_PARAMS = 1_026_666  # alexnet_small at 32x32x3, 10 classes (tests: by formula)
+SMALL_PARAMS = 258_746  # alexnet_small at 32x32x3, 10 classes (tests: by formula)
 FIG1_PARAMS = 89_578  # alexnet_fig1 at 32x32x3, 10 classes
 
 # -- relu ---------------------------------------------------------------------------
@@ -142,7 +146,8 @@ def relu_claims(curves, families, labels=None, threshold=None):
         method = "one seed: one curve interval (the crossing's resolution)"
     diff = float(np.mean(c_t) - np.mean(c_r))
     factors = c_t / c_r
-    if not reached_r and not reached_t:
+    too_few = min(len(curves[k][s][0]) for k in (relu, tanh) for s in seeds) < MIN_POINTS
+    if too_few or (not reached_r and not reached_t):
         outcome = rules.INCONCLUSIVE
     elif not math.isfinite(noise):
         outcome = rules.INCONCLUSIVE
@@ -155,7 +160,7 @@ def relu_claims(curves, families, labels=None, threshold=None):
     lr_, lt = labels.get(relu, relu), labels.get(tanh, tanh)
     bound = "" if reached_t else " (tanh never reached it: its whole run, a lower bound)"
     bound += "" if reached_r else " (ReLU never reached it: its whole run, a lower bound)"
-    detail = (f"threshold {threshold:g} % ({rule_threshold}); fastest rates: {lr_}, {lt}; "
+    detail = (f"threshold {threshold:g} % ({rule_threshold}); nets compared: {lr_}, {lt}; "
               f"iterations to reach it: ReLU {', '.join(f'{c:.0f}' for c in c_r)}, tanh "
               f"{', '.join(f'{c:.0f}' for c in c_t)}{bound}; difference {diff:+.0f} "
               f"iterations, noise {noise:.0f}; factor tanh/ReLU {np.mean(factors):.2f} "
@@ -165,7 +170,7 @@ def relu_claims(curves, families, labels=None, threshold=None):
     rule = ("holds if the tanh net's mean crossing iteration exceeds the ReLU net's by "
             "more than the noise (and ReLU reaches the threshold), does not hold if it is "
             "lower by more than the noise, else inconclusive (also when neither reaches "
-            f"it); noise: {method}; the iteration is interpolated linearly between "
+            f"it, or a curve has fewer than {MIN_POINTS} points); noise: {method}; the iteration is interpolated linearly between "
             "curve points, each point at the middle of its iterations")
     return [rules.Claim(
         "a", "the ReLU net reaches the training-error threshold in fewer iterations than "
@@ -235,11 +240,10 @@ def _relu_figure(study, runs, folder):
     return plots._save(fig, os.path.join(folder, "figure1.png"))
 
 
-def _fig1(activation, rate):
-    return Network(f"{activation}_lr{rate:g}", "alexnet_fig1",
-                   f"{'ReLU' if activation == 'relu' else 'tanh'} 4-layer net, lr {rate:g}",
-                   activation, 4, (("activation", activation),),
-                   (("optimizer.learning_rate", float(rate)),))
+def _fig1(activation):
+    return Network(activation, "alexnet_fig1",
+                   f"{'ReLU' if activation == 'relu' else 'tanh'} 4-layer net",
+                   activation, 4, (("activation", activation),))
 
 
 # -- alexnet-ablations --------------------------------------------------------------
@@ -301,8 +305,9 @@ def train_error(run_dir, log=None):
     from kerascnn.training import experiment
     from kerascnn.training.recipe import parse_recipe
 
-    recipe = parse_recipe(read_json(os.path.join(run_dir, "recipe.json")),
-                          where=os.path.join(run_dir, "recipe.json"))
+    document = dict(read_json(os.path.join(run_dir, "recipe.json")))
+    document.pop("path", None)  # where the recipe was read from, not a recipe key
+    recipe = parse_recipe(document, where=os.path.join(run_dir, "recipe.json"))
     exp = experiment.assemble(recipe, run_dir)
     model = load_keras_model(os.path.join(run_dir, "checkpoints", "last.keras"))
     wrong = total = 0
@@ -341,10 +346,8 @@ def _ablation_figure(study, runs, folder):
 
 def _small(key, label, **options):
     full = {"lrn": True, "overlap": True, "dropout": 0.5}
-    return Network(key, "alexnet_small",
-                   f"{label} (scaled AlexNet, {SMALL_PARAMS / 1e6:.2f}M params; "
-                   f"AlexNet {PAPER_ALEXNET_PARAMS / 1e6:.1f}M)",
-                   "alexnet", 8, tuple(sorted({**full, **options}.items())))
+    return Network(key, "alexnet_small", f"scaled AlexNet: {label}", "alexnet", 8,
+                   tuple(sorted({**full, **options}.items())))
 
 
 _CIFAR = (("data", "tfds:cifar10"), ("precision", "float32"), ("test_examples", 10_000),
@@ -355,7 +358,7 @@ STUDIES = {
         name="relu",
         title=(f"ReLU vs tanh: AlexNet's Figure 1 four-layer net (ours, "
                f"{FIG1_PARAMS / 1e3:.0f}k params; AlexNet {PAPER_ALEXNET_PARAMS / 1e6:.1f}M)"),
-        networks=tuple(_fig1(a, r) for a in ("relu", "tanh") for r in RELU_RATES),
+        networks=(_fig1("relu"), _fig1("tanh")),
         seeds=2,
         budget_minutes=25.0,
         decide=_relu_decide,
@@ -363,8 +366,8 @@ STUDIES = {
         recipe="alexnet_fig1_cifar10",
         overrides=(("schedule.name", "constant"),),
         roles=(("relu", "relu"), ("tanh", "tanh")),
-        settings=(("weight_decay", 0.0), ("points", 30), ("test_examples", 500),
-                  ("augment", "none")),
+        settings=(("lr", RELU_RATE), ("weight_decay", 0.0), ("points", 20),
+                  ("test_examples", 200), ("augment", "none")),
         paper_settings=(*_CIFAR, ("augment", "none"), ("epochs", 35), ("points", 70),
                         ("weight_decay", 0.0), ("test_examples", 1000)),
         paper=("CIFAR-10, a four-layer convolutional net: with ReLUs it reaches 25 % "
@@ -387,8 +390,8 @@ STUDIES = {
         recipe="alexnet_small_cifar10",
         roles=(("full", "full"), ("no_lrn", "no_lrn"), ("no_overlap", "no_overlap"),
                ("no_dropout", "no_dropout")),
-        settings=(("lr", 0.01), ("weight_decay", 5e-4), ("train_examples", 10_000),
-                  ("test_examples", 2000)),
+        settings=(("lr", 0.01), ("weight_decay", 5e-4), ("train_examples", 5000),
+                  ("test_examples", 1000)),
         paper_settings=(*_CIFAR, ("augment", "flip"), ("epochs", 90), ("points", 90),
                         ("lr", 0.01), ("weight_decay", 5e-4)),
         paper=("ImageNet (ILSVRC-2010/2012), AlexNet: response normalisation lowers the "
