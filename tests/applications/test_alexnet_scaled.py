@@ -25,7 +25,7 @@ def fig1_params(width=32, channels=3, classes=10, side=32):
             + s * s * 2 * width * classes + classes)
 
 
-def small_params(width=0.25, fc=512, channels=3, classes=10, side=32):
+def small_params(width=0.125, fc=256, channels=3, classes=10, side=32):
     f = [round(n * width) for n in (96, 256, 384, 384, 256)]  # the paper's filters
     s = side
     for _ in range(3):  # pool1, pool2, pool5: stride 2, "same"
@@ -53,12 +53,12 @@ def test_fig1_params_by_hand(kwargs, side, channels):
 
 @pytest.mark.parametrize("kwargs,side,channels", [
     ({}, 32, 3),
-    ({"width": 0.125, "fc_width": 64, "lrn": False, "overlap": False, "dropout": 0.0,
+    ({"width": 0.25, "fc_width": 64, "lrn": False, "overlap": False, "dropout": 0.0,
       "classes": 3}, 28, 1),
 ])
 def test_small_params_by_hand_and_beside_alexnets(kwargs, side, channels):
     model = apps.AlexNetSmall(input_shape=(side, side, channels), **kwargs)
-    expected = small_params(kwargs.get("width", 0.25), kwargs.get("fc_width", 512), channels,
+    expected = small_params(kwargs.get("width", 0.125), kwargs.get("fc_width", 256), channels,
                             kwargs.get("classes", 10), side)
     assert trainable(model) == expected
     if not kwargs:
@@ -125,3 +125,15 @@ def test_alexnet_is_unchanged_by_the_shared_trunk():
     assert model.get_layer("conv1").strides == (4, 4)
     assert model.get_layer("conv2").groups == 2
     assert model.get_layer("norm1").get_config()["alpha"] == pytest.approx(1e-4)
+
+
+def test_the_recipes_are_the_papers():
+    from kerascnn.training.recipe import load_recipe
+
+    fig1 = load_recipe("alexnet_fig1_cifar10")  # Figure 1: no regularisation of any kind
+    assert (fig1.optimizer.weight_decay, fig1.schedule.name) == (0.0, "constant")
+    assert fig1.data.policy_options == {"pad": 0, "random_crop": False, "flip": False}
+    small = load_recipe("alexnet_small_cifar10")  # §5: batch 128, 0.01, 0.9, 5e-4
+    assert (small.training.batch_size, small.optimizer.learning_rate,
+            small.optimizer.momentum, small.optimizer.weight_decay) == (128, 0.01, 0.9, 5e-4)
+    assert small.model.options["dropout"] == 0.5 and small.model.options["overlap"] is True
