@@ -201,27 +201,16 @@ def AlexNetSmall(
     return _common.load_weights(model, weights_plan)
 
 
-register_model(ModelInfo(
-    name="alexnet_fig1",
-    builder=AlexNetFig1,
-    family="alexnet",
-    input_shape=(32, 32, 3),
-    classes=10,
-    params=89_578,
-    macs=12_298_240,
-    paper_results={},
-    recipe="alexnet_fig1_cifar10",
-    description="AlexNet Figure 1's four-layer net (our layers), relu or tanh",
-))
-register_model(ModelInfo(
-    name="alexnet_small",
-    builder=AlexNetSmall,
-    family="alexnet",
-    input_shape=(32, 32, 3),
-    classes=10,
-    params=258_746,
-    macs=6_674_944,
-    paper_results={},
-    recipe="alexnet_small_cifar10",
-    description="AlexNet scaled to 32x32 (widths 1/8, fc 256): the ablations' net",
-))
+# name: (builder, params, macs at the default input, recipe, description); the counts
+# are checked against hand counts by tests/applications/test_alexnet_scaled.py
+_TABLE = {
+    "alexnet_fig1": (AlexNetFig1, 89_578, 12_298_240, "alexnet_fig1_cifar10",
+                     "AlexNet Figure 1's four-layer net (our layers), relu or tanh"),
+    "alexnet_small": (AlexNetSmall, 258_746, 6_674_944, "alexnet_small_cifar10",
+                      "AlexNet scaled to 32x32 (widths 1/8, fc 256): the ablations' net"),
+}
+for _name, (_builder, _params, _macs, _recipe, _description) in _TABLE.items():
+    register_model(ModelInfo(name=_name, builder=_builder, family="alexnet",
+                             input_shape=(32, 32, 3), classes=10, params=_params,
+                             macs=_macs, paper_results={}, recipe=_recipe,
+                             description=_description))

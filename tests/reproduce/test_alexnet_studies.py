@@ -3,7 +3,6 @@ constructed curves whose verdicts are known (holds, does not hold, inconclusive)
 crossing and threshold rules with numbers computed here, the command's settings, and
 each study at a tiny size on Fashion-MNIST (every output, a SIGKILL and a resume)."""
 
-import argparse
 import dataclasses
 import json
 import math
@@ -13,11 +12,12 @@ import sys
 import numpy as np
 import pytest
 
-from kerascnn.reproduce import _cli
 from kerascnn.reproduce import alexnet_studies as A
 from kerascnn.reproduce import claims as rules
 from kerascnn.reproduce import studies
 from kerascnn.reproduce.runner import run_study
+
+from test_reproduce_cli import _settings
 
 HOLDS, NOT, INC = rules.HOLDS, rules.DOES_NOT_HOLD, rules.INCONCLUSIVE
 
@@ -145,12 +145,6 @@ def test_ablations_are_inconclusive_within_the_noise():
 
 
 # -- the command's settings ------------------------------------------------------------
-def _settings(*argv):
-    parser = argparse.ArgumentParser()
-    _cli.register(parser.add_subparsers())
-    return _cli.settings_from_args(parser.parse_args(["reproduce", *argv]))
-
-
 def test_the_studies_defaults_and_paper_settings():
     s = _settings("relu")
     # Figure 1: no regularisation, a constant rate (the study's), no augmentation
@@ -201,6 +195,8 @@ import sys
 sys.path.insert(0, {tests!r})
 from test_alexnet_studies import tiny, _tiny_relu
 from kerascnn.reproduce.runner import run_study
+
+from test_reproduce_cli import _settings
 run_study(_tiny_relu(), tiny("relu"), {out!r})
 '''
 
