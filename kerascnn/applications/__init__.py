@@ -26,6 +26,7 @@ names the 1000 ImageNet classes.
 
 from kerascnn.applications._macs import count_macs
 from kerascnn.applications.alexnet import AlexNet
+from kerascnn.applications.alexnet_small import AlexNetFig1, AlexNetSmall
 from kerascnn.applications.googlenet import GoogLeNet
 from kerascnn.applications.registry import (
     ModelInfo,
@@ -60,6 +61,8 @@ from kerascnn.weights.loading import preprocess_input
 
 __all__ = [
     "AlexNet",
+    "AlexNetFig1",
+    "AlexNetSmall",
     "GoogLeNet",
     "VGG",
     "VGG11",

@@ -44,16 +44,61 @@ def _weights_init():
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.01)
 
 
-def fc_head(x, classes, classifier_activation, *, width, dropout, fc_bias, initializer=None):
-    """``flatten -> fc6 -> drop6 -> fc7 -> drop7 -> fc8``, shared with VGG.
-    ``initializer``: a function returning each kernel's initializer (None: N(0, 1e-2))."""
-    initializer = initializer or _weights_init
+def _kernel_init(kernel_initializer):
+    """A fresh initializer per layer: the paper's N(0, 0.01) (None), else Keras' own."""
+    if kernel_initializer is None:
+        return _weights_init()
+    return keras.initializers.get(kernel_initializer)
+
+
+def conv_stack(x, convs, *, groups, lrn=True, pool_size=3, pool_strides=2,
+               pool_padding="valid", kernel_initializer=None, biases=True):
+    """The trunk ``conv1 norm1 pool1 conv2 norm2 pool2 conv3 conv4 conv5 pool5``.
+
+    Args:
+      convs: rows as ``_CONVS`` (name, filters, kernel, strides, padding, grouped,
+        bias, LRN after, pool after).
+      groups: the groups of the rows marked grouped (the paper's two-GPU split: 2).
+      lrn: the local response normalisation of §3.3 after the rows marked so.
+      pool_size, pool_strides, pool_padding: the max pools after the rows marked so
+        (§3.4: the paper's overlapping z=3, s=2; z=s=2 is the non-overlapping
+        pooling it compares with).
+      kernel_initializer: default the paper's N(0, 0.01) (§5).
+      biases: the table's constant biases (§5: 1 in conv2, conv4, conv5); False: 0.
+    """
+    for layer_name, filters, kernel, strides, padding, grouped, bias, norm, pool in convs:
+        x = keras.layers.Conv2D(
+            filters,
+            kernel,
+            strides=strides,
+            padding=padding,
+            groups=groups if grouped else 1,
+            activation="relu",
+            kernel_initializer=_kernel_init(kernel_initializer),
+            bias_initializer=keras.initializers.Constant(bias if biases else 0.0),
+            name=layer_name,
+        )(x)
+        index = layer_name[-1]
+        if norm and lrn:
+            x = LocalResponseNormalization(
+                depth_radius=2, bias=2.0, alpha=1e-4, beta=0.75, name=f"norm{index}"
+            )(x)
+        if pool:
+            x = keras.layers.MaxPooling2D(pool_size, strides=pool_strides,
+                                          padding=pool_padding, name=f"pool{index}")(x)
+    return x
+
+
+def fc_head(x, classes, classifier_activation, *, width, dropout, fc_bias,
+            kernel_initializer=None):
+    """``flatten -> fc6 -> drop6 -> fc7 -> drop7 -> fc8``, shared with VGG and the
+    scaled AlexNet (``kernel_initializer``: default the paper's N(0, 0.01))."""
     x = keras.layers.Flatten(name="flatten")(x)
     for i in (6, 7):
         x = keras.layers.Dense(
             width,
             activation="relu",
-            kernel_initializer=initializer(),
+            kernel_initializer=_kernel_init(kernel_initializer),
             bias_initializer=keras.initializers.Constant(fc_bias),
             name=f"fc{i}",
         )(x)
@@ -61,7 +106,7 @@ def fc_head(x, classes, classifier_activation, *, width, dropout, fc_bias, initi
     return keras.layers.Dense(
         classes,
         activation=classifier_activation,
-        kernel_initializer=initializer(),
+        kernel_initializer=_kernel_init(kernel_initializer),
         bias_initializer="zeros",
         dtype=_common.head_dtype(),
         name="fc8",
@@ -119,26 +164,7 @@ def AlexNet(
         input_shape=input_shape, groups=groups,
     )
     img_input = _common.make_input(input_tensor, input_shape)
-    x = img_input
-    for layer_name, filters, kernel, strides, padding, grouped, bias, lrn, pool in _CONVS:
-        x = keras.layers.Conv2D(
-            filters,
-            kernel,
-            strides=strides,
-            padding=padding,
-            groups=groups if grouped else 1,
-            activation="relu",
-            kernel_initializer=_weights_init(),
-            bias_initializer=keras.initializers.Constant(bias),
-            name=layer_name,
-        )(x)
-        index = layer_name[-1]
-        if lrn:
-            x = LocalResponseNormalization(
-                depth_radius=2, bias=2.0, alpha=1e-4, beta=0.75, name=f"norm{index}"
-            )(x)
-        if pool:
-            x = keras.layers.MaxPooling2D(3, strides=2, name=f"pool{index}")(x)
+    x = conv_stack(img_input, _CONVS, groups=groups)
     if include_top:
         x = fc_head(x, classes, classifier_activation, width=4096, dropout=0.5, fc_bias=1.0)
     else:

@@ -166,7 +166,7 @@ def build(
             )(x)
     if include_top:
         x = fc_head(x, classes, classifier_activation, width=fc_width, dropout=dropout,
-                    fc_bias=0.0, initializer=None if kernel_initializer is None else init)
+                    fc_bias=0.0, kernel_initializer=kernel_initializer)
     else:
         x = _common.global_pool(x, pooling)
     model = keras.Model(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-_STUDIES = ("degradation", "responses", "shortcuts", "vgg")
+_STUDIES = ("degradation", "responses", "shortcuts", "relu", "alexnet-ablations", "vgg")
 _STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 _PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -97,7 +97,9 @@ def settings_from_args(args):
         if value is not None and key in own:  # the study sets it (vgg: the paper's)
             raise ValueError(f"--{flag} does not apply to the {study.name} study: it sets "
                              f"{key} itself ({own[key]!r}). Received: --{flag} {value}")
-    values = dict(study.paper_settings) if args.paper else {}
+    values = dict(study.settings)  # the study's defaults, then --paper's, then the flags
+    if args.paper:
+        values.update(study.paper_settings)
     for name in ("data", "data_dir", "budget_minutes", "iterations", "epochs", "points",
                  "batch_size", "lr", "seeds", "augment", "train_examples",
                  "test_examples", "precision", "strategy"):

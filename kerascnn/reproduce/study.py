@@ -92,6 +92,9 @@ class Study:
         pairs.
       paper_numbers: the paper's numbers beside which the report prints each
         network's, ``((key, {quantity: value}), ...)`` (PAPERS.md).
+      settings: this study's defaults of :class:`~kerascnn.reproduce.recipes.Settings`
+        fields, as ``(key, value)`` pairs, under the command line's (and under
+        ``--paper``'s): e.g. AlexNet's rate and weight decay.
     """
 
     name: str
@@ -109,6 +112,7 @@ class Study:
     nets_from: str | None = None
     paper_settings: tuple = ()
     paper_numbers: tuple = ()
+    settings: tuple = ()
 
     def role(self, name) -> str:
         return dict(self.roles)[name]

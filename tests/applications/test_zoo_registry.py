@@ -15,6 +15,7 @@ def test_every_builder_of_the_issue_is_registered():
         "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "plain18", "plain34",
         *(f"{k}{d}" for k in ("resnet", "plain") for d in (20, 32, 44, 56, 110)),
         "scaled_vgg",  # the vgg study's nets (kerascnn.reproduce.vgg_studies)
+        "alexnet_fig1", "alexnet_small",  # the AlexNet paper's studies' nets (kerascnn.reproduce.alexnet_studies)
     }
     assert set(apps.list_models()) == expected
     assert apps.list_models("vgg") == ["vgg11", "vgg11_lrn", "vgg13", "vgg16c", "vgg16", "vgg19"]

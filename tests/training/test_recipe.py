@@ -18,6 +18,7 @@ ALL = [
     "plain32_cifar10", "plain44_cifar10", "plain110_cifar10",
     "finetune_folder",  # fine-tuning a pretrained network on an image folder
     "fashion_mnist_boxes_cam",  # weakly supervised localization
+    "alexnet_small_cifar10", "alexnet_fig1_cifar10",  # issue 21's AlexNet studies' nets
 ]
 
 # (batch, lr, momentum, weight decay) per PAPERS.md
@@ -30,6 +31,8 @@ PAPER = {
 
 
 def _kind(name):
+    if name == "alexnet_fig1_cifar10":  # Figure 1: unregularised (test_alexnet_studies)
+        return None
     if name.startswith("alexnet"):
         return "alexnet"
     if name.startswith("vgg"):
