@@ -27,6 +27,7 @@ names the 1000 ImageNet classes.
 from kerascnn.applications._macs import count_macs
 from kerascnn.applications.alexnet import AlexNet
 from kerascnn.applications.googlenet import GoogLeNet
+from kerascnn.applications.googlenet_scaled import GoogLeNetScaled
 from kerascnn.applications.registry import (
     ModelInfo,
     get_model,
@@ -60,6 +61,7 @@ from kerascnn.weights.loading import preprocess_input
 __all__ = [
     "AlexNet",
     "GoogLeNet",
+    "GoogLeNetScaled",
     "VGG",
     "VGG11",
     "VGG11LRN",

@@ -24,7 +24,7 @@ from kerascnn.data.preprocessing import Preprocessing, subtract_mean
 from kerascnn.evaluation.protocols import TABLE, make_protocol
 from kerascnn.evaluation.report import EvaluationReport, ProtocolResult, paper_result
 
-__all__ = ["Member", "evaluate"]
+__all__ = ["Member", "evaluate", "image_posteriors"]
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -330,3 +330,29 @@ def evaluate(
     if verbose:
         print(report.to_text())
     return report
+
+
+def image_posteriors(model, images, protocol="center", *, preprocessing=None, batch_size=32,
+                     **protocol_options) -> np.ndarray:
+    """Each image's posteriors under one protocol, ``(N, classes)`` float32: the views
+    and averaging of :func:`evaluate` (the same runner), kept per image, for paired
+    comparisons of protocols (e.g. a sign test on per-image correctness).
+
+    Args:
+        model: a ``keras.Model`` or a :class:`Member`.
+        images: uint8 (or 0-255 float) images ``(N, H, W, C)`` of one size.
+        protocol: one name of the protocol table.
+        preprocessing, batch_size, **protocol_options: as :func:`evaluate`.
+    """
+    if protocol not in TABLE:
+        raise ValueError(f"Unknown protocol. Expected one of {list(TABLE)}. Received: protocol={protocol!r}")
+    if int(batch_size) < 1:
+        raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size}")
+    member = _as_members(model, preprocessing)[0]
+    runner = _Runner(member, protocol, protocol_options)
+    images = np.asarray(images)
+    if images.ndim != 4 or not len(images):
+        raise ValueError(f"`images` must be a non-empty (N, H, W, C) array. Received: shape {images.shape}")
+    ds = tf.data.Dataset.from_tensor_slices(images).map(runner.views, num_parallel_calls=AUTOTUNE)
+    ds = ds.batch(int(batch_size)).prefetch(AUTOTUNE)
+    return np.concatenate([np.asarray(runner.posteriors(b), np.float32) for b in ds])

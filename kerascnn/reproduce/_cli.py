@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-_STUDIES = ("degradation", "responses", "shortcuts")
+_STUDIES = ("degradation", "responses", "shortcuts", "googlenet")
 _STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 _PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -88,7 +88,10 @@ def settings_from_args(args):
     from kerascnn.reproduce.runner import Settings
     from kerascnn.reproduce.studies import get_study
 
-    values = dict(get_study(args.study).paper_settings) if args.paper else {}
+    study = get_study(args.study)
+    values = dict(study.settings)  # the study's own defaults, under everything given
+    if args.paper:
+        values.update(study.paper_settings)
     for name in ("data", "data_dir", "budget_minutes", "iterations", "epochs", "points",
                  "batch_size", "lr", "seeds", "augment", "train_examples",
                  "test_examples", "precision", "strategy"):

@@ -86,12 +86,19 @@ class Study:
       measure: ``measure(study, runs, recipe_of, log) -> measured``: a measurement of
         the trained networks beyond their curves (``responses``: Figure 7);
         ``recipe_of(net, seed)`` is a run's recipe. None: the curves are measured.
+        A study that trains its networks (``nets_from`` None) measures them after
+        training: ``measure`` then returns ``runs`` with its numbers added to each run
+        (``googlenet``: the test crops), which ``decide`` and ``draw`` receive.
       nets_from: the study whose trained networks this one measures (``responses``).
       paper_settings: the :class:`~kerascnn.reproduce.recipes.Settings` fields of
         ``--paper`` (the paper's data, iterations, batch, rate), as ``(key, value)``
         pairs.
       paper_numbers: the paper's numbers beside which the report prints each
         network's, ``((key, {quantity: value}), ...)`` (PAPERS.md).
+      settings: the :class:`~kerascnn.reproduce.recipes.Settings` fields whose
+        defaults this study changes (``googlenet``: lr 0.01 for a network without
+        batch norm), as ``(key, value)`` pairs; the command line's and ``--paper``'s
+        values come over them.
     """
 
     name: str
@@ -109,6 +116,7 @@ class Study:
     nets_from: str | None = None
     paper_settings: tuple = ()
     paper_numbers: tuple = ()
+    settings: tuple = ()
 
     def role(self, name) -> str:
         return dict(self.roles)[name]

@@ -55,6 +55,10 @@ def projection_params(c_in, c_out):
 def expected_params(name):
     if name in PAPERS_PARAMS:
         return PAPERS_PARAMS[name]
+    if name == "googlenet_scaled":  # counted by hand from Table 1 there
+        from test_googlenet_scaled import scaled_googlenet_params
+
+        return scaled_googlenet_params()
     if name in ("plain18", "plain34"):  # the ResNet minus its 3 option-B projections
         resnet = PAPERS_PARAMS[name.replace("plain", "resnet")]
         return resnet - sum(projection_params(c, 2 * c) for c in (64, 128, 256))

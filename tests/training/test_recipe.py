@@ -18,6 +18,7 @@ ALL = [
     "plain32_cifar10", "plain44_cifar10", "plain110_cifar10",
     "finetune_folder",  # fine-tuning a pretrained network on an image folder
     "fashion_mnist_boxes_cam",  # weakly supervised localization
+    "googlenet_scaled_fashion_mnist",  # issue 21's googlenet study
 ]
 
 # (batch, lr, momentum, weight decay) per PAPERS.md
