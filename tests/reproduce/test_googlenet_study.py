@@ -129,7 +129,7 @@ def test_the_command_line_defaults_and_paper_setting():
         return _cli.settings_from_args(parser.parse_args(["reproduce", *argv]))
 
     s = settings("googlenet")
-    assert (s.data, s.lr, s.batch_size, s.budget_minutes) == ("fashion_mnist", 0.01, 128, None)
+    assert (s.data, s.lr, s.points, s.budget_minutes) == ("fashion_mnist", 0.01, 6, None)
     assert settings("googlenet", "--lr", "0.02").lr == 0.02  # the command line wins
     assert settings("degradation").lr == 0.1  # other studies keep theirs
     s = settings("googlenet", "--paper")
