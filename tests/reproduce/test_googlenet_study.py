@@ -156,6 +156,7 @@ def test_the_two_variants_are_one_network_with_aux_weights_0_3_and_0():
     assert aux.data == noaux.data and aux.optimizer == noaux.optimizer
     assert aux.data.policy == "googlenet" and aux.data.eval_resize == 32
     assert aux.data.policy_options["area"] == [0.35, 1.0]
+    assert aux.schedule.name == "steps" and aux.schedule.boundaries == []  # constant rate
     assert "scaled GoogLeNet (0.10M params; the paper's 7.00M)" in study.network("aux").label
 
 
