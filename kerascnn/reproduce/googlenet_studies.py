@@ -16,8 +16,8 @@ inception modules and both auxiliary heads at 1/8 width after a 28×28 stem).
   :mod:`~kerascnn.reproduce.claims` decides it on the final test error.
 - Table 3: more test crops lower the error (1 → 10 → 144 crops: 10.07, 9.15, 7.89 %
   top-5 for one GoogLeNet). The protocols of :mod:`kerascnn.evaluation.protocols`
-  on the trained network with aux losses (its first seed; 155 views an image are
-  as costly as training on this machine): ``center`` (the run's own
+  on the trained network with aux losses (its first seed, the first 500 test images:
+  155 network inputs an image): ``center`` (the run's own
   view: shorter side 32 = 28 × 256/224, centre 28×28), ``10crop`` (corners + centre of
   that, and mirrors) and ``144crop`` (shorter side 32, 36, 40, 44 = the paper's 256,
   288, 320, 352 × 28/224; 3 squares × 6 views × 2 flips). Fashion-MNIST's images are
