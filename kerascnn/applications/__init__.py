@@ -28,6 +28,7 @@ from kerascnn.applications._macs import count_macs
 from kerascnn.applications.alexnet import AlexNet
 from kerascnn.applications.alexnet_small import AlexNetFig1, AlexNetSmall
 from kerascnn.applications.googlenet import GoogLeNet
+from kerascnn.applications.googlenet_scaled import GoogLeNetScaled
 from kerascnn.applications.registry import (
     ModelInfo,
     get_model,
@@ -64,6 +65,7 @@ __all__ = [
     "AlexNetFig1",
     "AlexNetSmall",
     "GoogLeNet",
+    "GoogLeNetScaled",
     "VGG",
     "VGG11",
     "VGG11LRN",

@@ -64,9 +64,15 @@ def _conv(x, filters, kernel, name, strides=1, padding="same"):
     )(x)
 
 
-def inception(x, spec, name):
-    """The Inception module with dimension reductions (Figure 2b)."""
-    n1, n3r, n3, n5r, n5, proj = spec
+def scaled(filters, width):
+    """``filters`` times ``width``, rounded, at least 1 (``width=1``: the paper's)."""
+    return max(1, int(round(filters * width)))
+
+
+def inception(x, spec, name, width=1.0):
+    """The Inception module with dimension reductions (Figure 2b); ``width`` scales
+    every branch's filters (1: Table 1's)."""
+    n1, n3r, n3, n5r, n5, proj = (scaled(c, width) for c in spec)
     b1 = _conv(x, n1, 1, f"{name}_1x1")
     b3 = _conv(_conv(x, n3r, 1, f"{name}_3x3_reduce"), n3, 3, f"{name}_3x3")
     b5 = _conv(_conv(x, n5r, 1, f"{name}_5x5_reduce"), n5, 5, f"{name}_5x5")
@@ -75,12 +81,13 @@ def inception(x, spec, name):
     return keras.layers.Concatenate(axis=-1, name=f"{name}_output")([b1, b3, b5, bp])
 
 
-def aux_head(x, classes, classifier_activation, dropout, name):
-    """An auxiliary classifier (§5): avgpool 5/3, 1×1×128, fc 1024, dropout, fc."""
+def aux_head(x, classes, classifier_activation, dropout, name, width=1.0):
+    """An auxiliary classifier (§5): avgpool 5/3, 1×1×128, fc 1024, dropout, fc
+    (``width`` scales the 128 and 1024)."""
     x = keras.layers.AveragePooling2D(5, strides=3, name=f"{name}_ave_pool")(x)
-    x = _conv(x, 128, 1, f"{name}_conv")
+    x = _conv(x, scaled(128, width), 1, f"{name}_conv")
     x = keras.layers.Flatten(name=f"{name}_flatten")(x)
-    x = keras.layers.Dense(1024, activation="relu", name=f"{name}_fc")(x)
+    x = keras.layers.Dense(scaled(1024, width), activation="relu", name=f"{name}_fc")(x)
     x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
     return keras.layers.Dense(
         classes,
@@ -134,6 +141,36 @@ def GoogLeNet(
         A functional ``keras.Model``; with ``aux_logits=True`` a
         :class:`kerascnn.layers.AuxiliaryLossModel` (also functional).
     """
+    return build(
+        stem=imagenet_stem, width=1.0, network="googlenet", default_size=DEFAULT_SIZE,
+        min_size=65 if aux_logits else 32, include_top=include_top, weights=weights,
+        input_tensor=input_tensor, input_shape=input_shape, pooling=pooling,
+        classes=classes, classifier_activation=classifier_activation,
+        aux_logits=aux_logits, aux_loss_weight=aux_loss_weight, dropout=dropout,
+        aux_dropout=aux_dropout, name=name,
+    )
+
+
+def imagenet_stem(x, width=1.0):
+    """Table 1's stem: 7×7/2 conv, max-pool /2, LRN, 1×1 and 3×3 convs, LRN,
+    max-pool /2 (1/8 of the input at 3a)."""
+    x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)
+    x = _conv(x, scaled(64, width), 7, "conv1_7x7_s2", strides=2, padding="valid")
+    x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_3x3_s2")(x)
+    x = LocalResponseNormalization(name="pool1_norm1")(x)
+    x = _conv(x, scaled(64, width), 1, "conv2_3x3_reduce")
+    x = _conv(x, scaled(192, width), 3, "conv2_3x3")
+    x = LocalResponseNormalization(name="conv2_norm2")(x)
+    return keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool2_3x3_s2")(x)
+
+
+def build(*, stem, width, network, default_size, min_size, include_top, weights,
+          input_tensor, input_shape, pooling, classes, classifier_activation, aux_logits,
+          aux_loss_weight, dropout, aux_dropout, name):
+    """The network of Table 1 after ``stem(x, width)`` (the input -> 3a's input), its
+    inception modules and auxiliary heads ``width`` wide: :func:`GoogLeNet` and the
+    scaled networks (:mod:`kerascnn.applications.googlenet_scaled`) share it.
+    ``network``: the registry name (weights)."""
     if not isinstance(aux_logits, bool):
         raise ValueError(f"`aux_logits` must be True or False. Received: aux_logits={aux_logits!r}")
     if aux_logits and not include_top:
@@ -155,30 +192,24 @@ def GoogLeNet(
         input_shape=input_shape,
         pooling=pooling,
         classes=classes,
-        default_size=DEFAULT_SIZE,
-        min_size=65 if aux_logits else 32,
+        default_size=default_size,
+        min_size=min_size,
     )
     weights_plan = _common.resolve_weights(
-        weights, network="googlenet", family="googlenet", include_top=include_top, classes=classes,
+        weights, network=network, family="googlenet", include_top=include_top, classes=classes,
         input_shape=input_shape, aux_logits=aux_logits,
     )
     img_input = _common.make_input(input_tensor, input_shape)
 
-    x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(img_input)
-    x = _conv(x, 64, 7, "conv1_7x7_s2", strides=2, padding="valid")
-    x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_3x3_s2")(x)
-    x = LocalResponseNormalization(name="pool1_norm1")(x)
-    x = _conv(x, 64, 1, "conv2_3x3_reduce")
-    x = _conv(x, 192, 3, "conv2_3x3")
-    x = LocalResponseNormalization(name="conv2_norm2")(x)
-    x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool2_3x3_s2")(x)
+    x = stem(img_input, width)
 
     aux_outputs = []
     for block, spec in INCEPTION.items():
-        x = inception(x, spec, f"inception_{block}")
+        x = inception(x, spec, f"inception_{block}", width)
         if aux_logits and block in _AUX_AFTER:
             aux_outputs.append(
-                aux_head(x, classes, classifier_activation, aux_dropout, _AUX_AFTER[block])
+                aux_head(x, classes, classifier_activation, aux_dropout, _AUX_AFTER[block],
+                         width)
             )
         if block in _POOL_AFTER:
             x = keras.layers.MaxPooling2D(

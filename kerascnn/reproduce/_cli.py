@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-_STUDIES = ("degradation", "responses", "shortcuts", "relu", "alexnet-ablations", "vgg")
+_STUDIES = ("degradation", "responses", "shortcuts", "relu", "alexnet-ablations", "vgg",
+            "googlenet")
 _STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 _PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 

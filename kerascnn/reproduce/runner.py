@@ -143,7 +143,7 @@ def _run_study(study, settings, output_dir, *, nets_study, nets_dir, strategy, l
         plan = plan_study(study, settings, data, output_dir, started=started,
                           strategy=strategy, log=log)
         runs = _train_all(study, settings, plan, output_dir, strategy, log)
-        if study.measure is not None:  # beyond the curves (vgg: Table 5's protocols)
+        if study.measure is not None:  # beyond the curves (vgg, googlenet: protocols)
             runs = study.measure(study, runs, lambda net, seed: variant_recipe(
                 study, net, settings, plan, seed), log)
         report = reports.curves_report(study, runs, output_dir)

@@ -12,13 +12,14 @@ Figure 7 on the trained networks), and ``--paper``'s settings.
 
 from __future__ import annotations
 
-from kerascnn.reproduce import alexnet_studies, resnet_studies, vgg_studies
+from kerascnn.reproduce import alexnet_studies, googlenet_studies, resnet_studies, vgg_studies
 from kerascnn.reproduce.study import Network, Study, as_number, series
 
 __all__ = ["Network", "Study", "STUDIES", "as_number", "series", "get_study",
            "list_studies", "paper_numbers"]
 
-STUDIES = {**resnet_studies.STUDIES, **alexnet_studies.STUDIES, **vgg_studies.STUDIES}
+STUDIES = {**resnet_studies.STUDIES, **alexnet_studies.STUDIES, **vgg_studies.STUDIES,
+           **googlenet_studies.STUDIES}
 
 
 def paper_numbers(study, key):

@@ -86,6 +86,9 @@ class Study:
       measure: ``measure(study, runs, recipe_of, log) -> measured``: a measurement of
         the trained networks beyond their curves (``responses``: Figure 7);
         ``recipe_of(net, seed)`` is a run's recipe. None: the curves are measured.
+        A study that trains its networks (``nets_from`` None) measures them after
+        training: ``measure`` then returns ``runs`` with its numbers added to each run
+        (``googlenet``: the test crops), which ``decide`` and ``draw`` receive.
       nets_from: the study whose trained networks this one measures (``responses``).
       paper_settings: the :class:`~kerascnn.reproduce.recipes.Settings` fields of
         ``--paper`` (the paper's data, iterations, batch, rate), as ``(key, value)``
@@ -94,7 +97,8 @@ class Study:
         network's, ``((key, {quantity: value}), ...)`` (PAPERS.md).
       settings: this study's defaults of :class:`~kerascnn.reproduce.recipes.Settings`
         fields, as ``(key, value)`` pairs, under the command line's (and under
-        ``--paper``'s): e.g. AlexNet's rate and weight decay.
+        ``--paper``'s): e.g. AlexNet's rate and weight decay, googlenet's lr 0.01 (no
+        batch norm).
     """
 
     name: str

@@ -63,6 +63,10 @@ def expected_params(name):
         from test_alexnet_scaled import fig1_params, small_params
 
         return fig1_params() if name == "alexnet_fig1" else small_params()
+    if name == "googlenet_scaled":  # counted by hand from Table 1 there
+        from test_googlenet_scaled import scaled_googlenet_params
+
+        return scaled_googlenet_params()
     if name in ("plain18", "plain34"):  # the ResNet minus its 3 option-B projections
         resnet = PAPERS_PARAMS[name.replace("plain", "resnet")]
         return resnet - sum(projection_params(c, 2 * c) for c in (64, 128, 256))

@@ -12,6 +12,7 @@ PROTOCOLS = {"center", "10crop", "144crop", "multicrop", "dense", "dense+multicr
 def test_every_builder_of_the_issue_is_registered():
     expected = {
         "alexnet", "vgg11", "vgg11_lrn", "vgg13", "vgg16c", "vgg16", "vgg19", "googlenet",
+        "googlenet_scaled",  # the GoogLeNet study's net (kerascnn.reproduce.googlenet_studies)
         "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "plain18", "plain34",
         *(f"{k}{d}" for k in ("resnet", "plain") for d in (20, 32, 44, 56, 110)),
         "scaled_vgg",  # the vgg study's nets (kerascnn.reproduce.vgg_studies)

@@ -18,7 +18,8 @@ ALL = [
     "plain32_cifar10", "plain44_cifar10", "plain110_cifar10",
     "finetune_folder",  # fine-tuning a pretrained network on an image folder
     "fashion_mnist_boxes_cam",  # weakly supervised localization
-    "alexnet_small_cifar10", "alexnet_fig1_cifar10",  # issue 21's AlexNet studies' nets
+    "alexnet_small_cifar10", "alexnet_fig1_cifar10",  # the AlexNet paper's studies
+    "googlenet_scaled_fashion_mnist",  # the GoogLeNet study
 ]
 
 # (batch, lr, momentum, weight decay) per PAPERS.md
