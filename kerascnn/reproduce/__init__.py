@@ -1,7 +1,8 @@
-"""kerascnn.reproduce: the ResNet paper's experiments, run and checked.
+"""kerascnn.reproduce: the four papers' experiments, run and checked.
 
 ``kerascnn reproduce degradation|responses|shortcuts`` trains the CIFAR nets of He,
-Zhang, Ren, Sun (2016) to a budget. A study (:mod:`~kerascnn.reproduce.studies`, a
+Zhang, Ren, Sun (2016) to a budget; ``relu``, ``alexnet-ablations``, ``vgg`` and
+``googlenet`` train networks scaled from AlexNet, VGG and GoogLeNet. A study (:mod:`~kerascnn.reproduce.studies`, a
 table) is its variants, each a training recipe (:mod:`~kerascnn.reproduce.recipes`)
 trained by ``kerascnn train``'s code in its own run folder
 (:mod:`~kerascnn.reproduce.runs`), the plan that turns a budget into iterations

@@ -1,5 +1,6 @@
-"""``kerascnn reproduce <study>``: the ResNet paper's experiments (degradation, layer
-responses, shortcut options), sized to a budget. TensorFlow is imported only when
+"""``kerascnn reproduce <study>``: the four papers' experiments (ResNet: degradation,
+layer responses, shortcut options; AlexNet: relu, alexnet-ablations; VGG: vgg;
+GoogLeNet: googlenet), sized to a budget. TensorFlow is imported only when
 the command runs."""
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def _positive(kind):
 def register(subparsers):
     p = subparsers.add_parser(
         "reproduce",
-        help="reproduce a claim of the ResNet paper (degradation, responses, shortcuts)",
+        help="reproduce the papers' claims (ResNet, AlexNet, VGG, GoogLeNet studies)",
         description=(
             "Trains the CIFAR nets of He et al. (2016) and checks the paper's claims "
             "on the measured curves: degradation (Figures 1/6: plain-20/56, "
@@ -31,8 +32,12 @@ def register(subparsers):
             "the degradation nets), shortcuts (Table 3 in small: ResNet-20 with options "
             "A/B/C); vgg (Simonyan & Zisserman 2015, Tables 3 and 5 on VGG nets scaled "
             "to 32x32: LRN, depth, 1x1 vs 3x3, scale jittering, dense + multi-crop "
-            "evaluation). The default budget fits a 2-core CPU on the offline Fashion-MNIST; "
-            "--paper is the paper's setting (CIFAR-10 from tfds, 64k iterations). "
+            "evaluation); relu (Krizhevsky et al. 2012, Figure 1: ReLU vs tanh on a "
+            "four-layer net), alexnet-ablations (§3.3-3.4, §4.2: LRN, overlapping "
+            "pooling, dropout on a scaled AlexNet); googlenet (Szegedy et al. 2015, §5's "
+            "auxiliary losses and Table 3's 1/10/144 crops on a scaled GoogLeNet). "
+            "The default budget fits a 2-core CPU on the offline Fashion-MNIST; "
+            "--paper is each study's paper setting (CIFAR-10 from tfds). "
             "Running the same command again resumes: finished networks are not "
             "retrained."),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -40,7 +45,8 @@ def register(subparsers):
     p.add_argument("--budget-minutes", type=_positive(float), default=None,
                    help="wall-clock budget that sizes the iterations (default per "
                    "study: degradation 25, responses 2 plus degradation's if its nets "
-                   "are missing, shortcuts 20, vgg 28)")
+                   "are missing, shortcuts 20, relu 25, alexnet-ablations 30, vgg 28, "
+                   "googlenet 22)")
     p.add_argument("--data", default=None,
                    help="a load_source spec: fashion_mnist (offline default), "
                    "tfds:cifar10, an image folder (train/ and test/ split folders), "
