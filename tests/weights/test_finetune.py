@@ -163,19 +163,34 @@ jit_compile = "false"
 """
 
 
-def test_finetune_run_trains_evaluates_and_exports(pth, folder, tmp_path):
+def _recipe(pth, folder):
+    """The fine-tuning recipe over ``folder``: three epochs, the first the head's."""
     import tomllib
 
     from kerascnn.training.recipe import parse_recipe
+
+    text = TINY.format(weights=pth[0], source=folder, size=SIZE).replace(
+        "epochs = 2\n", "epochs = 3\n")
+    return parse_recipe(tomllib.loads(text), where="ft.toml")
+
+
+@pytest.fixture(scope="module")
+def finetuned(pth, folder, tmp_path_factory):
+    """One uninterrupted fine-tuning run with its export (the run of the test below and
+    the reference of the resumed run)."""
     from kerascnn.training.trainer import train
 
-    recipe = parse_recipe(tomllib.loads(TINY.format(weights=pth[0], source=folder, size=SIZE)),
-                          where="ft.toml")
-    export_dir = tmp_path / "saved_models"
-    result = train(recipe, output_dir=str(tmp_path / "run"), export_dir=str(export_dir),
-                   verbose=0)
+    root = tmp_path_factory.mktemp("finetuned")
+    export_dir = root / "saved_models"
+    result = train(_recipe(pth, folder), output_dir=str(root / "run"),
+                   export_dir=str(export_dir), verbose=0)
+    return result, export_dir
+
+
+def test_finetune_run_trains_evaluates_and_exports(finetuned):
+    result, export_dir = finetuned
     assert not result.diverged
-    assert len(result.history["loss"]) == 2
+    assert len(result.history["loss"]) == 3
     assert result.test_metrics is not None and 0.0 <= result.test_metrics["top1_error"] <= 100.0
     doc = json.loads((export_dir / "ft" / "1" / "assets.extra" / "kerascnn.json").read_text())
     assert doc["class_names"] == sorted(COLOURS)
@@ -196,21 +211,17 @@ def test_recipe_weights_are_checked_at_parse(pth):
     assert parse_recipe(doc, where="ft.toml").model.weights == "imagenet"
 
 
-def test_finetune_run_resumes_on_the_same_schedule(pth, folder, tmp_path, monkeypatch):
+def test_finetune_run_resumes_on_the_same_schedule(pth, folder, finetuned, tmp_path,
+                                                  monkeypatch):
     """Interrupted after the head epoch, resumed: the same weights as a run that was
     not interrupted (the multipliers follow from the epoch the run resumes at)."""
-    import tomllib
-
     import keras
 
     from kerascnn.training import experiment as ex
-    from kerascnn.training.recipe import parse_recipe
     from kerascnn.training.trainer import train
 
-    text = TINY.format(weights=pth[0], source=folder, size=SIZE).replace(
-        "epochs = 2\n", "epochs = 3\n")
-    recipe = parse_recipe(tomllib.loads(text), where="ft.toml")
-    reference = train(recipe, output_dir=str(tmp_path / "ref"), export=False, verbose=0)
+    recipe = _recipe(pth, folder)
+    reference = finetuned[0]  # uninterrupted, the same recipe
 
     class Interrupt(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
