@@ -17,8 +17,9 @@ generated stand-ins. Fashion-MNIST is Debian's, its first ``FASHION_MNIST`` imag
 images. The changes from the README's text are only the ones in the tables below:
 sizes and paths (``SUBSTITUTIONS``), names a block uses without defining them
 (``PRELUDES``), and what cannot run here (``SKIPPED``, each with its reason). Each
-section's log, with the seconds of each step, is ``<tmp>/readme-<group>/runner.log``
-(copied to ``$KERASCNN_README_LOG.<group>`` when that is set).
+section's log, with the seconds of each step (wall-clock and CPU), is
+``<tmp>/readme-<group>/runner.log`` (copied to ``$KERASCNN_README_LOG.<group>`` when
+that is set).
 """
 
 from __future__ import annotations
@@ -262,7 +263,7 @@ def steps():
 STEPS = steps()
 
 RUNNER = r"""
-import contextlib, io, json, os, shlex, subprocess, sys, time, traceback
+import contextlib, io, json, os, resource, shlex, subprocess, sys, time, traceback
 
 steps = json.load(open(sys.argv[1]))
 work, repo = sys.argv[2], sys.argv[3]
@@ -420,12 +421,21 @@ def reset():
         keras.backend.clear_session()
 
 
+def cpu():
+    # CPU seconds of this process and its finished children (the machine is shared:
+    # these, not the wall-clock seconds, say what a step costs)
+    return sum(r.ru_utime + r.ru_stime for r in
+               (resource.getrusage(resource.RUSAGE_SELF),
+                resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
 with tfds.testing.mock_data(num_examples=8):
     start = time.time()
     stand_ins()
-    print("STAND-INS " + json.dumps({"seconds": round(time.time() - start, 1)}), flush=True)
+    print("STAND-INS " + json.dumps({"seconds": round(time.time() - start, 1),
+                                     "cpu_seconds_since_start": round(cpu(), 1)}), flush=True)
     for step in steps:
-        start, result = time.time(), {"id": step["id"]}
+        start, start_cpu, result = time.time(), cpu(), {"id": step["id"]}
         try:
             for command in step.get("before", []):
                 rc, err = run_command(command)
@@ -446,7 +456,9 @@ with tfds.testing.mock_data(num_examples=8):
         finally:
             reset()
         result["seconds"] = round(time.time() - start, 1)
+        result["cpu_seconds"] = round(cpu() - start_cpu, 1)
         print("STEP " + json.dumps(result), flush=True)
+print("END " + json.dumps({"cpu_seconds": round(cpu(), 1)}), flush=True)
 """
 
 GROUP_NAMES = sorted(dict.fromkeys(s["group"] for s in STEPS if "skip" not in s),
