@@ -2,14 +2,18 @@
 
 The README's ```bash and ```python blocks are read from the file at collection time;
 each shell command (``\\``-continued lines joined) and each Python block is one step.
-The steps run by README section: each section is one test (``test_readme_section_runs``,
-``-k`` with its group name below), its steps in README order in one subprocess
-(TensorFlow imported once) whose working directory and ``$HOME`` are a fresh temporary
-folder, so that ``./dev test``'s workers run the sections side by side. A step that
-uses the main job's run or export (``runs/fashion_mnist/``, ``saved_models/fashion_mnist``)
-in a section that does not train it runs in the main job's section, after it.
-``./dev <command>`` runs as ``kerascnn <command>`` (``kerascnn.cli.main``: a step passes
-when it returns 0), the benchmarks as child processes, the Python blocks with ``exec``.
+The steps run by README section: a section is a part (``PARTS``), whose steps run in
+README order in a fresh working folder of its own; the parts run by group (``GROUPS``):
+each group is one test (``test_readme_section_runs``, ``-k`` with its name) and one
+subprocess, with TensorFlow (or a JAX group's Keras) imported once and a fresh ``$HOME``,
+so that ``./dev test``'s workers run the groups side by side. A step that uses the main
+job's run or export (``runs/fashion_mnist/``, ``saved_models/fashion_mnist``) in a
+section that does not train it runs in the main job's part, after it. ``./dev
+<command>`` runs as ``kerascnn <command>`` (``kerascnn.cli.main``: a step passes when it
+returns 0) in the group's process, and in a process of its own where the process is
+what the step shows (``--backend`` another than the group's, ``NAME=value ./dev ...``,
+``... &``); the benchmarks run as ``__main__`` in the group's process (their own child
+processes, where they make them, included), the Python blocks with ``exec``.
 Nothing downloads: ``tensorflow_datasets.testing.mock_data`` answers every ``tfds``
 load with small random images, and the paths of data a user would download are
 generated stand-ins. Fashion-MNIST is Debian's, its first ``FASHION_MNIST`` images
@@ -17,7 +21,7 @@ generated stand-ins. Fashion-MNIST is Debian's, its first ``FASHION_MNIST`` imag
 images. The changes from the README's text are only the ones in the tables below:
 sizes and paths (``SUBSTITUTIONS``), names a block uses without defining them
 (``PRELUDES``), and what cannot run here (``SKIPPED``, each with its reason). Each
-section's log, with the seconds of each step (wall-clock and CPU), is
+group's log, with the seconds of each step (wall-clock and CPU), is
 ``<tmp>/readme-<group>/runner.log`` (copied to ``$KERASCNN_README_LOG.<group>`` when
 that is set).
 """
@@ -72,7 +76,9 @@ SUBSTITUTIONS = [
     (r"^\./dev evaluate --arch resnet50", "APPEND --limit 2 --batch-size 2"),
     # the ImageNet recipes show their data sources and VGG's warm start: no export of
     # their full-size networks (the main job and fine-tuning export theirs)
-    (r"^\./dev train (resnet50|alexnet|vgg_d)_imagenet", "APPEND --no-export"),
+    # (nor of the CIFAR recipe's ResNet-20 here: the default job exports the same net)
+    (r"^\./dev train (resnet50_imagenet|alexnet_imagenet|vgg_d_imagenet|resnet20_cifar10)",
+     "APPEND --no-export"),
     # the speed measurements, on a few images and steps
     (r"benchmarks/pipeline\.py", "APPEND --images 500 --rounds 1"),  # it takes >= 500
     (r"benchmarks/pipeline_parts\.py", "APPEND --images 64 --repeats 1"),  # one batch of 64
@@ -95,6 +101,9 @@ SUBSTITUTIONS = [
      "--set training.batch_size=2"),
     (r"/path/to/images", "PATH finetune_folder"),
     (r"epochs=6, callbacks", "epochs=2, callbacks"),
+    # ... and at 64x64 (an input size ResNet-50 takes): sizes only
+    (r"\(224, 224\)\) - mean", "(64, 64)) - mean"),
+    (r"10, \(224, 224, 3\)\)", "10, (64, 64, 3))"),
     (r"benchmarks/throughput\.py", "APPEND --networks resnet50 --precisions fp32 --batch-size 2 "
                                    "--image-size 32 --steps 1 --warmup 1"),
     # the same job under JAX: sizes only
