@@ -179,9 +179,9 @@ OWN_PARTS = [(r"^\./dev train vgg_d_imagenet", "recipes_vgg"),
 GROUPS = {
     "jax": ["jax", "devices_jax", "devices_workers"],
     "recipes": ["recipes", "recipes_vgg"],
-    "reproduce": ["reproduce"],
-    "main": ["main", "devices", "localization", "evaluate", "networks"],
     "pretrained": ["pretrained", "explain", "pipelines", "colab"],
+    "main": ["main", "devices", "localization", "evaluate", "networks"],
+    "reproduce": ["reproduce"],
     "speed": ["speed"],
 }
 # The groups whose process runs Keras on JAX: there `./dev --backend jax <command>` runs
