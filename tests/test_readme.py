@@ -80,7 +80,7 @@ SUBSTITUTIONS = [
     (r"^\./dev train (resnet50_imagenet|alexnet_imagenet|vgg_d_imagenet|resnet20_cifar10)",
      "APPEND --no-export"),
     # the speed measurements, on a few images and steps
-    (r"benchmarks/pipeline\.py", "APPEND --images 500 --rounds 1"),  # it takes >= 500
+    (r"benchmarks/pipeline\.py", "APPEND --images 500 --rounds 1 --batch-size 8"),  # >= 500
     (r"benchmarks/pipeline_parts\.py", "APPEND --images 64 --repeats 1"),  # one batch of 64
     (r"benchmarks/evaluation\.py", "APPEND --images 16 --batch-size 8 --repeats 1"),
     (r"benchmarks/explain\.py", "APPEND --images 8 --batch-size 4 --repeats 1"),
