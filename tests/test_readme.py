@@ -54,6 +54,8 @@ def _free_port():
 # Sizes appended to commands (argparse: a later option wins over the README's own,
 # e.g. `--epochs 10` then `--epochs 1`) and paths of downloads replaced by generated
 # stand-ins, as (regular expression on the command, replacement or text to append).
+# A training: one epoch of two steps of 2 images, one validation batch, the first 16
+# test examples.
 TRAIN_SIZES = ("--epochs 1 --batch-size 2 --set training.steps_per_epoch=2 "
                "--set training.validation_steps=1 --set training.eval_batch_size=16 "
                "--set data.test_examples=16")
