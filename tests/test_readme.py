@@ -2,14 +2,18 @@
 
 The README's ```bash and ```python blocks are read from the file at collection time;
 each shell command (``\\``-continued lines joined) and each Python block is one step.
-The steps run by README section: each section is one test (``test_readme_section_runs``,
-``-k`` with its group name below), its steps in README order in one subprocess
-(TensorFlow imported once) whose working directory and ``$HOME`` are a fresh temporary
-folder, so that ``./dev test``'s workers run the sections side by side. A step that
-uses the main job's run or export (``runs/fashion_mnist/``, ``saved_models/fashion_mnist``)
-in a section that does not train it runs in the main job's section, after it.
-``./dev <command>`` runs as ``kerascnn <command>`` (``kerascnn.cli.main``: a step passes
-when it returns 0), the benchmarks as child processes, the Python blocks with ``exec``.
+The steps run by README section: a section is a part (``PARTS``), whose steps run in
+README order in a fresh working folder of its own; the parts run by group (``GROUPS``):
+each group is one test (``test_readme_section_runs``, ``-k`` with its name) and one
+subprocess, with TensorFlow (or a JAX group's Keras) imported once and a fresh ``$HOME``,
+so that ``./dev test``'s workers run the groups side by side. A step that uses the main
+job's run or export (``runs/fashion_mnist/``, ``saved_models/fashion_mnist``) in a
+section that does not train it runs in the main job's part, after it. ``./dev
+<command>`` runs as ``kerascnn <command>`` (``kerascnn.cli.main``: a step passes when it
+returns 0) in the group's process, and in a process of its own where the process is
+what the step shows (``--backend`` another than the group's, ``NAME=value ./dev ...``,
+``... &``); the benchmarks run as ``__main__`` in the group's process (their own child
+processes, where they make them, included), the Python blocks with ``exec``.
 Nothing downloads: ``tensorflow_datasets.testing.mock_data`` answers every ``tfds``
 load with small random images, and the paths of data a user would download are
 generated stand-ins. Fashion-MNIST is Debian's, its first ``FASHION_MNIST`` images
@@ -17,8 +21,9 @@ generated stand-ins. Fashion-MNIST is Debian's, its first ``FASHION_MNIST`` imag
 images. The changes from the README's text are only the ones in the tables below:
 sizes and paths (``SUBSTITUTIONS``), names a block uses without defining them
 (``PRELUDES``), and what cannot run here (``SKIPPED``, each with its reason). Each
-section's log, with the seconds of each step, is ``<tmp>/readme-<group>/runner.log``
-(copied to ``$KERASCNN_README_LOG.<group>`` when that is set).
+group's log, with the seconds of each step (wall-clock and CPU), is
+``<tmp>/readme-<group>/runner.log`` (copied to ``$KERASCNN_README_LOG.<group>`` when
+that is set).
 """
 
 from __future__ import annotations
@@ -49,8 +54,11 @@ def _free_port():
 # Sizes appended to commands (argparse: a later option wins over the README's own,
 # e.g. `--epochs 10` then `--epochs 1`) and paths of downloads replaced by generated
 # stand-ins, as (regular expression on the command, replacement or text to append).
+# A training: one epoch of two steps of 2 images, one validation batch, the first 16
+# test examples.
 TRAIN_SIZES = ("--epochs 1 --batch-size 2 --set training.steps_per_epoch=2 "
-               "--set training.validation_steps=1 --set training.eval_batch_size=16")
+               "--set training.validation_steps=1 --set training.eval_batch_size=16 "
+               "--set data.test_examples=16")
 NO_TEST = "--set 'data.test_split=\"\"'"
 SUBSTITUTIONS = [
     # ImageNet-size networks train at 64x64 (an input size they all take): sizes only.
@@ -58,18 +66,23 @@ SUBSTITUTIONS = [
     (r"^\./dev train resnet50_imagenet", "APPEND --set data.image_size=64"),
     # the localization recipe: no pass over its 60,000 64x64 canvases for a per-pixel mean
     (r"^\./dev train fashion_mnist_boxes_cam", "APPEND --set 'data.mean=\"none\"'"),
-    # the several-device runs: no test split (the full 10,000 Fashion-MNIST test images
-    # evaluated replicated on two devices dominated their time)
-    (r"^\./dev (--backend jax )?train --strategy mirrored", "APPEND " + NO_TEST),
+    # the several-device runs show the strategy: no test split and no export (the main
+    # job, the JAX job and process 0 of the two JAX processes export theirs)
+    (r"^\./dev (--backend jax )?train --strategy mirrored", "APPEND " + NO_TEST + " --no-export"),
     (r"^\./dev train", "APPEND " + TRAIN_SIZES),
+    # VGG-16 at 224x224: two images for validation and two for the test
+    (r"^\./dev train vgg_d_imagenet", "APPEND --set training.eval_batch_size=2 "
+                                       "--set data.test_examples=2"),
     # evaluations on the first images only (ResNet-50's 10 crops at 224: on two)
     (r"^\./dev evaluate", "APPEND --limit 16 --batch-size 8"),
     (r"^\./dev evaluate --arch resnet50", "APPEND --limit 2 --batch-size 2"),
     # the ImageNet recipes show their data sources and VGG's warm start: no export of
     # their full-size networks (the main job and fine-tuning export theirs)
-    (r"^\./dev train (resnet50|alexnet|vgg_d)_imagenet", "APPEND --no-export"),
+    # (nor of the CIFAR recipe's ResNet-20 here: the default job exports the same net)
+    (r"^\./dev train (resnet50_imagenet|alexnet_imagenet|vgg_d_imagenet|resnet20_cifar10)",
+     "APPEND --no-export"),
     # the speed measurements, on a few images and steps
-    (r"benchmarks/pipeline\.py", "APPEND --images 500 --rounds 1"),  # it takes >= 500
+    (r"benchmarks/pipeline\.py", "APPEND --images 500 --rounds 1 --batch-size 8"),  # >= 500
     (r"benchmarks/pipeline_parts\.py", "APPEND --images 64 --repeats 1"),  # one batch of 64
     (r"benchmarks/evaluation\.py", "APPEND --images 16 --batch-size 8 --repeats 1"),
     (r"benchmarks/explain\.py", "APPEND --images 8 --batch-size 4 --repeats 1"),
@@ -90,6 +103,9 @@ SUBSTITUTIONS = [
      "--set training.batch_size=2"),
     (r"/path/to/images", "PATH finetune_folder"),
     (r"epochs=6, callbacks", "epochs=2, callbacks"),
+    # ... and at 64x64 (an input size ResNet-50 takes): sizes only
+    (r"\(224, 224\)\) - mean", "(64, 64)) - mean"),
+    (r"10, \(224, 224, 3\)\)", "10, (64, 64, 3))"),
     (r"benchmarks/throughput\.py", "APPEND --networks resnet50 --precisions fp32 --batch-size 2 "
                                    "--image-size 32 --steps 1 --warmup 1"),
     # the same job under JAX: sizes only
@@ -136,17 +152,9 @@ SKIPPED = {
     "curl": "needs the TF Serving container above",
 }
 
-# Before a step: what the README assumes was done (e.g. a run it warm-starts from).
-BEFORE = {
-    "--init-from runs/vgg_a_imagenet/checkpoints/best.keras":
-        "./dev train vgg_a_imagenet --no-export " + TRAIN_SIZES,
-}
-
-
-# The README's sections by group: a group is one test and one subprocess. Sections run
-# alone unless merged here (a group's steps run in README order); the order is the
-# tests' order, the longest first, so that the workers start on them.
-GROUPS = {
+# The README's sections by part: a part is one working folder (its steps in README
+# order). Sections are parts of their own unless merged here.
+PARTS = {
     "The two commands": "main",
     "The networks": "networks",
     "Pretrained ImageNet weights": "pretrained",
@@ -161,15 +169,26 @@ GROUPS = {
     "Use it in Colab": "colab",
     "Speed": "speed",
 }
-# The groups' order as tests: the longest first (measured), so that the workers start
-# on them; a group not listed comes last.
-ORDER = ["devices", "devices_workers", "recipes", "recipes_vgg", "reproduce", "speed",
-         "jax", "pretrained", "colab", "reproduce_shortcuts", "localization", "main",
-         "evaluate", "explain", "networks", "pipelines"]
-# Steps that run in a group of their own, away from their section's (command regex, group).
-OWN_GROUPS = [(r"^\./dev train vgg_d_imagenet", "recipes_vgg"),
-              (r"^\./dev reproduce shortcuts", "reproduce_shortcuts"),
-              (r"^KERAS_DISTRIBUTION_JOB_ADDRESSES=", "devices_workers")]
+# Steps that run in a part of their own, away from their section's (command regex, part).
+OWN_PARTS = [(r"^\./dev train vgg_d_imagenet", "recipes_vgg"),
+             (r"^\./dev --backend jax train --strategy mirrored", "devices_jax"),
+             (r"^KERAS_DISTRIBUTION_JOB_ADDRESSES=", "devices_workers")]
+# The parts by group: a group is one test and one subprocess (TensorFlow, or Keras with
+# the group's backend, imported once), which runs its parts one after the other, each in
+# its own fresh working folder. The order is the tests' order, the longest first
+# (measured), so that `./dev test`'s workers start on them; a part not listed here is a
+# group of its own, after them.
+GROUPS = {
+    "jax": ["jax", "devices_jax", "devices_workers"],
+    "recipes": ["recipes", "recipes_vgg"],
+    "pretrained": ["pretrained", "explain", "pipelines", "colab"],
+    "main": ["main", "devices", "localization", "evaluate", "networks"],
+    "reproduce": ["reproduce"],
+    "speed": ["speed"],
+}
+# The groups whose process runs Keras on JAX: there `./dev --backend jax <command>` runs
+# in the group's process (Keras already on that backend: what the flag selects).
+BACKENDS = {"jax": "jax"}
 # A step naming the main job's run or export joins the main job's group unless its own
 # section trains the default recipe first (`./dev --backend jax train ...`).
 USES_MAIN_RUN = re.compile(r"(runs|saved_models)/fashion_mnist(/|\s|$)")
@@ -244,7 +263,6 @@ def steps():
             skip = [reason for prefix, reason in SKIPPED.items() if command.startswith(prefix)]
             if skip:
                 step["skip"] = skip[0]
-            step["before"] = [b for key, b in BEFORE.items() if key in command]
             out.append(step)
     trains_main = {s["section"] for s in out if TRAINS_MAIN.match(s.get("command", ""))}
     main = out[0]["section"]
@@ -252,22 +270,23 @@ def steps():
         text = step.get("command", step.get("code", ""))
         if USES_MAIN_RUN.search(text) and step["section"] not in trains_main:
             step["section"] = main
-        step["group"] = GROUPS.get(step["section"], re.sub(r"\W+", "_", step["section"]).lower())
-        for pattern, group in OWN_GROUPS:
+        step["part"] = PARTS.get(step["section"], re.sub(r"\W+", "_", step["section"]).lower())
+        for pattern, part in OWN_PARTS:
             if re.search(pattern, step.get("command", "")):
-                step["group"] = group
+                step["part"] = part
+        step["group"] = next((g for g, parts in GROUPS.items() if step["part"] in parts),
+                             step["part"])
     return out
 
 
 STEPS = steps()
 
 RUNNER = r"""
-import contextlib, io, json, os, shlex, subprocess, sys, time, traceback
+import contextlib, io, json, os, resource, runpy, shlex, subprocess, sys, time, traceback
 
 steps = json.load(open(sys.argv[1]))
-work, repo = sys.argv[2], sys.argv[3]
-os.chdir(work)
-needs = json.dumps(steps)  # the stand-ins a group makes: those its steps name
+root, repo = sys.argv[2], sys.argv[3]
+work = root  # the working folder of the part that runs (each part has its own)
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -344,6 +363,19 @@ def resnet50_file():
     keras.backend.clear_session()
 
 
+def vgg_a_checkpoint():
+    # what VGG's warm start reads: net A's .keras file as `./dev train vgg_a_imagenet`
+    # writes it, here built and not trained (the warm start copies its layers whatever
+    # their values; a training of net A at 224x224 would take minutes)
+    import keras
+    from kerascnn.applications import VGG
+
+    keras.utils.set_random_seed(4)
+    os.makedirs("runs/vgg_a_imagenet/checkpoints", exist_ok=True)
+    VGG(config="A").save("runs/vgg_a_imagenet/checkpoints/best.keras")
+    keras.backend.clear_session()
+
+
 def shoe():
     # the client's shoe: a Fashion-MNIST-sized gray PNG, enlarged (any size is served)
     Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).resize((112, 112)).save("shoe.png")
@@ -352,17 +384,31 @@ def shoe():
 STAND_INS = [("imagenet_folder", imagenet_folder), ("tfrecords/", tfrecords),
              ("a.keras", fusion_members), ("photo.jpg", photo),
              ("finetune_folder", finetune_folder), ("KERAS_APP_RESNET50", resnet50_file),
-             (KERAS_APP_RESNET50, resnet50_file), ("shoe.png", shoe)]
+             (KERAS_APP_RESNET50, resnet50_file), ("shoe.png", shoe),
+             ("runs/vgg_a_imagenet/checkpoints/best.keras", vgg_a_checkpoint)]
 
 
-def stand_ins():
-    made = set()
+made = {}  # stand-in maker -> the files it made (under <root>/stand-ins), made once
+
+
+def stand_ins(part_steps):
+    # the stand-ins the part's steps name, linked into its folder
+    needs = json.dumps(part_steps)
     for name, make in STAND_INS:
-        if name in needs and make not in made:
+        if name not in needs:
+            continue
+        if make not in made:
+            folder = os.path.join(root, "stand-ins", make.__name__)
+            os.makedirs(folder)
+            os.chdir(folder)
             make()
-            made.add(make)
-    for d in ("imagenet_tars", "tensorflow_datasets"):
-        os.makedirs(os.path.join(os.environ["HOME"], d), exist_ok=True)
+            made[make] = sorted(os.path.relpath(os.path.join(d, f), folder)
+                                for d, _, files in os.walk(folder) for f in files)
+            os.chdir(work)
+        for path in made[make]:
+            if not os.path.exists(path):
+                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+                os.symlink(os.path.join(root, "stand-ins", make.__name__, path), path)
 
 
 background = []  # `command &`: started, waited for after the next command
@@ -377,8 +423,11 @@ def run_command(command):
         env[name] = value
     detach = argv[-1] == "&"
     argv = argv[:-1] if detach else argv
-    if argv[0] == "./dev" and argv[1:2] == ["--backend"]:
-        # Keras' backend is fixed when it is imported (this process: TensorFlow's)
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if argv[0] == "./dev" and argv[1:2] == ["--backend"] and (
+            argv[2:3] != [backend] or env != os.environ or detach):
+        # Keras' backend is fixed when it is imported (this process: `backend`), and
+        # `NAME=value cmd` and `cmd &` are processes of their own
         cmd = [sys.executable, "-m", "kerascnn.cli", *argv[1:]]
         if detach:
             log = open(os.path.join(work, f"background{len(background)}.log"), "w+")
@@ -404,11 +453,27 @@ def run_command(command):
         sys.stderr.write(err.getvalue())
         return rc, err.getvalue()[-3000:]
     if argv[0] == ".venv/bin/python":
-        script = os.path.join(repo, argv[1])
-        proc = subprocess.run([sys.executable, script, *argv[2:]], cwd=work, timeout=900,
-                              capture_output=True, text=True)
-        return proc.returncode, proc.stderr[-3000:]
+        return run_script(os.path.join(repo, argv[1]), argv[2:])
     raise ValueError(f"no rule to run {argv[0]!r}")
+
+
+def run_script(script, args):
+    # `python script args` in this process (TensorFlow is imported once): the script as
+    # __main__, its folder first on sys.path, as the interpreter would set them
+    saved_argv, saved_path = sys.argv, sys.path[:]
+    sys.argv = [script, *args]
+    sys.path.insert(0, os.path.dirname(script))
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            runpy.run_path(script, run_name="__main__")
+        rc = 0
+    except SystemExit as exit:
+        rc = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+    finally:
+        sys.argv, sys.path[:] = saved_argv, saved_path
+        sys.stderr.write(err.getvalue())
+    return rc, err.getvalue()[-3000:]
 
 
 def reset():
@@ -420,37 +485,60 @@ def reset():
         keras.backend.clear_session()
 
 
+def cpu():
+    # CPU seconds of this process and its finished children (the machine is shared:
+    # these, not the wall-clock seconds, say what a step costs)
+    return sum(r.ru_utime + r.ru_stime for r in
+               (resource.getrusage(resource.RUSAGE_SELF),
+                resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
 with tfds.testing.mock_data(num_examples=8):
-    start = time.time()
-    stand_ins()
-    print("STAND-INS " + json.dumps({"seconds": round(time.time() - start, 1)}), flush=True)
-    for step in steps:
-        start, result = time.time(), {"id": step["id"]}
-        try:
-            for command in step.get("before", []):
-                rc, err = run_command(command)
-                if rc != 0:
-                    raise RuntimeError(f"preparing with {command!r} failed ({rc}):\n{err}")
-            if step["kind"] == "bash":
-                rc, err = run_command(step["command"])
-                result["ok"] = rc == 0
-                if rc != 0:
-                    result["error"] = f"exit status {rc}:\n{err}"
-            else:
-                exec(compile(step["code"].replace("{work}", work), step["id"], "exec"),
-                     {"__name__": "__readme__", "KERAS_APP_RESNET50": KERAS_APP_RESNET50})
-                result["ok"] = True
-        except BaseException as err:  # noqa: BLE001 -- reported per step
-            result["ok"] = False
-            result["error"] = "".join(traceback.format_exception(err))[-4000:]
-        finally:
-            reset()
-        result["seconds"] = round(time.time() - start, 1)
-        print("STEP " + json.dumps(result), flush=True)
+    for d in ("imagenet_tars", "tensorflow_datasets"):
+        os.makedirs(os.path.join(os.environ["HOME"], d), exist_ok=True)
+    for part in dict.fromkeys(step["part"] for step in steps):
+        part_steps = [step for step in steps if step["part"] == part]
+        work = os.path.join(root, part)
+        os.makedirs(work)
+        os.chdir(work)
+        start = time.time()
+        stand_ins(part_steps)
+        print("STAND-INS " + json.dumps({"part": part, "seconds": round(time.time() - start, 1),
+                                         "cpu_seconds_since_start": round(cpu(), 1)}),
+              flush=True)
+        for step in part_steps:
+            start, start_cpu, result = time.time(), cpu(), {"id": step["id"]}
+            try:
+                if step["kind"] == "bash":
+                    rc, err = run_command(step["command"])
+                    result["ok"] = rc == 0
+                    if rc != 0:
+                        result["error"] = f"exit status {rc}:\n{err}"
+                else:
+                    exec(compile(step["code"].replace("{work}", work), step["id"], "exec"),
+                         {"__name__": "__readme__", "KERAS_APP_RESNET50": KERAS_APP_RESNET50})
+                    result["ok"] = True
+            except BaseException as err:  # noqa: BLE001 -- reported per step
+                result["ok"] = False
+                result["error"] = "".join(traceback.format_exception(err))[-4000:]
+            finally:
+                reset()
+            result["seconds"] = round(time.time() - start, 1)
+            result["cpu_seconds"] = round(cpu() - start_cpu, 1)
+            print("STEP " + json.dumps(result), flush=True)
+print("END " + json.dumps({"cpu_seconds": round(cpu(), 1)}), flush=True)
 """
 
 GROUP_NAMES = sorted(dict.fromkeys(s["group"] for s in STEPS if "skip" not in s),
-                     key=lambda g: ORDER.index(g) if g in ORDER else len(ORDER))
+                     key=lambda g: list(GROUPS).index(g) if g in GROUPS else len(GROUPS))
+
+
+def _plan(group):
+    """The group's steps, part by part (in ``GROUPS``' order), each part's in README
+    order."""
+    steps = [s for s in STEPS if s["group"] == group and "skip" not in s]
+    order = GROUPS.get(group, [group])
+    return sorted(steps, key=lambda s: order.index(s["part"]))
 
 
 @pytest.fixture(scope="session")
@@ -484,8 +572,9 @@ def _run_group(group, tmp_path_factory, fashion_mnist):
     home = work / "home"
     home.mkdir()
     plan = work / "steps.json"
-    plan.write_text(json.dumps([s for s in STEPS if s["group"] == group and "skip" not in s]))
-    env = dict(os.environ, HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2")
+    plan.write_text(json.dumps(_plan(group)))
+    env = dict(os.environ, HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2",
+               KERAS_BACKEND=BACKENDS.get(group, "tensorflow"))
     if fashion_mnist:
         env["KERASCNN_FASHION_MNIST_DIR"] = fashion_mnist
     log_path = work / "runner.log"
@@ -517,19 +606,23 @@ def test_readme_has_the_blocks_this_test_knows():
         assert re.search(pattern, readme, flags=re.M), pattern
     for prefix in SKIPPED:
         assert any(s.get("command", "").startswith(prefix) for s in STEPS), prefix
-    for section in GROUPS:
+    for section in PARTS:
         assert re.search(rf"^#+ {re.escape(section)}$", readme, flags=re.M), section
+    for pattern, _ in OWN_PARTS:
+        assert any(re.search(pattern, s.get("command", "")) for s in STEPS), pattern
+    parts = {s["part"] for s in STEPS if "skip" not in s}
+    assert all(p in parts for group in GROUPS.values() for p in group), GROUPS
     assert "./dev train" in text and "kerascnn.applications" in text
     assert sum(1 for s in STEPS if "skip" in s) == len([
         s for s in STEPS if any(s.get("command", "").startswith(p) for p in SKIPPED)])
     assert len(STEPS) == len({s["id"] for s in STEPS})
     assert all(s["group"] in GROUP_NAMES for s in STEPS if "skip" not in s)
-    # the main job's later users run after it, in its group
-    main = [s["id"] for s in STEPS if s["group"] == STEPS[0]["group"]]
+    # the main job's later users run after it, in its part
+    main = [s["id"] for s in _plan(STEPS[0]["group"]) if s["part"] == STEPS[0]["part"]]
     assert main[0] == STEPS[0]["id"] and STEPS[0]["command"].startswith("./dev train")
     for s in STEPS:
         if USES_MAIN_RUN.search(s.get("command", "")) and "jax" not in s["command"]:
-            assert s["group"] == STEPS[0]["group"] or "skip" in s, s["id"]
+            assert s["part"] == STEPS[0]["part"] or "skip" in s, s["id"]
 
 
 @pytest.mark.parametrize("group", GROUP_NAMES)
