@@ -121,7 +121,7 @@ register_model(ModelInfo(
     params=params("D", channels=3),
     macs=5_096_064,
     paper_results={},
-    recipe="vgg_d_imagenet",
+    recipe="scaled_vgg_cifar10",
     description=f"VGG configuration D scaled to 32x32 (width {DEFAULT_WIDTH}, fc "
                 f"{DEFAULT_FC_WIDTH}); config= A, A-LRN, B, C, D, E",
 ))

@@ -294,7 +294,7 @@ STUDIES = {
         networks=_NETS,
         seeds=1,
         budget_minutes=28.0,
-        recipe="resnet20_cifar10",
+        recipe="scaled_vgg_cifar10",
         overrides=(("data.policy", "vgg"), ("data.policy_options", _policy(TRAIN_SCALE)),
                    ("data.image_size", 32), ("data.eval_resize", 32),
                    ("data.mean", "rgb"), ("optimizer.learning_rate", 0.01),

@@ -5,7 +5,8 @@ The subset: every layer test that is not ``tf_only`` (LRN against numpy, the opt
 shortcut, AuxiliaryLossModel's fit loss = main + w * aux and its serialisation), and
 for the networks AlexNet (grouped convs, LRN, the fc head) and ResNet-20 (batch norm,
 option-A shortcuts): forward, a gradient for every weight, pooling and the
-``.keras`` round trip. Building a network under JAX on CPU is slow (every
+``.keras`` round trip; and the reproduce studies' scaled networks (AlexNet's Figure 1
+net, the scaled AlexNet, VGG and GoogLeNet): forward and gradients. Building a network under JAX on CPU is slow (every
 initialiser compiles), which is why the subset is small; GoogLeNet and the rest
 were run under jax by hand (see the issue report).
 """
@@ -25,6 +26,10 @@ JAX_TESTS = [
     "tests/applications/test_zoo_builders.py::test_include_top_false_and_pooling[AlexNet]",
     "tests/applications/test_zoo_builders.py::test_include_top_false_and_pooling[ResNet20]",
     "tests/applications/test_zoo_serialization.py::test_json_and_keras_file_round_trip[resnet20]",
+    # the studies' scaled networks (kerascnn reproduce relu / alexnet-ablations / vgg /
+    # googlenet run under either backend)
+    *(f"tests/applications/test_zoo_builders.py::test_forward_and_gradients[{name}]"
+      for name in ("alexnet_fig1", "alexnet_small", "scaled_vgg", "googlenet_scaled")),
 ]
 
 

@@ -1,7 +1,8 @@
 """The ``googlenet`` study (Szegedy et al. 2015, §5 and Table 3, scaled): its claims
 decided on constructed curves and per-image results whose verdicts are known, its
-protocols at the scaled size, and one tiny run through ``run_study`` (every output,
-the crops measured on the trained network and kept for a rerun)."""
+protocols at the scaled size, and one tiny run through ``run_study``, SIGKILLed after
+its first curve point and resumed (every output, the crops measured on the trained
+network and kept for a rerun)."""
 
 import dataclasses
 import json
@@ -162,16 +163,45 @@ def test_the_two_variants_are_one_network_with_aux_weights_0_3_and_0():
     assert "scaled GoogLeNet (0.10M params; the paper's 7.00M)" in study.network("aux").label
 
 
-def test_tiny_study_writes_everything_and_measures_the_crops(tmp_path):
+def _tiny_study():
     # one tiny network in both roles: one training run
     net = dataclasses.replace(studies.get_study("googlenet").network("aux"),
                               options=(("aux_logits", True), ("aux_loss_weight", 0.3),
                                        ("width", 0.0625)))
-    study = dataclasses.replace(studies.get_study("googlenet"), networks=(net,),
-                                roles=(("aux", "aux"), ("noaux", "aux"), ("crops", "aux")))
+    return dataclasses.replace(studies.get_study("googlenet"), networks=(net,),
+                               roles=(("aux", "aux"), ("noaux", "aux"), ("crops", "aux")))
+
+
+KILLED = r'''
+import sys
+sys.path.insert(0, {tests!r})
+from test_googlenet_study import SETTINGS, _tiny_study
+from kerascnn.reproduce.runner import run_study
+run_study(_tiny_study(), SETTINGS, {out!r})
+'''
+
+
+def test_tiny_study_killed_resumes_writes_everything_and_measures_the_crops(tmp_path):
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "training"))
+    from tinyrun import kill_when
+
+    study = _tiny_study()
     out = str(tmp_path / "googlenet")
+    run = os.path.join(out, "nets", "aux-s0")
+    # SIGKILLed once the run has written its first backup (a curve point)
+    code, printed = kill_when(
+        [sys.executable, "-c", KILLED.format(tests=os.path.dirname(__file__), out=out)],
+        os.getcwd(), None, os.path.join(run, "backup", "training_metadata.json"),
+        str(tmp_path / "killed.log"), timeout=600)
+    assert code != 0, printed
+    assert not os.path.exists(os.path.join(run, "completed.json"))
+    assert not os.path.exists(os.path.join(run, "crops.json"))
     logs = []
     report = run_study(study, SETTINGS, out, log=logs.append)
+    history = open(os.path.join(run, "history.csv")).read().strip().splitlines()
+    assert len(history) == 1 + SETTINGS.points  # header + one row per point, none twice
     for name in ("plan.json", "results.json", "results.md", "claims.txt",
                  "figure_googlenet.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0, name

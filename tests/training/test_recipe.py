@@ -20,6 +20,7 @@ ALL = [
     "fashion_mnist_boxes_cam",  # weakly supervised localization
     "alexnet_small_cifar10", "alexnet_fig1_cifar10",  # the AlexNet paper's studies
     "googlenet_scaled_fashion_mnist",  # the GoogLeNet study
+    "scaled_vgg_cifar10",  # the VGG study
 ]
 
 # (batch, lr, momentum, weight decay) per PAPERS.md
@@ -36,7 +37,7 @@ def _kind(name):
         return None
     if name.startswith("alexnet"):
         return "alexnet"
-    if name.startswith("vgg"):
+    if name.startswith(("vgg", "scaled_vgg")):
         return "vgg"
     if name.endswith("_imagenet") and not name.startswith("googlenet"):
         return "resnet_imagenet"
