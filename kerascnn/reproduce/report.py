@@ -89,22 +89,25 @@ def _table(study, report) -> list[str]:
     quantities = [q for _, numbers in study.paper_numbers for q in numbers]
     if quantities and quantities[0].startswith("ImageNet"):  # vgg: the quantity's name
         paper_col = "paper " + quantities[0].replace("_", " ") + " (%)"
+    # a study without per-network paper numbers (relu, alexnet-ablations, googlenet:
+    # the paper's figures are in its claim lines) has no paper column
+    paper = [f" {paper_col} |"] if quantities else []
     rows = [f"| network | seeds | iterations | final training error (%) | "
-            f"final test error (%) | {paper_col} | training time (s) |",
-            "|---|---|---|---|---|---|---|"]
+            f"final test error (%) |{''.join(paper)} training time (s) |",
+            "|---|---|---|---|---|" + "---|" * len(paper) + "---|"]
     for v in nets.values():
-        paper = v.get("paper") or {}
-        paper_value = next(iter(paper.values()), None)
+        paper_value = next(iter((v.get("paper") or {}).values()), None)
         n = len(v["seeds"])
 
         def spread(name):
             return f" (spread {v[name + '_spread']:.2f})" if n > 1 else ""
 
+        cell = [f" {'-' if paper_value is None else paper_value} |"] if paper else []
         rows.append(
             f"| {v['label']} | {n} | {plan['iterations']} | "
             f"{v['final_train_error_mean']:.2f}{spread('final_train_error')} | "
-            f"{v['final_test_error_mean']:.2f}{spread('final_test_error')} | "
-            f"{'-' if paper_value is None else paper_value} | {v['train_seconds']:.0f} |")
+            f"{v['final_test_error_mean']:.2f}{spread('final_test_error')} |"
+            f"{''.join(cell)} {v['train_seconds']:.0f} |")
     return rows
 
 

@@ -219,7 +219,12 @@ def test_tiny_study_killed_resumes_writes_everything_and_measures_the_crops(tmp_
     assert center["error"] == pytest.approx(
         saved["networks"]["aux"]["seeds"]["0"]["final_test_error"], abs=1e-3)
     text = open(os.path.join(out, "claims.txt")).read()
-    assert "scaled GoogLeNet" in open(os.path.join(out, "results.md")).read()
+    md = open(os.path.join(out, "results.md")).read()
+    assert "scaled GoogLeNet" in md
+    # no per-network paper numbers (Table 3's are in the claims): no paper column, and
+    # every row of the table has the header's cells
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    assert "paper" not in table[0] and len({line.count("|") for line in table}) == 1
     assert text.count("\n") == 3 and "(c)" in text
     # a rerun measures nothing again: crops.json is read back
     logs.clear()

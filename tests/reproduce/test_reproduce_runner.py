@@ -92,6 +92,10 @@ def test_every_output_is_written(degradation):
     md = open(os.path.join(out, "results.md")).read()
     for net in NETS:
         assert f"| {net.label} |" in md
+    # the paper's number beside ResNet-20's (§4.2: 8.75 %), none beside plain-20's
+    assert "| paper CIFAR-10 test error (%) |" in md
+    rows = {line.split(" | ")[0]: line for line in md.splitlines() if line.startswith("| ")}
+    assert "| 8.75 |" in rows["| ResNet-20"] and "| - |" in rows["| plain-20"]
     # the per-pixel mean of the 64 training images used
     images = load_source("fashion_mnist", "train").images[:64]
     np.testing.assert_allclose(np.load(os.path.join(out, "mean.npy")),
