@@ -161,3 +161,11 @@ def check_choice(arg_name, value, choices):
             f"`{arg_name}` must be one of {', '.join(map(repr, choices))}. "
             f"Received: {arg_name}={value!r}"
         )
+
+
+def check_positive(arg_name, value, integer=True):
+    """``value`` is a positive int (``integer``) or a number > 0; bools are refused."""
+    kinds = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0:
+        kind = "a positive int" if integer else "a number > 0"
+        raise ValueError(f"`{arg_name}` must be {kind}. Received: {arg_name}={value!r}")

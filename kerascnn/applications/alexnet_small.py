@@ -42,13 +42,6 @@ PAPER_ALEXNET_PARAMS = 60_965_224
 _ACTIVATIONS = ("relu", "tanh")
 
 
-def _check_positive(name, value, kind=int):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 \
-            or (kind is int and int(value) != value):
-        raise ValueError(f"`{name}` must be a positive {kind.__name__}. "
-                         f"Received: {name}={value!r}")
-
-
 def AlexNetFig1(
     include_top=True,
     weights=None,
@@ -88,8 +81,8 @@ def AlexNetFig1(
         A functional ``keras.Model``.
     """
     _common.check_choice("activation", activation, _ACTIVATIONS)
-    _check_positive("width", width)
-    _check_positive("input_scale", input_scale, float)
+    _common.check_positive("width", width)
+    _common.check_positive("input_scale", input_scale, integer=False)
     input_shape = _common.check_common_args(
         include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
@@ -170,9 +163,9 @@ def AlexNetSmall(
     Returns:
         A functional ``keras.Model``.
     """
-    _check_positive("width", width, float)
-    _check_positive("fc_width", fc_width)
-    _check_positive("input_scale", input_scale, float)
+    _common.check_positive("width", width, integer=False)
+    _common.check_positive("fc_width", fc_width)
+    _common.check_positive("input_scale", input_scale, integer=False)
     for flag, value in (("lrn", lrn), ("overlap", overlap)):
         if not isinstance(value, bool):
             raise ValueError(f"`{flag}` must be True or False. Received: {flag}={value!r}")

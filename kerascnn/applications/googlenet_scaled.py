@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import keras
 
-from kerascnn.applications import googlenet
+from kerascnn.applications import _common, googlenet
 from kerascnn.applications.registry import ModelInfo, register_model
 from kerascnn.layers import LocalResponseNormalization
 
@@ -72,8 +72,7 @@ def GoogLeNetScaled(
             needs a 5×5 map at 4a, 1/4 of the input).
         width: multiplier of every filter count (> 0; 1 gives Table 1's widths).
     """
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
-        raise ValueError(f"`width` must be a number > 0. Received: width={width!r}")
+    _common.check_positive("width", width, integer=False)
     if input_shape is None and input_tensor is None:
         input_shape = (*DEFAULT_SIZE, 1)  # Fashion-MNIST's grey images
     return googlenet.build(

@@ -27,7 +27,7 @@ outputs print them beside the paper's: :data:`kerascnn.reproduce.vgg_studies.SCA
 
 from __future__ import annotations
 
-from kerascnn.applications import vgg
+from kerascnn.applications import _common, vgg
 from kerascnn.applications.registry import ModelInfo, register_model
 
 __all__ = ["ScaledVGG", "DEFAULT_NAMES", "params"]
@@ -81,9 +81,8 @@ def ScaledVGG(
     Returns:
         A functional ``keras.Model``.
     """
-    for arg, value in (("width", width), ("fc_width", fc_width)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{arg}` must be a positive int. Received: {arg}={value!r}")
+    _common.check_positive("width", width)
+    _common.check_positive("fc_width", fc_width)
     if not 0.0 <= float(dropout) < 1.0:
         raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
     return vgg.build(
