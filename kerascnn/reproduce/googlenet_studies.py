@@ -186,22 +186,6 @@ def crop_claims(correct, alpha=ALPHA, first_key="b") -> list[rules.Claim]:
     return out
 
 
-def _test_images(recipe):
-    """The final test subset of a run's recipe, as uint8 images and labels."""
-    from kerascnn.data import decode_image
-    from kerascnn.training import experiment
-
-    _, _, test = experiment.load_sources(recipe)
-    ds = test.dataset
-    if test.encoded:
-        ds = ds.map(lambda x, y: (decode_image(x, test.channels), y))
-    images, labels = [], []
-    for x, y in ds.batch(500).as_numpy_iterator():
-        images.append(x)
-        labels.append(y)
-    return np.concatenate(images), np.concatenate(labels).reshape(-1)
-
-
 def measure_crops(study, runs, recipe_of, log) -> dict:
     """Table 3's protocols on the first :data:`CROP_SEEDS` seeds of the network
     trained with aux losses (its ``checkpoints/last.keras``, the run's own
@@ -209,28 +193,27 @@ def measure_crops(study, runs, recipe_of, log) -> dict:
     subset; each run's result is kept in ``<run>/crops.json`` (a resumed study does not
     measure it again) and added to the run as ``crops``. Returns ``runs``."""
     from kerascnn._io import read_json, write_json
-    import tensorflow as tf
-
     from kerascnn.evaluation.evaluate import posteriors
     from kerascnn.evaluation.loading import load_keras_model
+    from kerascnn.training import experiment
 
     key = study.role("crops")
-    images = labels = None
+    test = None
     out = {k: dict(v) for k, v in runs.items()}
     for seed in sorted(runs[key])[:CROP_SEEDS]:
         run = runs[key][seed]
         path = os.path.join(run["run_dir"], "crops.json")
         found = read_json(path)
         if found is None:
-            if images is None:
-                images, labels = _test_images(recipe_of(study.network(key), seed))
-                images, labels = images[:CROP_EXAMPLES], labels[:CROP_EXAMPLES]
+            if test is None:  # the final test subset, as the run's recipe takes it
+                _, _, test = experiment.load_sources(recipe_of(study.network(key), seed))
             model = load_keras_model(os.path.join(run["run_dir"], "checkpoints", "last.keras"))
-            found = {"examples": int(len(labels)), "protocols": {}}
+            found = {"examples": 0, "protocols": {}}
             for name, crops, _ in CROP_PROTOCOLS:
-                probs, _ = posteriors(model, tf.data.Dataset.from_tensor_slices(
-                    (images, labels)), name, batch_size=50)
+                probs, labels = posteriors(model, test, name, batch_size=50,
+                                           max_examples=CROP_EXAMPLES)
                 right = np.argmax(probs, axis=-1) == labels
+                found["examples"] = int(len(labels))
                 found["protocols"][name] = {
                     "crops": crops, "error": float(100.0 * (1 - right.mean())),
                     "correct": "".join("1" if r else "0" for r in right)}
