@@ -17,7 +17,8 @@ are not read).
   written elsewhere then renamed, never holds non-finite weights, and, when it cannot
   be read, falls back to ``checkpoints/last.keras`` with a one-line message.
 - :class:`AtomicCheckpoint`: ``last.keras`` / ``best.keras`` written elsewhere, then
-  renamed; a crash never leaves half a checkpoint.
+  renamed; a crash never leaves half a checkpoint (``best.keras`` is a copy of the
+  epoch's ``last.keras``, not a second serialisation).
 - :class:`NaNGuard`: stops at a non-finite loss, naming the last good checkpoint.
 - :class:`HistoryCSV`: the epoch history, continuous across resumes (rows of
   epochs that are trained again are dropped).
@@ -34,6 +35,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -382,7 +384,9 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         current = logs.get(self.monitor)
         if self.save_best and current is not None and float(current) < self.best:
             self.best = float(current)
-            self._save(self.best_path)
+            # the state just written to last.keras: copied, not serialised again
+            with atomic_path(self.best_path, suffix=".keras") as tmp:
+                shutil.copyfile(self.last_path, tmp)
         best = None if math.isinf(self.best) else self.best
         bests = {k: v for k, v in self._bests().items() if int(k) <= epoch}
         bests[str(epoch + 1)] = best

@@ -424,6 +424,10 @@ def build_model(exp: Experiment, strategy, *, init_from=None, warm_start=True):
                       metrics=default_metrics(), jit_compile=_jit(t.jit_compile),
                       steps_per_execution=t.steps_per_execution,
                       run_eagerly=t.run_eagerly)
+        # The optimizer's slots now, not inside the first trace of the train step:
+        # tf.function traces a function that creates variables twice (once to lift
+        # them out, once more without), which doubled the first step's tracing.
+        model.optimizer.build(model.trainable_variables)
     return model
 
 

@@ -19,10 +19,7 @@ __all__ = ["plot_history"]
 def plot_history(csv_path, png_path, title=None):
     """Draws loss and top-1 error (train and validation) per epoch from a history
     CSV, with a dashed line where the learning rate dropped; written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     with open(csv_path, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -34,7 +31,12 @@ def plot_history(csv_path, png_path, title=None):
                          for r in rows])
 
     epochs = col("epoch") + 1
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    # a Figure of its own (no pyplot: no global figure list, no backend switch) with
+    # fixed margins (tight_layout draws the whole figure once more to measure it)
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.88 if title else 0.95,
+                        wspace=0.25)
     for ax, key, label in ((axes[0], "loss", "loss"),
                            (axes[1], "top1_error", "top-1 error (%)")):
         for prefix, style in (("", "-"), ("val_", "--")):
@@ -56,10 +58,6 @@ def plot_history(csv_path, png_path, title=None):
     axes[0].legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    try:
-        with atomic_path(png_path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=100)
-    finally:
-        plt.close(fig)
+    with atomic_path(png_path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
     return png_path
