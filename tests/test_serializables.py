@@ -98,28 +98,37 @@ print(json.dumps({{
 """
 
 
-@pytest.mark.parametrize("imports", ["import keras, kerascnn", "import kerascnn, keras"])
-def test_a_saved_model_loads_compiled_after_import_kerascnn(tmp_path, imports):
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """The model fitted one step, saved once, and what it says in this process; both
+    import orders load the same file in their own process."""
+    folder = tmp_path_factory.mktemp("saved")
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (8, 8, 8, 3)).astype("float32")
     y = rng.integers(0, 7, 8)
     model = _model()
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
-    path = str(tmp_path / "tiny.keras")
+    path = str(folder / "tiny.keras")
     model.save(path)
-    np.savez(tmp_path / "data.npz", x=x, y=y)
+    np.savez(folder / "data.npz", x=x, y=y)
     expected = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
+    return folder, path, expected, model.predict(x, verbose=0)
+
+
+@pytest.mark.parametrize("imports", ["import keras, kerascnn", "import kerascnn, keras"])
+def test_a_saved_model_loads_compiled_after_import_kerascnn(saved, tmp_path, imports):
+    folder, path, expected, prediction = saved
     assert set(expected) >= {"loss", "top1_error", "top5_error", "top1_accuracy"}
 
     script = tmp_path / "load.py"
     script.write_text(_LOAD.format(imports=imports))
-    run = subprocess.run([sys.executable, str(script), path, str(tmp_path / "data.npz")],
+    run = subprocess.run([sys.executable, str(script), path, str(folder / "data.npz")],
                          capture_output=True, text=True, env=_env(), timeout=300, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     got = json.loads(run.stdout.strip().splitlines()[-1])
     assert got["class"] == "AuxiliaryLossModel" and got["optimizer"] == "L2SGD"
     assert got["l2"] == pytest.approx(1e-3) and got["iterations"] == 1
-    np.testing.assert_allclose(got["prediction"], model.predict(x, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(got["prediction"], prediction, atol=1e-5)
     for name, value in expected.items():
         assert got["metrics"][name] == pytest.approx(value, abs=1e-4), name
     assert not re.search(r"Could not locate", run.stderr)

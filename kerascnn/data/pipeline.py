@@ -82,19 +82,47 @@ def _base_dataset(source, input_context):
             _sharded_count(source.num_examples, input_context))
 
 
+def _array_key(value):
+    """A hashable stand-in for ``value`` (None, a number, a sequence or an array)."""
+    if value is None:
+        return None
+    a = np.asarray(value)
+    return (type(value), a.dtype.str, a.shape, a.tobytes())
+
+
+_COMPILED = {}  # (policy, image_size, mean, pca) -> the tf.function, newest last
+_COMPILED_KEPT = 8
+
+
 def compiled_batch_fn(policy, *, image_size, mean=None, pca=None):
     """The policy's batch step as one ``tf.function(jit_compile=True)``:
-    ``(uint8 (B, h0, w0, C), seed int64 [2]) -> float32 (B, h, w, C)``."""
+    ``(uint8 (B, h0, w0, C), seed int64 [2]) -> float32 (B, h, w, C)``.
+
+    The same arguments give the same function (the last few are kept), so a second
+    pipeline of the same step (a study's next network, a resumed run in the same
+    process) reuses its traces and XLA programs instead of compiling them again."""
     policy = get_policy(policy) if isinstance(policy, str) else policy
     image_size = hw(image_size)
     if pca is None:
         pca = (stats.IMAGENET_PCA_EIGVAL, stats.IMAGENET_PCA_EIGVEC)
+    key = (policy, image_size, _array_key(mean), _array_key(pca[0]), _array_key(pca[1]))
+    try:
+        hash(key)
+    except TypeError:  # a hand-made Policy with a list in it: not kept
+        key = None
+    if key in _COMPILED:
+        _COMPILED[key] = _COMPILED.pop(key)  # the most recently used last
+        return _COMPILED[key]
 
     @tf.function(jit_compile=True)
     def augment(images, seed):
         return policy.batch_fn(images, seed, image_size=image_size, mean=mean,
                                pca=pca)
 
+    if key is not None:
+        _COMPILED[key] = augment
+    while len(_COMPILED) > _COMPILED_KEPT:
+        del _COMPILED[next(iter(_COMPILED))]
     return augment
 
 

@@ -99,11 +99,11 @@ def test_batch_step_flips_last_whatever_order_it_runs(name):
     no_flip = get_policy(name, flip=False)
 
     @tf.function(jit_compile=True)
-    def flip_last(x, seed):
-        return ops.random_flip(no_flip.batch_fn(x, seed, **kwargs), seed)
+    def flip_last(x, seed):  # and the flip-free step itself, in the same XLA program
+        unflipped = no_flip.batch_fn(x, seed, **kwargs)
+        return ops.random_flip(unflipped, seed), unflipped
 
-    expected = flip_last(images, SEED).numpy()
-    unflipped = compiled_batch_fn(no_flip, **kwargs)(images, SEED).numpy()
+    expected, unflipped = (t.numpy() for t in flip_last(images, SEED))
     mirrored = [np.array_equal(e, u[:, ::-1]) for e, u in zip(expected, unflipped)]
     assert 0 < sum(mirrored) < 6  # the seed flips some images, not all
     np.testing.assert_array_equal(compiled_batch_fn(policy, **kwargs)(images, SEED), expected)
@@ -138,3 +138,37 @@ def test_get_policy_errors_and_overrides():
         get_policy("lenet")
     with pytest.raises(ValueError, match="sigma=1"):
         get_policy("alexnet", sigma=1)
+
+
+def test_a_second_pipeline_of_the_same_batch_step_does_not_compile_it_again():
+    """Two training pipelines with the same policy, size, mean and PCA share one
+    compiled batch step (traced once: its XLA program is reused); another mean gets
+    its own."""
+    import dataclasses
+
+    from kerascnn.data import Preprocessing, from_arrays, train_dataset
+    from kerascnn.data.policies import Policy
+
+    traced = []
+
+    @dataclasses.dataclass(frozen=True)
+    class Counting(Policy):
+        def batch_fn(self, images, seed, **kwargs):
+            traced.append(kwargs["mean"])
+            return super().batch_fn(images, seed, **kwargs)
+
+    policy = Counting(**{**get_policy("cifar", pad=0).get_config(), "image_size": (6, 6)})
+    src = from_arrays(np.zeros((8, 6, 6, 3), np.uint8), np.zeros(8), ["a"])
+
+    def first_batch(mean):
+        ds = train_dataset(src, policy, batch_size=4, seed=0,
+                           preprocessing=Preprocessing(6, mean=mean))
+        return next(iter(ds))[0].numpy()
+
+    ones = np.ones((4, 6, 6, 3), np.float32)
+    np.testing.assert_array_equal(first_batch([1.0, 2.0, 3.0]), -np.float32([1, 2, 3]) * ones)
+    assert len(traced) == 1
+    np.testing.assert_array_equal(first_batch([1.0, 2.0, 3.0]), -np.float32([1, 2, 3]) * ones)
+    assert len(traced) == 1, "the same batch step was traced and compiled again"
+    np.testing.assert_array_equal(first_batch([4.0, 5.0, 6.0]), -np.float32([4, 5, 6]) * ones)
+    assert len(traced) == 2

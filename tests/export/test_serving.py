@@ -30,21 +30,23 @@ from PIL import Image
 from kerascnn.data.preprocessing import Preprocessing
 from kerascnn.layers import BatchNormalization
 
-pytestmark = [pytest.mark.tf_only, pytest.mark.slow]  # two subprocesses, two exports
+pytestmark = [pytest.mark.tf_only, pytest.mark.slow]  # two exports, a serving subprocess
 
-EXPORT = r"""
-import os, sys
-os.umask(0o022)
-from kerascnn.cli import main
+def _export(work):
+    """Both exports with ``kerascnn export`` in this process, under umask 022."""
+    from kerascnn.cli import main
 
-work = sys.argv[1]
-base = os.path.join(work, "saved_models")
-assert main(["export", os.path.join(work, "rgb.keras"), "--name", "rgb",
-             "--export-dir", base]) == 0
-# the run's preprocessing.json is found one folder above checkpoints/
-assert main(["export", os.path.join(work, "run", "checkpoints", "best.keras"), "--name", "gray",
-             "--export-dir", base]) == 0
-"""
+    base = os.path.join(work, "saved_models")
+    umask = os.umask(0o022)
+    try:
+        assert main(["export", os.path.join(work, "rgb.keras"), "--name", "rgb",
+                     "--export-dir", base]) == 0
+        # the run's preprocessing.json is found one folder above checkpoints/
+        assert main(["export", os.path.join(work, "run", "checkpoints", "best.keras"),
+                     "--name", "gray", "--export-dir", base]) == 0
+    finally:
+        os.umask(umask)
+
 
 SERVE = r"""
 import json, sys
@@ -122,10 +124,8 @@ def served(tmp_path_factory):
             for i in range(3):
                 arrays[f"{name}_png{f}_{i}"] = _png(_up(x, f)[i])
     np.savez(str(work / "inputs.npz"), **arrays)
+    _export(str(work))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, "-c", EXPORT, str(work)], capture_output=True,
-                          text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
     base = str(work / "saved_models")
     proc = subprocess.run([sys.executable, "-c", SERVE, base, str(work / "inputs.npz")],
                           capture_output=True, text=True, env=env, timeout=600)

@@ -35,6 +35,14 @@ TV_MEAN_RGB = 255.0 * np.array([0.485, 0.456, 0.406], np.float32)
 KERAS_MEAN_RGB = np.array([123.68, 116.779, 103.939], np.float32)
 
 
+def _infer(model, x):
+    """``model(x, training=False)`` as numpy: eager, one batch (``predict`` would trace
+    a function for it, several seconds for a ResNet-50)."""
+    import keras
+
+    return keras.ops.convert_to_numpy(model(x, training=False))
+
+
 def _images(n=2, size=SIZE, seed=3):
     rng = np.random.default_rng(seed)
     return rng.uniform(0, 255, size=(n, size, size, 3)).astype(np.float32)
@@ -73,7 +81,7 @@ def test_torchvision_resnet18_equals_pytorch(resnet18_torch):
     torch_model, path = resnet18_torch
     x = _images()
     ours = ResNet18(weights=path, input_shape=(SIZE, SIZE, 3), classifier_activation=None)
-    got = ours.predict(x - TV_MEAN_RGB, verbose=0)
+    got = _infer(ours, x - TV_MEAN_RGB)
     want = torch_forward(torch_model, x)
     assert close(got, want), np.abs(got - want).max()
 
@@ -90,8 +98,8 @@ def test_torchvision_resnet18_safetensors_and_notop(resnet18_torch, tmp_path):
     path = str(tmp_path / "resnet18.tv_in1k.safetensors")
     save_file({k: v.numpy() for k, v in torch_model.state_dict().items()}, path)
     x = _images()
-    features = ResNet18(include_top=False, pooling="avg", weights=path,
-                        input_shape=(SIZE, SIZE, 3)).predict(x - TV_MEAN_RGB, verbose=0)
+    features = _infer(ResNet18(include_top=False, pooling="avg", weights=path,
+                               input_shape=(SIZE, SIZE, 3)), x - TV_MEAN_RGB)
 
     def trunk(t):
         m = torch_model
@@ -111,7 +119,7 @@ def test_torchvision_resnet50_v15_equals_pytorch(resnet50_torch):
     x = _images(n=1)
     ours = ResNet50(weights=path, stride_in_1x1=False, input_shape=(SIZE, SIZE, 3),
                     classifier_activation=None)
-    got = ours.predict(x - TV_MEAN_RGB, verbose=0)
+    got = _infer(ours, x - TV_MEAN_RGB)
     assert close(got, torch_forward(torch_model, x))
 
 
@@ -167,9 +175,9 @@ def test_keras_applications_resnet50_equals_keras(keras_resnet50):
 
     ref, path, _ = keras_resnet50
     x = _images(n=1)
-    want = ref.predict(keras_caffe_input(x), verbose=0)
+    want = _infer(ref, keras_caffe_input(x))
     ours = ResNet50(weights=path, input_shape=(SIZE, SIZE, 3), classifier_activation=None)
-    got = ours.predict(x - KERAS_MEAN_RGB, verbose=0)
+    got = _infer(ours, x - KERAS_MEAN_RGB)
     assert close(got, want), np.abs(got - want).max()
 
 
@@ -182,9 +190,9 @@ def test_keras_applications_resnet50_notop_and_v15_refused(keras_resnet50):
     ref, _, notop_path = keras_resnet50
     x = _images(n=1)
     trunk = keras.Model(ref.input, ref.get_layer("conv5_block3_out").output)
-    want = trunk.predict(keras_caffe_input(x), verbose=0)
+    want = _infer(trunk, keras_caffe_input(x))
     ours = ResNet50(include_top=False, weights=notop_path, input_shape=(SIZE, SIZE, 3))
-    assert close(ours.predict(x - KERAS_MEAN_RGB, verbose=0), want)
+    assert close(_infer(ours, x - KERAS_MEAN_RGB), want)
     with pytest.raises(ValueError, match=r"stride_in_1x1=True"):
         ResNet50(include_top=False, weights=notop_path, stride_in_1x1=False,
                  input_shape=(SIZE, SIZE, 3))
@@ -222,13 +230,13 @@ def test_torchvision_vgg11_fc6_reordered_chw_to_hwc(tmp_path):
     x = _images()
     ours = _vgg_with_small_head(VGG11, 32, 10)
     _assign(ours, path)
-    got = ours.predict(x - TV_MEAN_RGB, verbose=0)
+    got = _infer(ours, x - TV_MEAN_RGB)
     want = torch_forward(torch_model, x)
     assert close(got, want), np.abs(got - want).max()
     # Through the builder: include_top=False leaves the file's classifier out.
     trunk = VGG11(include_top=False, weights=path, input_shape=(SIZE, SIZE, 3))
     want = torch_forward(torch_model, x, torch_model.trunk)
-    assert close(trunk.predict(x - TV_MEAN_RGB, verbose=0), want)
+    assert close(_infer(trunk, x - TV_MEAN_RGB), want)
 
 
 def test_torchvision_vgg13_legacy_pickle_file(tmp_path):
@@ -245,7 +253,7 @@ def test_torchvision_vgg13_legacy_pickle_file(tmp_path):
     x = _images(size=32)
     ours = VGG13(include_top=False, weights=str(path), input_shape=(32, 32, 3))
     want = torch_forward(torch_model, x, torch_model.trunk)
-    assert close(ours.predict(x - TV_MEAN_RGB, verbose=0), want)
+    assert close(_infer(ours, x - TV_MEAN_RGB), want)
 
 
 def test_torchvision_vgg_file_into_other_configuration(tmp_path):
@@ -281,12 +289,12 @@ def test_keras_applications_vgg16_equals_keras(keras_vgg16):
     x = _images(n=1)
     ours = _vgg_with_small_head(VGG16, 4096, 10)
     _assign(ours, path)
-    want = ref.predict(keras_caffe_input(x), verbose=0)
-    assert close(ours.predict(x - KERAS_MEAN_RGB, verbose=0), want)
+    want = _infer(ref, keras_caffe_input(x))
+    assert close(_infer(ours, x - KERAS_MEAN_RGB), want)
     trunk = VGG16(include_top=False, weights=notop_path, input_shape=(SIZE, SIZE, 3))
     ref_trunk = keras.Model(ref.input, ref.get_layer("block5_pool").output)
-    want = ref_trunk.predict(keras_caffe_input(x), verbose=0)
-    assert close(trunk.predict(x - KERAS_MEAN_RGB, verbose=0), want)
+    want = _infer(ref_trunk, keras_caffe_input(x))
+    assert close(_infer(trunk, x - KERAS_MEAN_RGB), want)
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".weights.h5"])
