@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerascnn.data.sources import Source
+from kerascnn.data._graph import plain
 
 logger = logging.getLogger("kerascnn.data")
 
@@ -111,8 +112,8 @@ def _decode_check(paths, channels):
     ds = tf.data.Dataset.from_tensor_slices(
         (np.arange(len(paths), dtype=np.int64), paths)
     )
-    ds = ds.map(
-        lambda i, p: (i, tf.shape(decode_image(tf.io.read_file(p), channels))[0]),
+    ds = ds.map(plain(
+        lambda i, p: (i, tf.shape(decode_image(tf.io.read_file(p), channels))[0])),
         num_parallel_calls=tf.data.AUTOTUNE,
     ).ignore_errors()
     ok = {int(i) for i, _ in ds.as_numpy_iterator()}
@@ -280,5 +281,5 @@ def load(root, split="train", validate="header", channels=3):
     )
     read = source.example_reader()
     source.dataset = tf.data.Dataset.range(len(paths)).map(
-        read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        plain(read), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return source

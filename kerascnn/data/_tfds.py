@@ -17,6 +17,7 @@ import urllib.parse
 import urllib.request
 
 from kerascnn.data.sources import Source
+from kerascnn.data._graph import plain
 
 
 def load(name, split="train", data_dir=None, manual_dir=None, download=True):
@@ -52,7 +53,7 @@ def load(name, split="train", data_dir=None, manual_dir=None, download=True):
         decoders={image_key: tfds.decode.SkipDecoding()},
         shuffle_files=False,
     )
-    ds = ds.map(lambda ex: (ex[image_key], ex[label_key]))
+    ds = ds.map(plain(lambda ex: (ex[image_key], ex[label_key])))
     try:
         num_examples = info.splits[split].num_examples or None
     except (KeyError, ValueError, TypeError):

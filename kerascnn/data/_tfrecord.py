@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerascnn.data.sources import Source, check_labels
+from kerascnn.data._graph import plain
 
 _FEATURES = {
     "image/encoded": tf.io.FixedLenFeature([], tf.string),
@@ -52,7 +53,7 @@ def load(pattern, num_classes=None, class_names=None, label_offset=0, channels=3
         return ex["image/encoded"], label
 
     first = tf.data.TFRecordDataset(files[:1]).take(check_records)
-    first = first.map(lambda r: tf.io.parse_single_example(r, _FEATURES))
+    first = first.map(plain(lambda r: tf.io.parse_single_example(r, _FEATURES)))
     labels = np.array([int(e["image/class/label"]) for e in first.as_numpy_iterator()])
     hint = (
         " Labels from build_imagenet_data.py-style scripts are 1-based: pass "
@@ -69,7 +70,7 @@ def load(pattern, num_classes=None, class_names=None, label_offset=0, channels=3
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
-        return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.map(plain(parse), num_parallel_calls=tf.data.AUTOTUNE)
 
     return Source(
         dataset=from_files(files),

@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerascnn.data import ops, stats
+from kerascnn.data._graph import plain
 from kerascnn.data.decode import decode_image
 from kerascnn.data.policies import Policy, get_policy, needs_dct_scaling
 from kerascnn.data.preprocessing import Preprocessing
@@ -114,7 +115,7 @@ def compiled_batch_fn(policy, *, image_size, mean=None, pca=None):
         _COMPILED[key] = _COMPILED.pop(key)  # the most recently used last
         return _COMPILED[key]
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=True, autograph=False)  # plain TensorFlow: see _graph
     def augment(images, seed):
         return policy.batch_fn(images, seed, image_size=image_size, mean=mean,
                                pca=pca)
@@ -160,7 +161,7 @@ class _Keys:
         ds, self.count = _base_dataset(source, input_context)
         if cache:  # decoded once, kept in memory; passes shuffle the decoded images
             if source.encoded:
-                ds = ds.map(lambda x, y: (decode_image(x, source.channels), y),
+                ds = ds.map(plain(lambda x, y: (decode_image(x, source.channels), y)),
                             num_parallel_calls=AUTOTUNE)
                 ds = ds.ignore_errors(log_warning=True)
                 self.encoded = False
@@ -177,7 +178,7 @@ def _one_pass(keys, seed, p):
         ds = tf.data.Dataset.from_tensor_slices(order)
     else:
         ds = _block_shuffle(keys.stream, keys.buffer, _mix(seed, p, 0x5A))
-    return ds.enumerate().map(lambda i, key: (key, p, i))
+    return ds.enumerate().map(plain(lambda i, key: (key, p, i)))
 
 
 def _dense(t):
@@ -199,10 +200,10 @@ def _block_shuffle(stream, buffer, pass_seed):
         order = tf.random.experimental.stateless_shuffle(
             tf.range(n), tf.stack([pass_seed, k]))
         block = tf.nest.map_structure(lambda t: tf.gather(t, order), block)
-        return tf.data.Dataset.from_tensor_slices(block).map(
-            lambda *xs: tf.nest.map_structure(_dense, xs if len(xs) > 1 else xs[0]))
+        return tf.data.Dataset.from_tensor_slices(block).map(plain(
+            lambda *xs: tf.nest.map_structure(_dense, xs if len(xs) > 1 else xs[0])))
 
-    return stream.ragged_batch(buffer).enumerate().flat_map(one)
+    return stream.ragged_batch(buffer).enumerate().flat_map(plain(one))
 
 
 def _passes(keys, seed, *, start, repeat, per_batch):
@@ -215,11 +216,11 @@ def _passes(keys, seed, *, start, repeat, per_batch):
         skip = start * per_batch
         if not m:  # unknown pass length: skip the stream's first records
             ds = tf.data.Dataset.range(0, np.iinfo(np.int64).max)
-            return ds.flat_map(lambda p: _one_pass(keys, seed, p)).skip(skip)
+            return ds.flat_map(plain(lambda p: _one_pass(keys, seed, p))).skip(skip)
         first, within = divmod(skip, m)
         ds = tf.data.Dataset.range(first, np.iinfo(np.int64).max)
-        return ds.flat_map(lambda p: _one_pass(keys, seed, p).skip(
-            tf.where(tf.equal(p, first), tf.constant(within, tf.int64), 0)))
+        return ds.flat_map(plain(lambda p: _one_pass(keys, seed, p).skip(
+            tf.where(tf.equal(p, first), tf.constant(within, tf.int64), 0))))
     first = within = 0
     if start:
         if m is None:
@@ -242,7 +243,7 @@ def _passes(keys, seed, *, start, repeat, per_batch):
 
     spec = (tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64))
     ds = tf.data.Dataset.from_generator(iteration, output_signature=spec)
-    return ds.flat_map(lambda p, s: _one_pass(keys, seed, p).skip(s))
+    return ds.flat_map(plain(lambda p, s: _one_pass(keys, seed, p).skip(s)))
 
 
 def _examples(ds, keys, policy, seed, *, channels, image_size, jpeg_only,
@@ -260,7 +261,7 @@ def _examples(ds, keys, policy, seed, *, channels, image_size, jpeg_only,
                                   dct_scaling=dct_scaling)
         return image, label, r
 
-    ds = ds.map(example, num_parallel_calls=AUTOTUNE)
+    ds = ds.map(plain(example), num_parallel_calls=AUTOTUNE)
     if encoded:
         ds = ds.ignore_errors(log_warning=True)
     return ds
@@ -367,20 +368,20 @@ def train_dataset(source, policy, *, batch_size, seed, image_size=None, preproce
             return augment(images, tf.stack([_mix(seed, p[0], i[0]), batch_salt])), labels
 
         ds = ds.batch(per_batch, drop_remainder=True)
-        ds = ds.map(gathered, num_parallel_calls=AUTOTUNE)
+        ds = ds.map(plain(gathered), num_parallel_calls=AUTOTUNE)
     else:
         ds = _examples(ds, keys, policy, seed, channels=channels, image_size=image_size,
                        jpeg_only=bool(source.all_jpeg),
                        dct_scaling=needs_dct_scaling(source.max_short_side, policy,
                                                      image_size))
         ds = ds.batch(per_batch, drop_remainder=True, num_parallel_calls=AUTOTUNE)
-        ds = ds.map(lambda x, y, r: (augment(x, tf.stack([r[0], batch_salt])), y),
+        ds = ds.map(plain(lambda x, y, r: (augment(x, tf.stack([r[0], batch_salt])), y)),
                     num_parallel_calls=AUTOTUNE)
     for layer in extra_layers:
-        ds = ds.map(lambda x, y, layer=layer: (layer(x, training=True), y),
+        ds = ds.map(plain(lambda x, y, layer=layer: (layer(x, training=True), y)),
                     num_parallel_calls=AUTOTUNE)
     if extra_layers and mean is not None:
-        ds = ds.map(lambda x, y: (ops.subtract_mean(x, mean), y),
+        ds = ds.map(plain(lambda x, y: (ops.subtract_mean(x, mean), y)),
                     num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)
 
@@ -415,7 +416,7 @@ def eval_dataset(source, *, batch_size, preprocessing, view=None, input_context=
         raise ValueError(f"`view` must be callable or None. Received: view={view!r}")
     ds, _ = _base_dataset(source, input_context)
     if source.encoded:
-        ds = ds.map(lambda x, y: (decode_image(x, channels), y),
+        ds = ds.map(plain(lambda x, y: (decode_image(x, channels), y)),
                     num_parallel_calls=AUTOTUNE)
         ds = ds.ignore_errors(log_warning=True)
     if view is None:
@@ -424,7 +425,7 @@ def eval_dataset(source, *, batch_size, preprocessing, view=None, input_context=
     else:
         def prep(x, y):  # on the 0-255 grid already: the cast is exact
             return tf.cast(preprocessing.crop_uint8(x), tf.uint8), y
-    ds = ds.map(prep, num_parallel_calls=AUTOTUNE)
+    ds = ds.map(plain(prep), num_parallel_calls=AUTOTUNE)
     if cache:
         ds = ds.cache()
     per_batch = batch_size
@@ -432,5 +433,5 @@ def eval_dataset(source, *, batch_size, preprocessing, view=None, input_context=
         per_batch = input_context.get_per_replica_batch_size(batch_size)
     ds = ds.batch(per_batch, num_parallel_calls=AUTOTUNE)
     if view is not None:
-        ds = ds.map(lambda x, y: (view(x), y), num_parallel_calls=AUTOTUNE)
+        ds = ds.map(plain(lambda x, y: (view(x), y)), num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)

@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from kerascnn.data._graph import plain
+
 __all__ = ["Source", "check_folder_splits", "folder_split", "hold_out", "load_source"]
 
 
@@ -140,7 +142,8 @@ class Source:
             self, labels=self.labels[idx], paths=tuple(self.paths[i] for i in idx),
             num_examples=len(idx), name=name, files=None, read_files=None, skipped=[])
         out.dataset = tf.data.Dataset.range(len(idx)).map(
-            out.example_reader(), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            plain(out.example_reader()), num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True)
         return out
 
     def __repr__(self):

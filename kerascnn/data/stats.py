@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerascnn._imagenet import IMAGENET_MEAN_RGB
+from kerascnn.data._graph import plain
 
 __all__ = [
     "IMAGENET_MEAN_RGB",
@@ -52,18 +53,18 @@ def _images(source, image_size=None, max_examples=None, batch_size=64):
     if max_examples:
         ds = ds.take(max_examples)
     if source.encoded:
-        ds = ds.map(lambda x, y: (decode_image(x, source.channels), y),
+        ds = ds.map(plain(lambda x, y: (decode_image(x, source.channels), y)),
                     num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(log_warning=True)
     if image_size is not None:
         h, w = image_size
-        ds = ds.map(lambda x, y: (tf.image.resize_with_crop_or_pad(x, h, w), y),
+        ds = ds.map(plain(lambda x, y: (tf.image.resize_with_crop_or_pad(x, h, w), y)),
                     num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.batch(batch_size)
     else:
-        ds = ds.map(lambda x, y: x[None])
+        ds = ds.map(plain(lambda x, y: x[None]))
         return _progress(ds.prefetch(tf.data.AUTOTUNE).as_numpy_iterator(), source,
                          max_examples, 1)
-    ds = ds.map(lambda x, y: x)
+    ds = ds.map(plain(lambda x, y: x))
     return _progress(ds.prefetch(tf.data.AUTOTUNE).as_numpy_iterator(), source,
                      max_examples, batch_size)
 

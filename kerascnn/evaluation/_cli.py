@@ -173,11 +173,13 @@ def _as_imagenet_classes(source):
           f"ImageNet classes, scored as ImageNet's class ids by name ("
           + ", ".join(f"{n} -> {i}" for n, i in list(zip(names, ids))[:5])
           + (", ..." if len(names) > 5 else "") + ")", file=sys.stderr)
+    from kerascnn.data._graph import plain
+
     table = np.asarray(ids, np.int64)
     lookup = tf.constant(table)
     return dataclasses.replace(
         source, class_names=[label for _, label in classes],
-        dataset=source.dataset.map(lambda x, y: (x, tf.gather(lookup, y))),
+        dataset=source.dataset.map(plain(lambda x, y: (x, tf.gather(lookup, y)))),
         labels=None if source.labels is None else table[np.asarray(source.labels)],
         files=None, read_files=None)
 

@@ -21,6 +21,7 @@ import tensorflow as tf
 from kerascnn.evaluation.fully_convolutional import has_convertible_head, to_fully_convolutional
 from kerascnn.evaluation.metrics import TopKError
 from kerascnn.data.preprocessing import Preprocessing, subtract_mean
+from kerascnn.data._graph import plain
 from kerascnn.evaluation.protocols import TABLE, make_protocol
 from kerascnn.evaluation.report import EvaluationReport, ProtocolResult, paper_result
 
@@ -226,7 +227,8 @@ def _source_dataset(source, split, channels):
         return source, None, "dataset"
     ds = source.dataset
     if source.encoded:
-        ds = ds.map(lambda x, y: (decode_image(x, channels), y), num_parallel_calls=AUTOTUNE)
+        ds = ds.map(plain(lambda x, y: (decode_image(x, channels), y)),
+                    num_parallel_calls=AUTOTUNE)
     return ds, source.num_examples, source.name
 
 
@@ -262,7 +264,8 @@ def _fused_batches(rs, raw, batch_size):
     """``(posteriors (B, classes) averaged over the networks rs, labels)`` per step."""
     per_image = rs[0].protocol.uses_dense and not _fixed_size(raw)
     step_batch = 1 if per_image else int(batch_size)
-    ds = raw.map(lambda x, y, rs=rs: (tuple(r.views(x) for r in rs), y), num_parallel_calls=AUTOTUNE)
+    ds = raw.map(plain(lambda x, y, rs=rs: (tuple(r.views(x) for r in rs), y)),
+                 num_parallel_calls=AUTOTUNE)
     ds = ds.batch(step_batch).prefetch(AUTOTUNE)
     for batch, labels in ds:
         probs = [r.posteriors(b) for r, b in zip(rs, batch)]
