@@ -168,8 +168,9 @@ def test_the_studies_defaults_and_paper_settings():
 
 
 # -- tiny runs -------------------------------------------------------------------------
-def tiny(study, iterations=3):
-    """The command's settings of ``study`` (its defaults), at a tiny size."""
+def tiny(study, iterations=2):
+    """The command's settings of ``study`` (its defaults), at a tiny size (two points:
+    the fewest that leave one to resume after a kill at the first)."""
     s = _settings(study, "--iterations", str(iterations), "--points", str(iterations),
                   "--batch-size", "8", "--train-examples", "48", "--test-examples", "16",
                   "--precision", "float32")

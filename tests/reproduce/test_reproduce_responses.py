@@ -38,10 +38,13 @@ def test_std_equals_numpy_from_the_conv_outputs(net):
     images = rng.normal(0, 50, (37, 8, 8, 1)).astype("float32")
     got = measure_responses(net, images, batch_size=10)  # 4 uneven batches
     assert got["examples"] == 37
-    for name, std in zip(got["layers"], got["std"]):
+    # every conv's output in one pass of a model of its own (one trace, not one per layer)
+    convs = [net.get_layer(name[:-len("bn")] + "conv") for name in got["layers"]]
+    outputs = keras.Model(net.inputs[0], [c.output for c in convs]).predict(images,
+                                                                              verbose=0)
+    assert len(outputs) == len(got["layers"]) == len(got["std"])
+    for name, std, x in zip(got["layers"], got["std"], outputs):
         bn = net.get_layer(name)
-        conv = net.get_layer(name[:-len("bn")] + "conv")
-        x = keras.Model(net.inputs[0], conv.output).predict(images, verbose=0)
         gamma, beta, mean, var = (w.astype(np.float64) for w in bn.get_weights())
         y = (x - mean) / np.sqrt(var + bn.epsilon) * gamma + beta  # BN, inference
         per_channel = y.reshape(-1, y.shape[-1]).std(axis=0)

@@ -158,21 +158,7 @@ def test_responses_train_missing_networks_and_say_so(degradation, tmp_path):
     assert len(report["claims"]) == 2
 
 
-def test_shortcuts_with_two_seeds(tmp_path):
-    net = studies.get_study("shortcuts").network("resnet20_A")
-    study = dataclasses.replace(studies.get_study("shortcuts"), networks=(net,),
-                                roles=(("A", net.key), ("B", net.key), ("C", net.key)))
-    settings = dataclasses.replace(SETTINGS, iterations=2, points=1)
-    report = run_study(study, settings, str(tmp_path), log=Log())
-    assert sorted(os.listdir(tmp_path / "nets")) == ["resnet20_A-s0", "resnet20_A-s1"]
-    assert report["plan"]["seeds"] == 2
-    claim = report["claims"][0]
-    assert claim["numbers"]["seeds"] == 2
-    # the claim's means: the runs' final test accuracies (test_metrics.json), averaged
-    errors = [json.load(open(tmp_path / "nets" / f"resnet20_A-s{s}" /
-                             "test_metrics.json"))["top1_error"] for s in (0, 1)]
-    assert claim["numbers"]["means"]["resnet20_A"] == pytest.approx(100 - np.mean(errors))
-    assert (tmp_path / "figure6.png").stat().st_size > 0
+# shortcuts with two seeds: test_reproduce_sources.py's TFRecord run
 
 
 KILLED = r'''

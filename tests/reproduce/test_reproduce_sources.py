@@ -1,8 +1,9 @@
 """The studies on the sources a user brings, at a tiny size: a generated image folder
 of JPEG files in class folders (through ``kerascnn reproduce``'s command line, as a
 user runs it: degradation, then responses on its networks) and TFRecord shards named
-by split (shortcuts, degradation and responses), subset with ``--test-examples`` /
-``--train-examples`` (the recipe's ``data.*_examples``, ``Source.take``)."""
+by split (shortcuts with two seeds, degradation and responses), subset with
+``--test-examples`` / ``--train-examples`` (the recipe's ``data.*_examples``,
+``Source.take``)."""
 
 import dataclasses
 import io
@@ -30,7 +31,7 @@ DEGRADATION = dataclasses.replace(studies.get_study("degradation"), networks=(NE
 RESPONSES = dataclasses.replace(studies.get_study("responses"), networks=(NET,),
                                 roles=ROLES)
 SHORTCUTS = dataclasses.replace(
-    studies.get_study("shortcuts"), seeds=1,
+    studies.get_study("shortcuts"), seeds=2,
     networks=(studies.get_study("shortcuts").network("resnet20_A"),),
     roles=(("A", "resnet20_A"), ("B", "resnet20_A"), ("C", "resnet20_A")))
 TINY = ["--iterations", "2", "--points", "1", "--batch-size", "8", "--precision",
@@ -135,10 +136,24 @@ def test_studies_on_tfrecords_named_by_split(tmp_path):
                         batch_size=8, train_examples=16, test_examples=10,
                         eval_batch_size=16, image_size=12, precision="float32",
                         run_eagerly=True)
+    reports = {}
     for study in (SHORTCUTS, DEGRADATION):
         out = str(tmp_path / study.name)
-        assert run_study(study, settings, out, log=lambda msg: None)
+        reports[study.name] = run_study(study, settings, out, log=lambda msg: None)
+        assert reports[study.name]
         _check(out, study, known_size=False)
+    # shortcuts with its two seeds: a run folder each, the claim's means over them
+    nets = tmp_path / "shortcuts" / "nets"
+    assert sorted(os.listdir(nets)) == ["resnet20_A-s0", "resnet20_A-s1"]
+    report = reports["shortcuts"]
+    assert report["plan"]["seeds"] == 2
+    claim = report["claims"][0]
+    assert claim["numbers"]["seeds"] == 2
+    # the claim's means: the runs' final test accuracies (test_metrics.json), averaged
+    errors = [json.load(open(nets / f"resnet20_A-s{s}" / "test_metrics.json"))["top1_error"]
+              for s in (0, 1)]
+    assert claim["numbers"]["means"]["resnet20_A"] == pytest.approx(100 - np.mean(errors))
+    assert (tmp_path / "shortcuts" / "figure6.png").stat().st_size > 0
     report = run_study(RESPONSES, settings, str(tmp_path / "responses"),
                        nets_study=DEGRADATION, nets_dir=str(tmp_path / "degradation"),
                        log=lambda msg: None)
