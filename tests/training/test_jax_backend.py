@@ -5,9 +5,10 @@ Every Keras process here but the pytest worker (TensorFlow, which serves the exp
 is a subprocess with its backend set (a process picks its backend once). The recipe
 is the tiny one of the training tests with the default recipe's machinery:
 mixed_bfloat16, L2SGD (weight decay), the top-k metrics, the callbacks and the atomic
-backup; its network is AlexNet's Figure 1 net (``alexnet_fig1``, four layers with
-weights): the machinery is what is tested, and XLA's compile time grows with the
-number of layers (the builders under JAX: test_zoo_jax.py).
+backup. Its ResNet-20 is kept: with jaxrun_recipe.py's shallower ``alexnet_fig1`` (a
+flatten head, no average pool) the 4 steps give confident outputs whose bfloat16
+rounding differs between XLA and TensorFlow by more than the 1e-4 the served
+probabilities are held to (4.7e-4 measured).
 
 - ``kerascnn --backend jax train`` (no KERAS_BACKEND) is SIGKILLed when epoch 1's
   backup commits, then the same command (``kerascnn.cli.main``, what ``python -m
@@ -38,7 +39,6 @@ import sys
 import numpy as np
 import pytest
 
-from jaxrun_recipe import shallow
 from tinyrun import TINY, kill_when, make_folder
 
 pytestmark = pytest.mark.jax
@@ -56,10 +56,9 @@ def _cli(*args):
 
 
 def _recipe_text(folder):
-    """tinyrun's recipe with mixed_bfloat16, XLA, and the four-layer net."""
-    text = TINY.format(source=folder, lr=0.05, **RECIPE).replace(
+    """tinyrun's recipe with mixed_bfloat16 and XLA."""
+    return TINY.format(source=folder, lr=0.05, **RECIPE).replace(
         'jit_compile = "false"', 'jit_compile = "auto"\nprecision = "mixed_bfloat16"')
-    return shallow(text)
 
 
 # What runs in the second JAX process (started without KERAS_BACKEND), in order; each
@@ -197,7 +196,6 @@ def test_jax_run_resumes_after_kill_and_finishes(jax_run):
     assert 0.0 <= metrics["top1_error"] <= 100.0 and metrics["top5_error"] == 0.0  # 3 classes
     recipe = json.load(open(os.path.join(run, "recipe.json")))
     assert recipe["training"]["precision"] == "mixed_bfloat16"
-    assert recipe["model"]["name"] == "alexnet_fig1"
     done = json.load(open(os.path.join(run, "completed.json")))
     assert done["export"]
     assert not os.path.exists(os.path.join(run, "backup"))
