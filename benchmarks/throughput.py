@@ -208,6 +208,8 @@ def parse_args(argv=None):
     if args.devices is not None and (args.devices < 2 or args.compare_backends):
         parser.error("--devices takes a number of devices >= 2 (one device is always "
                      f"measured), without --compare-backends. Received: --devices={args.devices}")
+    if args.devices is not None and args.backend and args.backend != "jax":
+        parser.error(_devices_problem(args.backend, args.devices))  # before Keras loads
     if args.steps < 1 or args.warmup < 1:
         parser.error(f"--steps and --warmup must be >= 1 (the first warm-up step "
                      f"compiles). Received: --steps={args.steps} --warmup={args.warmup}")

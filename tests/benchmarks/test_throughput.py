@@ -4,12 +4,19 @@ TensorFlow made unimportable (the GPU machine has none), and the FLOP rate it pr
 equal to images/s x 6 x the multiply-adds, which the test derives from the
 registry's table and the architectures (never from the script's own count).
 
-Cost: the compare test builds and compiles each of the five networks under JAX
-(XLA on CPU: tens of seconds for GoogLeNet and the ResNet-50s) and traces them under
-TensorFlow; batch 1, one warm-up and one timed step. The numbers are not checked
-against any speed: tests never time things.
-"""
+What runs where (batch 1, one warm-up and one timed step; XLA's compile on CPU costs
+tens of seconds per deep network, VGG-16's steps at 224 px seconds each):
 
+- every network's own path (its registry entry and builder arguments, size, MACs and
+  FLOP rate, its train step) runs at least once: GoogLeNet (auxiliary heads: its own
+  train step and count) and ResNet-50 v1.5 through ``--compare-backends`` (the full
+  path: a JAX child without TensorFlow, a TensorFlow child, the ratio table);
+  AlexNet, VGG-16 and the paper's ResNet-50 (v1.5 with the stride moved) under
+  TensorFlow; AlexNet under JAX on one and two devices (``--devices 2``);
+- the builders' layers under JAX (forward, gradients): tests/applications/test_zoo_jax.py.
+
+The numbers are not checked against any speed: tests never time things.
+"""
 import importlib.util
 import json
 import os
@@ -25,6 +32,8 @@ from kerascnn.applications import get_model_info
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "throughput.py"
 NETWORKS = ("alexnet", "vgg16", "googlenet", "resnet50", "resnet50_v1.5")
+COMPARED = ("googlenet", "resnet50_v1.5")  # under both backends (--compare-backends)
+TF_ONLY = ("alexnet", "vgg16", "resnet50")  # the others, under TensorFlow
 # the smallest inputs whose maps all halve exactly (multiples of 32), so that the
 # multiply-adds below follow from the registry's counts at 224; GoogLeNet's auxiliary
 # heads need >= 65; AlexNet and VGG-16 build at their default size only.
@@ -118,22 +127,31 @@ def _run(args, env, timeout):
     return result.stdout
 
 
+def _sizes(networks):
+    return ",".join(f"{n}={SIZES[n]}" for n in networks)
+
+
+def test_every_network_is_measured_once():
+    # the two runs below (and --devices 2 under JAX: alexnet) cover every network
+    assert sorted(COMPARED + TF_ONLY) == sorted(NETWORKS)
+
+
 @pytest.mark.slow
 @pytest.mark.jax
-def test_compare_backends_every_network_jax_without_tensorflow(tmp_path):
+def test_compare_backends_jax_without_tensorflow(tmp_path):
     pytest.importorskip("jax")
     out = tmp_path / "both.json"
-    sizes = ",".join(f"{n}={s}" for n, s in SIZES.items())
     # the parent picks no backend; its JAX child runs with tensorflow unimportable
-    stdout = _run(["--compare-backends", "--precisions", "fp32", "--batch-size", "1",
-                   "--steps", "1", "--warmup", "1", "--image-size", sizes, "--json", str(out)],
+    stdout = _run(["--compare-backends", "--networks", ",".join(COMPARED), "--precisions",
+                   "fp32", "--batch-size", "1", "--steps", "1", "--warmup", "1",
+                   "--image-size", _sizes(COMPARED), "--json", str(out)],
                   _env(tmp_path, KERAS_BACKEND="tensorflow"), timeout=1800)
     assert not (tmp_path / "tf_imports.log").exists(), (tmp_path / "tf_imports.log").read_text()
     results = json.loads(out.read_text())
     for backend in ("jax", "tensorflow"):
         printed = _lines(stdout, backend)
-        assert len(printed) == len(NETWORKS)  # one line per network
-        _check_flops(results[backend], printed, NETWORKS, ["fp32"])
+        assert len(printed) == len(COMPARED)  # one line per network
+        _check_flops(results[backend], printed, COMPARED, ["fp32"])
         assert all(r["backend"] == backend and r["platform"] == "cpu" for r in results[backend])
         assert all(r["image_size"] == SIZES[r["network"]] and r["batch"] == 1
                    for r in results[backend])
@@ -147,6 +165,19 @@ def test_compare_backends_every_network_jax_without_tensorflow(tmp_path):
         assert row, (r["network"], table)
         assert float(row[3]) == pytest.approx(r["images_per_s"] / tf_rates[r["network"]],
                                               abs=0.006)
+
+
+def test_tensorflow_every_other_network(tmp_path):
+    out = tmp_path / "tf.json"
+    stdout = _run(["--backend", "tensorflow", "--networks", ",".join(TF_ONLY), "--precisions",
+                   "fp32", "--batch-size", "1", "--steps", "1", "--warmup", "1",
+                   "--image-size", _sizes(TF_ONLY), "--json", str(out)],
+                  _env(tmp_path), timeout=900)
+    records = json.loads(out.read_text())
+    printed = _lines(stdout, "tensorflow")
+    assert len(printed) == len(TF_ONLY)  # one line per network
+    _check_flops(records, printed, TF_ONLY, ["fp32"])
+    assert all(r["image_size"] == SIZES[r["network"]] and r["batch"] == 1 for r in records)
 
 
 def test_tensorflow_bf16_with_peak_and_summary(tmp_path):
@@ -194,14 +225,15 @@ def test_devices_scaling_under_jax(tmp_path):
                                           abs=0.006)
 
 
-def test_devices_refused_under_tensorflow(tmp_path):
-    result = subprocess.run([sys.executable, str(SCRIPT), "--backend", "tensorflow",
-                             "--devices", "2", "--networks", "resnet50"], cwd=ROOT,
-                            env=_env(tmp_path), capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert "--devices" in lines[-1] and "--backend jax" in lines[-1], result.stderr
-    assert "GMAC/img" not in result.stdout  # nothing measured
+def test_devices_refused_under_tensorflow(throughput, capsys):
+    # refused while the arguments are read: before Keras (TensorFlow) is imported
+    with pytest.raises(SystemExit) as e:
+        throughput.main(["--backend", "tensorflow", "--devices", "2", "--networks", "resnet50"])
+    assert e.value.code == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert "--devices" in lines[-1] and "--backend jax" in lines[-1], captured.err
+    assert "GMAC/img" not in captured.out  # nothing measured
 
 
 @pytest.fixture(scope="module")
