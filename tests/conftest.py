@@ -26,6 +26,7 @@ def _seed():
 _FIRST = (
     "tests/test_readme.py::test_readme_section_runs",
     "tests/benchmarks/test_throughput.py::test_compare",
+    "tests/benchmarks/test_throughput.py::test_tensorflow_every",
     "tests/training/test_resume.py",
     "tests/training/test_jax_distribution.py",
     "tests/training/test_jax_backend.py",

@@ -5,7 +5,7 @@ Every Keras process here but the pytest worker (TensorFlow, which serves the exp
 is a subprocess with its backend set (a process picks its backend once). The recipe
 is the tiny one of the training tests with the default recipe's machinery:
 mixed_bfloat16, L2SGD (weight decay), the top-k metrics, the callbacks and the atomic
-backup. Its ResNet-20 is kept: with jaxrun_recipe.py's shallower ``alexnet_fig1`` (a
+backup. Its network is ResNet-20 (jaxrun_recipe.RESNET20_NET), not tinyrun's: with the shallower ``alexnet_fig1`` (a
 flatten head, no average pool) the 4 steps give confident outputs whose bfloat16
 rounding differs between XLA and TensorFlow by more than the 1e-4 the served
 probabilities are held to (4.7e-4 measured).
@@ -39,6 +39,7 @@ import sys
 import numpy as np
 import pytest
 
+from jaxrun_recipe import RESNET20_NET, with_network
 from tinyrun import TINY, kill_when, make_folder
 
 pytestmark = pytest.mark.jax
@@ -57,7 +58,7 @@ def _cli(*args):
 
 def _recipe_text(folder):
     """tinyrun's recipe with mixed_bfloat16 and XLA."""
-    return TINY.format(source=folder, lr=0.05, **RECIPE).replace(
+    return with_network(TINY.format(source=folder, lr=0.05, **RECIPE), RESNET20_NET).replace(
         'jit_compile = "false"', 'jit_compile = "auto"\nprecision = "mixed_bfloat16"')
 
 
