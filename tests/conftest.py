@@ -64,3 +64,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if _shares_a_module_fixture(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """Keras' global state (names, the TensorFlow graph's functions and caches) freed
+    after each module's last test: a long-lived worker otherwise carries every earlier
+    module's models into the next module's tracing."""
+    if nextitem is None or nextitem.module is not item.module:
+        import gc
+        import sys
+
+        keras = sys.modules.get("keras")
+        if keras is not None:
+            keras.backend.clear_session()
+        gc.collect()
