@@ -197,9 +197,10 @@ def test_kill_mid_epoch_then_resume(setup, reference, tmp_path):
     run, export_dir = str(tmp_path / "run"), str(tmp_path / "sm")
     cmd = _cmd(recipe, run, export_dir)
     # the first backup commit (the metadata's rename) ends epoch 1; a moment later the
-    # run is inside epoch 2
+    # run is inside epoch 2 (0.05 s: the tiny net's epoch of two steps and its saves take
+    # longer; 0.3 s let epoch 2's own backup commit first, now and then)
     _kill_when(cmd, str(tmp_path), os.path.join(run, "backup"),
-               lambda name: name == "training_metadata.json", delay=0.3)
+               lambda name: name == "training_metadata.json", delay=0.05)
     assert json.load(open(os.path.join(run, "backup", "training_metadata.json")))["epoch"] == 1
     assert not os.path.exists(os.path.join(run, "trained.json"))
     rows_before = _rows(run)
