@@ -215,7 +215,7 @@ def needs_dct_scaling(max_short_side, policy, image_size):
 
 
 def _fit(image, size):
-    return tf.image.resize_with_crop_or_pad(image, size[0], size[1])
+    return ops.pad_to(image, size)
 
 
 def _resize(image, size, method_index=None):

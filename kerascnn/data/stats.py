@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from kerascnn._imagenet import IMAGENET_MEAN_RGB
 from kerascnn.data._graph import plain
+from kerascnn.data.ops import pad_to
 
 __all__ = [
     "IMAGENET_MEAN_RGB",
@@ -57,7 +58,7 @@ def _images(source, image_size=None, max_examples=None, batch_size=64):
                     num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(log_warning=True)
     if image_size is not None:
         h, w = image_size
-        ds = ds.map(plain(lambda x, y: (tf.image.resize_with_crop_or_pad(x, h, w), y)),
+        ds = ds.map(plain(lambda x, y: (pad_to(x, (h, w)), y)),
                     num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.batch(batch_size)
     else:

@@ -102,6 +102,7 @@ def _dense_view(image, prep):
     size, minus the mean: ``(view, offset)``."""
     import tensorflow as tf
 
+    from kerascnn.data.ops import pad_to
     from kerascnn.data.preprocessing import resize_shorter, subtract_mean
 
     x = tf.convert_to_tensor(image)
@@ -111,7 +112,7 @@ def _dense_view(image, prep):
         x = tf.pad(x, [[p, p], [p, p], [0, 0]])
     ph, pw = int(x.shape[0]), int(x.shape[1])
     vh, vw = max(ph, prep.image_size[0]), max(pw, prep.image_size[1])
-    x = tf.image.resize_with_crop_or_pad(x, vh, vw)
+    x = pad_to(x, (vh, vw))
     return subtract_mean(x, prep.mean), (_offset(ph, vh), _offset(pw, vw))
 
 

@@ -29,6 +29,23 @@ def test_random_crop_takes_windows_of_each_image():
     assert max(o[0] for o in offsets) <= 5 and max(o[1] for o in offsets) <= 6
 
 
+@pytest.mark.parametrize("shape,size", [((7, 9, 2), (4, 12)), ((2, 5, 6, 3), (8, 3)),
+                                        ((6, 6, 1), (6, 6)), ((1, 3, 10, 1), (3, 5)),
+                                        ((8, 5, 1), (9, 2))])
+def test_pad_to_is_resize_with_crop_or_pad_static_and_dynamic(shape, size):
+    # the centre crop/pad by slicing, against TensorFlow's own op, with shapes known
+    # when traced and unknown until run time
+    x = np.arange(np.prod(shape), dtype=np.float32).reshape(shape) + 1
+    want = tf.image.resize_with_crop_or_pad(x, *size).numpy()
+    np.testing.assert_array_equal(ops.pad_to(tf.constant(x), size).numpy(), want)
+    spec = tf.TensorSpec([None] * len(shape), tf.float32)
+    fn = tf.function(lambda t: ops.pad_to(t, size), input_signature=[spec])
+    out = fn(x)
+    assert out.shape == want.shape
+    np.testing.assert_array_equal(out.numpy(), want)
+    assert fn.get_concrete_function().structured_outputs.shape[-3:-1] == size
+
+
 def test_random_flip_mirrors_about_half():
     x = _ids(200, 3, 4)
     out = ops.random_flip(x, SEED).numpy()
