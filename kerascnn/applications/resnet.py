@@ -229,14 +229,18 @@ def _imagenet(depth, residual, *, name, shortcut="B", stride_in_1x1=True,
 
 
 def _cifar(depth, residual, *, name, shortcut="A", zero_init_residual=False, width=16,
-           output_stride=4, **kwargs):
+           output_stride=4, blocks=None, **kwargs):
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
         raise ValueError(f"`width` must be an int >= 1 (the first stage's filters). "
                          f"Received: width={width!r}")
     _common.check_choice("output_stride", output_stride, _OUTPUT_STRIDES)
+    arch = dict(width=width, output_stride=output_stride)
+    if blocks is not None:  # only when set: the arguments a weights file is checked against
+        _common.check_positive("blocks", blocks)
+        arch["blocks"] = blocks
     return _resnet(
         block="basic",
-        stage_blocks=(_CIFAR[depth],) * 3,
+        stage_blocks=(_CIFAR[depth] if blocks is None else blocks,) * 3,
         widths=(width, 2 * width, 4 * width),
         stage_strides=_OUTPUT_STRIDES[output_stride],
         cifar=True,
@@ -246,7 +250,7 @@ def _cifar(depth, residual, *, name, shortcut="A", zero_init_residual=False, wid
         name=name,
         network=f"{'resnet' if residual else 'plain'}{depth}",
         family="resnet_cifar" if residual else "plain_cifar",
-        arch=dict(width=width, output_stride=output_stride),
+        arch=arch,
         **kwargs,
     )
 
@@ -586,6 +590,7 @@ def ResNet20(
     zero_init_residual=False,
     width=16,
     output_stride=4,
+    blocks=None,
     name="resnet20",
 ):
     """ResNet-20 for CIFAR-10 (He et al., 2016, §4.2): 6n+2 layers, n=3,
@@ -614,6 +619,11 @@ def ResNet20(
             departure: a finer map for class activation maps, as the CAM paper
             (Zhou et al., 2016, §3) removes GoogLeNet's layers after inception4e
             to get 14x14 at 224.
+        blocks: blocks per stage; None: the paper's n of this depth (6n+2
+            layers). A departure: ``blocks=b`` builds the 6b+2-layer net of
+            these widths whatever the builder's name (2: 14 layers, 1: 8), a
+            shallower net with a smaller receptive field (``pipelines/
+            fashion_mnist_boxes_cam.toml``: finer class activation maps).
         name: model name.
 
     Returns:
@@ -624,7 +634,7 @@ def ResNet20(
         input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, shortcut=shortcut,
         zero_init_residual=zero_init_residual, width=width, output_stride=output_stride,
-        name=name,
+        blocks=blocks, name=name,
     )
 
 
@@ -640,6 +650,7 @@ def ResNet32(
     zero_init_residual=False,
     width=16,
     output_stride=4,
+    blocks=None,
     name="resnet32",
 ):
     """ResNet-32 for CIFAR-10 (He et al., 2016, §4.2): 6n+2 layers, n=5,
@@ -668,6 +679,11 @@ def ResNet32(
             departure: a finer map for class activation maps, as the CAM paper
             (Zhou et al., 2016, §3) removes GoogLeNet's layers after inception4e
             to get 14x14 at 224.
+        blocks: blocks per stage; None: the paper's n of this depth (6n+2
+            layers). A departure: ``blocks=b`` builds the 6b+2-layer net of
+            these widths whatever the builder's name (2: 14 layers, 1: 8), a
+            shallower net with a smaller receptive field (``pipelines/
+            fashion_mnist_boxes_cam.toml``: finer class activation maps).
         name: model name.
 
     Returns:
@@ -678,7 +694,7 @@ def ResNet32(
         input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, shortcut=shortcut,
         zero_init_residual=zero_init_residual, width=width, output_stride=output_stride,
-        name=name,
+        blocks=blocks, name=name,
     )
 
 
@@ -694,6 +710,7 @@ def ResNet44(
     zero_init_residual=False,
     width=16,
     output_stride=4,
+    blocks=None,
     name="resnet44",
 ):
     """ResNet-44 for CIFAR-10 (He et al., 2016, §4.2): 6n+2 layers, n=7,
@@ -722,6 +739,11 @@ def ResNet44(
             departure: a finer map for class activation maps, as the CAM paper
             (Zhou et al., 2016, §3) removes GoogLeNet's layers after inception4e
             to get 14x14 at 224.
+        blocks: blocks per stage; None: the paper's n of this depth (6n+2
+            layers). A departure: ``blocks=b`` builds the 6b+2-layer net of
+            these widths whatever the builder's name (2: 14 layers, 1: 8), a
+            shallower net with a smaller receptive field (``pipelines/
+            fashion_mnist_boxes_cam.toml``: finer class activation maps).
         name: model name.
 
     Returns:
@@ -732,7 +754,7 @@ def ResNet44(
         input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, shortcut=shortcut,
         zero_init_residual=zero_init_residual, width=width, output_stride=output_stride,
-        name=name,
+        blocks=blocks, name=name,
     )
 
 
@@ -748,6 +770,7 @@ def ResNet56(
     zero_init_residual=False,
     width=16,
     output_stride=4,
+    blocks=None,
     name="resnet56",
 ):
     """ResNet-56 for CIFAR-10 (He et al., 2016, §4.2): 6n+2 layers, n=9,
@@ -776,6 +799,11 @@ def ResNet56(
             departure: a finer map for class activation maps, as the CAM paper
             (Zhou et al., 2016, §3) removes GoogLeNet's layers after inception4e
             to get 14x14 at 224.
+        blocks: blocks per stage; None: the paper's n of this depth (6n+2
+            layers). A departure: ``blocks=b`` builds the 6b+2-layer net of
+            these widths whatever the builder's name (2: 14 layers, 1: 8), a
+            shallower net with a smaller receptive field (``pipelines/
+            fashion_mnist_boxes_cam.toml``: finer class activation maps).
         name: model name.
 
     Returns:
@@ -786,7 +814,7 @@ def ResNet56(
         input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, shortcut=shortcut,
         zero_init_residual=zero_init_residual, width=width, output_stride=output_stride,
-        name=name,
+        blocks=blocks, name=name,
     )
 
 
@@ -802,6 +830,7 @@ def ResNet110(
     zero_init_residual=False,
     width=16,
     output_stride=4,
+    blocks=None,
     name="resnet110",
 ):
     """ResNet-110 for CIFAR-10 (He et al., 2016, §4.2): 6n+2 layers, n=18,
@@ -830,6 +859,11 @@ def ResNet110(
             departure: a finer map for class activation maps, as the CAM paper
             (Zhou et al., 2016, §3) removes GoogLeNet's layers after inception4e
             to get 14x14 at 224.
+        blocks: blocks per stage; None: the paper's n of this depth (6n+2
+            layers). A departure: ``blocks=b`` builds the 6b+2-layer net of
+            these widths whatever the builder's name (2: 14 layers, 1: 8), a
+            shallower net with a smaller receptive field (``pipelines/
+            fashion_mnist_boxes_cam.toml``: finer class activation maps).
         name: model name.
 
     Returns:
@@ -840,7 +874,7 @@ def ResNet110(
         input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, shortcut=shortcut,
         zero_init_residual=zero_init_residual, width=width, output_stride=output_stride,
-        name=name,
+        blocks=blocks, name=name,
     )
 
 
@@ -854,6 +888,7 @@ def Plain20(
     classifier_activation="softmax",
     width=16,
     output_stride=4,
+    blocks=None,
     name="plain20",
 ):
     """plain-20 for CIFAR-10 (He et al., 2016, §4.2): ResNet-20 without shortcuts.
@@ -878,6 +913,11 @@ def Plain20(
             departure: a finer map for class activation maps, as the CAM paper
             (Zhou et al., 2016, §3) removes GoogLeNet's layers after inception4e
             to get 14x14 at 224.
+        blocks: blocks per stage; None: the paper's n of this depth (6n+2
+            layers). A departure: ``blocks=b`` builds the 6b+2-layer net of
+            these widths whatever the builder's name (2: 14 layers, 1: 8), a
+            shallower net with a smaller receptive field (``pipelines/
+            fashion_mnist_boxes_cam.toml``: finer class activation maps).
         name: model name.
 
     Returns:
@@ -887,7 +927,7 @@ def Plain20(
         20, False, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, width=width,
-        output_stride=output_stride, name=name,
+        output_stride=output_stride, blocks=blocks, name=name,
     )
 
 
@@ -901,6 +941,7 @@ def Plain32(
     classifier_activation="softmax",
     width=16,
     output_stride=4,
+    blocks=None,
     name="plain32",
 ):
     """plain-32 for CIFAR-10 (He et al., 2016, §4.2): ResNet-32 without shortcuts.
@@ -925,6 +966,11 @@ def Plain32(
             departure: a finer map for class activation maps, as the CAM paper
             (Zhou et al., 2016, §3) removes GoogLeNet's layers after inception4e
             to get 14x14 at 224.
+        blocks: blocks per stage; None: the paper's n of this depth (6n+2
+            layers). A departure: ``blocks=b`` builds the 6b+2-layer net of
+            these widths whatever the builder's name (2: 14 layers, 1: 8), a
+            shallower net with a smaller receptive field (``pipelines/
+            fashion_mnist_boxes_cam.toml``: finer class activation maps).
         name: model name.
 
     Returns:
@@ -934,7 +980,7 @@ def Plain32(
         32, False, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, width=width,
-        output_stride=output_stride, name=name,
+        output_stride=output_stride, blocks=blocks, name=name,
     )
 
 
@@ -948,6 +994,7 @@ def Plain44(
     classifier_activation="softmax",
     width=16,
     output_stride=4,
+    blocks=None,
     name="plain44",
 ):
     """plain-44 for CIFAR-10 (He et al., 2016, §4.2): ResNet-44 without shortcuts.
@@ -972,6 +1019,11 @@ def Plain44(
             departure: a finer map for class activation maps, as the CAM paper
             (Zhou et al., 2016, §3) removes GoogLeNet's layers after inception4e
             to get 14x14 at 224.
+        blocks: blocks per stage; None: the paper's n of this depth (6n+2
+            layers). A departure: ``blocks=b`` builds the 6b+2-layer net of
+            these widths whatever the builder's name (2: 14 layers, 1: 8), a
+            shallower net with a smaller receptive field (``pipelines/
+            fashion_mnist_boxes_cam.toml``: finer class activation maps).
         name: model name.
 
     Returns:
@@ -981,7 +1033,7 @@ def Plain44(
         44, False, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, width=width,
-        output_stride=output_stride, name=name,
+        output_stride=output_stride, blocks=blocks, name=name,
     )
 
 
@@ -995,6 +1047,7 @@ def Plain56(
     classifier_activation="softmax",
     width=16,
     output_stride=4,
+    blocks=None,
     name="plain56",
 ):
     """plain-56 for CIFAR-10 (He et al., 2016, §4.2): ResNet-56 without shortcuts.
@@ -1019,6 +1072,11 @@ def Plain56(
             departure: a finer map for class activation maps, as the CAM paper
             (Zhou et al., 2016, §3) removes GoogLeNet's layers after inception4e
             to get 14x14 at 224.
+        blocks: blocks per stage; None: the paper's n of this depth (6n+2
+            layers). A departure: ``blocks=b`` builds the 6b+2-layer net of
+            these widths whatever the builder's name (2: 14 layers, 1: 8), a
+            shallower net with a smaller receptive field (``pipelines/
+            fashion_mnist_boxes_cam.toml``: finer class activation maps).
         name: model name.
 
     Returns:
@@ -1028,7 +1086,7 @@ def Plain56(
         56, False, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, width=width,
-        output_stride=output_stride, name=name,
+        output_stride=output_stride, blocks=blocks, name=name,
     )
 
 
@@ -1042,6 +1100,7 @@ def Plain110(
     classifier_activation="softmax",
     width=16,
     output_stride=4,
+    blocks=None,
     name="plain110",
 ):
     """plain-110 for CIFAR-10 (He et al., 2016, §4.2): ResNet-110 without shortcuts.
@@ -1066,6 +1125,11 @@ def Plain110(
             departure: a finer map for class activation maps, as the CAM paper
             (Zhou et al., 2016, §3) removes GoogLeNet's layers after inception4e
             to get 14x14 at 224.
+        blocks: blocks per stage; None: the paper's n of this depth (6n+2
+            layers). A departure: ``blocks=b`` builds the 6b+2-layer net of
+            these widths whatever the builder's name (2: 14 layers, 1: 8), a
+            shallower net with a smaller receptive field (``pipelines/
+            fashion_mnist_boxes_cam.toml``: finer class activation maps).
         name: model name.
 
     Returns:
@@ -1075,7 +1139,7 @@ def Plain110(
         110, False, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, width=width,
-        output_stride=output_stride, name=name,
+        output_stride=output_stride, blocks=blocks, name=name,
     )
 
 

@@ -31,6 +31,8 @@ from kerascnn import applications as apps
         (apps.ResNet20, {"width": 0}, "width=0"),
         (apps.ResNet20, {"width": 8.0}, "width=8.0"),
         (apps.Plain20, {"output_stride": 8}, "output_stride=8"),
+        (apps.ResNet20, {"blocks": 0}, "blocks=0"),
+        (apps.Plain32, {"blocks": 2.0}, "blocks=2.0"),
         (apps.AlexNet, {"groups": 3}, "groups=3"),
         (apps.VGG, {"config": "F"}, "config='F'"),
     ],

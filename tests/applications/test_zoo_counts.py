@@ -152,3 +152,15 @@ def test_cifar_width_and_output_stride(output_stride, side):
                 + (9 * 4 * 8 + 5 * 9 * 8 * 8) * r2 * r2
                 + (9 * 8 * 16 + 5 * 9 * 16 * 16) * r3 * r3 + 16 * 5)
     assert apps.count_macs(model) == expected
+
+
+@pytest.mark.parametrize("builder,blocks,depth", [(apps.ResNet20, 2, 14), (apps.Plain56, 1, 8),
+                                                  (apps.ResNet20, 3, 20)])
+def test_cifar_blocks(builder, blocks, depth):
+    """``blocks`` sets the blocks per stage: the 6b+2-layer net whatever the builder's
+    depth (the parameters by hand, the conv layers counted: 1 + 2 per block)."""
+    model = builder(input_shape=(16, 16, 1), classes=5, width=4, blocks=blocks)
+    assert trainable(model) == cifar_params(depth, classes=5, base=4, channels=1)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert len(convs) == depth - 1
+    assert f"conv4_block{blocks}_2_conv" in {layer.name for layer in convs}
