@@ -11,7 +11,8 @@ classifier_activation="softmax", name=...)`` plus family options:
 - ``ResNet18/34/50/101/152(shortcut="B", stride_in_1x1=True,
   zero_init_residual=False)``, ``Plain18/34`` and the CIFAR-10 nets
   ``ResNet20/32/44/56/110``, ``Plain20/32/44/56/110`` (He et al., 2016), these with
-  ``width=16, output_stride=4`` (departures: narrower nets, a finer last map for CAM).
+  ``width=16, output_stride=4, blocks=None`` (departures: narrower nets, a finer last
+  map for CAM, fewer blocks per stage).
 
 The registry: ``get_model(name, **kwargs)``, ``list_models()``,
 ``get_model_info(name)`` (a :class:`ModelInfo`, whose ``weight_sets`` lists the
