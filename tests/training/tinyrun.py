@@ -134,10 +134,12 @@ class ForkServer:
         self.proc = subprocess.Popen([sys.executable, "-c", _FORK_SERVER, *preload], env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, bufsize=1)
-        ready = self.proc.stdout.readline()
-        if ready.strip() != "ready":
-            self.close()
-            raise RuntimeError(f"the fork server did not start: {ready!r}")
+        printed = []  # anything an import prints on stdout comes before "ready"
+        while not printed or printed[-1].strip() != "ready":
+            printed.append(self.proc.stdout.readline())
+            if not printed[-1]:
+                self.close()
+                raise RuntimeError(f"the fork server did not start: {''.join(printed)!r}")
 
     def _ask(self, request):
         import json
