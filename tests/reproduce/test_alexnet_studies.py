@@ -7,7 +7,6 @@ import dataclasses
 import json
 import math
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -208,17 +207,14 @@ def _outputs(out, figure):
     return json.load(open(os.path.join(out, "results.json")))
 
 
-def test_relu_runs_resumes_after_a_kill_and_reports(tmp_path, capfd):
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "training"))
-    from tinyrun import kill_when
-
+def test_relu_runs_resumes_after_a_kill_and_reports(tmp_path, capfd, forks):
     out = tmp_path / "relu"
     study = _tiny_relu()
     second = out / "nets" / f"{study.networks[1].key}-s0"
     script = KILLED.format(tests=os.path.dirname(__file__), out=str(out))
-    code, printed = kill_when([sys.executable, "-c", script], os.getcwd(), None,
-                              str(second / "backup" / "training_metadata.json"),
-                              str(tmp_path / "log.txt"), timeout=600)
+    code, printed = forks.kill_when(script, os.getcwd(),
+                                    str(second / "backup" / "training_metadata.json"),
+                                    str(tmp_path / "log.txt"), timeout=600)
     assert code != 0 and not (second / "completed.json").exists(), printed
     first = out / "nets" / f"{study.networks[0].key}-s0"
     assert (first / "completed.json").exists()

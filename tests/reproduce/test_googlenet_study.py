@@ -181,19 +181,15 @@ run_study(_tiny_study(), SETTINGS, {out!r})
 '''
 
 
-def test_tiny_study_killed_resumes_writes_everything_and_measures_the_crops(tmp_path):
-    import sys
-
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "training"))
-    from tinyrun import kill_when
-
+def test_tiny_study_killed_resumes_writes_everything_and_measures_the_crops(tmp_path,
+                                                                            forks):
     study = _tiny_study()
     out = str(tmp_path / "googlenet")
     run = os.path.join(out, "nets", "aux-s0")
     # SIGKILLed once the run has written its first backup (a curve point)
-    code, printed = kill_when(
-        [sys.executable, "-c", KILLED.format(tests=os.path.dirname(__file__), out=out)],
-        os.getcwd(), None, os.path.join(run, "backup", "training_metadata.json"),
+    code, printed = forks.kill_when(
+        KILLED.format(tests=os.path.dirname(__file__), out=out), os.getcwd(),
+        os.path.join(run, "backup", "training_metadata.json"),
         str(tmp_path / "killed.log"), timeout=600)
     assert code != 0, printed
     assert not os.path.exists(os.path.join(run, "completed.json"))

@@ -8,7 +8,6 @@ import dataclasses
 import json
 import os
 import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -170,16 +169,13 @@ run_study(ONE, dataclasses.replace(SETTINGS, iterations=4, points=4), {out!r})
 '''
 
 
-def test_a_killed_study_resumes_at_its_first_unfinished_point(tmp_path, capfd):
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "training"))
-    from tinyrun import kill_when
-
+def test_a_killed_study_resumes_at_its_first_unfinished_point(tmp_path, capfd, forks):
     out = tmp_path / "degradation"
     folder = out / "nets" / "plain20-s0"
     script = KILLED.format(tests=os.path.dirname(__file__), out=str(out))
-    code, printed = kill_when([sys.executable, "-c", script], os.getcwd(), None,
-                              str(folder / "backup" / "training_metadata.json"),
-                              str(tmp_path / "log.txt"), timeout=600)
+    code, printed = forks.kill_when(script, os.getcwd(),
+                                    str(folder / "backup" / "training_metadata.json"),
+                                    str(tmp_path / "log.txt"), timeout=600)
     assert code != 0 and not (folder / "completed.json").exists(), printed
     done = len(_history(folder))
     assert 1 <= done < 4

@@ -5,7 +5,6 @@ its claims decided on constructed curves and protocol counts whose verdicts are 
 import dataclasses
 import json
 import os
-import sys
 
 import pytest
 
@@ -38,18 +37,15 @@ class Log(list):
 
 
 @pytest.fixture(scope="module")
-def resumed(tmp_path_factory):
+def resumed(tmp_path_factory, forks):
     """Killed once vgg_d_jitter has written its first backup, then resumed."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "training"))
-    from tinyrun import kill_when
-
     tmp = tmp_path_factory.mktemp("vgg")
     out = tmp / "vgg"
     folder = out / "nets" / "vgg_d_jitter-s0"
     script = KILLED.format(tests=os.path.dirname(__file__), out=str(out))
-    code, printed = kill_when([sys.executable, "-c", script], os.getcwd(), None,
-                              str(folder / "backup" / "training_metadata.json"),
-                              str(tmp / "log.txt"), timeout=600)
+    code, printed = forks.kill_when(script, os.getcwd(),
+                                    str(folder / "backup" / "training_metadata.json"),
+                                    str(tmp / "log.txt"), timeout=600)
     killed = {"code": code, "completed": (folder / "completed.json").exists(),
               "protocols": (out / "protocols.json").exists(), "printed": printed}
     log = Log()

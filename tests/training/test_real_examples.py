@@ -87,44 +87,5 @@ def test_a_pass_short_of_a_batch_is_completed_from_the_next_pass():
     assert opened == [1, 2, 3, 4]
 
 
-MIRRORED_ONE_PASS = r"""
-import csv, json, os, sys
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(
-    cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
-from kerascnn.training.recipe import load_recipe
-from kerascnn.training.strategy import select_strategy
-from kerascnn.training.trainer import train
-
-strategy = select_strategy("mirrored")
-train(load_recipe(sys.argv[1]), output_dir=sys.argv[2], strategy=strategy, export=False,
-      verbose=0)
-with open(os.path.join(sys.argv[2], "history.csv"), newline="") as f:
-    rows = list(csv.DictReader(f))
-print(json.dumps({"replicas": strategy.num_replicas_in_sync, "rows": rows}))
-"""
-
-
-def test_distributed_one_pass_epochs_count_only_real_batches(tmp_path):
-    """The same under MirroredStrategy (two logical CPUs): tf.distribute reports the
-    per-replica batches as the steps, so distributed the passes repeat and fit is
-    given the steps of one pass. (Each replica's batch is augmented with its own
-    seeds, so the numbers are not the single device's.)"""
-    import subprocess
-    import sys
-
-    folder = make_folder(str(tmp_path / "data"), per_class_train=8, per_class_test=2)
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY.format(source=folder, lr=0.05, epochs=2, steps=0, batch=4))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, "-c", MIRRORED_ONE_PASS, str(path),
-                           str(tmp_path / "runs")], capture_output=True, text=True,
-                          env=env, timeout=600, cwd=str(tmp_path))
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["replicas"] == 2 and len(out["rows"]) == 2
-    for row in out["rows"]:
-        assert float(row["top5_error"]) == float(row["val_top5_error"]) == 0.0
-        wrong = float(row["top1_error"]) * 24 / 100  # over the 24 training images
-        assert wrong == pytest.approx(round(wrong), abs=1e-4)
+# the same under MirroredStrategy: test_distribution.py (its one process of two
+# logical CPUs)

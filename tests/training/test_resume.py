@@ -7,9 +7,11 @@ file, ``trained.json`` before the test evaluation, the export's temporary folder
 then checks on disk that the kill came where it was meant to. A full disk is a small
 tmpfs mounted on the run's ``backup/`` folder.
 
-Only the killed runs are processes of their own (the kill is what they test); the
-uninterrupted references and the second runs, which read what a killed run left on
-disk, run the same command in this process (``kerascnn.cli.main``)."""
+Only the killed runs are processes of their own (the kill is what they test): each a
+child forked by one process that imported TensorFlow and kerascnn once
+(``tinyrun.ForkServer``), running ``kerascnn.cli.main`` as ``python -m kerascnn.cli``
+would. The uninterrupted references and the second runs, which read what a killed run
+left on disk, run the same command in this process."""
 
 import contextlib
 import ctypes
@@ -22,12 +24,11 @@ import select
 import signal
 import struct
 import subprocess
-import sys
 import time
 
 import pytest
 
-from tinyrun import TINY, make_folder
+from tinyrun import TINY, ForkServer, make_folder
 
 pytestmark = pytest.mark.tf_only  # tf.data / SavedModel
 
@@ -70,10 +71,6 @@ def _cmd(recipe, run, export_dir, *extra):
             "--verbose", "2", *extra]
 
 
-def _umask_022():
-    os.umask(0o022)
-
-
 class _Ran:
     def __init__(self, returncode, stdout, stderr):
         self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
@@ -97,17 +94,25 @@ def _here(cmd, check=True):
     return ran
 
 
-def _kill_when(cmd, cwd, folder, match, delay=0.0):
-    """Starts ``cmd``; SIGKILLs it when ``match(name)`` for a name appearing in
-    ``folder`` (created by the test beforehand). Returns the name."""
+@pytest.fixture(scope="module")
+def server():
+    """The process the killed runs are forked from (umask 022, ``ENV``)."""
+    forks = ForkServer(env=ENV)
+    yield forks
+    forks.close()
+
+
+def _kill_when(server, cmd, cwd, folder, match, delay=0.0):
+    """Starts ``cmd`` (a forked child of ``server``); SIGKILLs it when ``match(name)``
+    for a name appearing in ``folder`` (created by the test beforehand). Returns the
+    name."""
     os.makedirs(folder, exist_ok=True)
     watch = _Watch(folder)
-    log = open(os.path.join(cwd, "killed.log"), "w")
-    proc = subprocess.Popen([sys.executable, "-m", "kerascnn.cli", *cmd], cwd=cwd, env=ENV,
-                            stdout=log, stderr=subprocess.STDOUT, preexec_fn=_umask_022)
+    log = os.path.join(cwd, "killed.log")
+    pid = server.start(cmd, cwd, log)
     deadline, seen = time.time() + TIMEOUT, None
     try:
-        while seen is None and time.time() < deadline and proc.poll() is None:
+        while seen is None and time.time() < deadline and server.running(pid):
             for name, _ in watch.events(0.5):
                 if match(name):
                     seen = name
@@ -115,15 +120,12 @@ def _kill_when(cmd, cwd, folder, match, delay=0.0):
         if seen is not None:
             if delay:
                 time.sleep(delay)
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
+            os.kill(pid, signal.SIGKILL)
     finally:
         watch.close()
-        if proc.poll() is None:
-            proc.kill()
-    log.close()
-    assert seen is not None, open(os.path.join(cwd, "killed.log")).read()[-3000:]
-    assert proc.returncode == -signal.SIGKILL
+        returncode = server.wait(pid, timeout=0)
+    assert seen is not None, open(log).read()[-3000:]
+    assert returncode == -signal.SIGKILL
     return seen
 
 
@@ -192,14 +194,14 @@ def test_modes_under_umask_022(reference):
     assert os.path.exists(os.path.join(export_dir, "tiny", "1", "saved_model.pb"))
 
 
-def test_kill_mid_epoch_then_resume(setup, reference, tmp_path):
+def test_kill_mid_epoch_then_resume(setup, reference, tmp_path, server):
     root, recipe = setup
     run, export_dir = str(tmp_path / "run"), str(tmp_path / "sm")
     cmd = _cmd(recipe, run, export_dir)
     # the first backup commit (the metadata's rename) ends epoch 1; a moment later the
     # run is inside epoch 2 (0.05 s: the tiny net's epoch of two steps and its saves take
     # longer; 0.3 s let epoch 2's own backup commit first, now and then)
-    _kill_when(cmd, str(tmp_path), os.path.join(run, "backup"),
+    _kill_when(server, cmd, str(tmp_path), os.path.join(run, "backup"),
                lambda name: name == "training_metadata.json", delay=0.05)
     assert json.load(open(os.path.join(run, "backup", "training_metadata.json")))["epoch"] == 1
     assert not os.path.exists(os.path.join(run, "trained.json"))
@@ -213,14 +215,14 @@ def test_kill_mid_epoch_then_resume(setup, reference, tmp_path):
 
 
 def test_kill_during_the_backup_write_falls_back_to_the_checkpoint(setup, reference,
-                                                                   tmp_path):
+                                                                   tmp_path, server):
     """Killed while epoch 1's weights go to the backup: the temporary file is
     removed, the backup has no commit, and the next run resumes from
     ``checkpoints/last.keras`` (written before the backup) at epoch 2."""
     root, recipe = setup
     run, export_dir = str(tmp_path / "run"), str(tmp_path / "sm")
     cmd = _cmd(recipe, run, export_dir)
-    _kill_when(cmd, str(tmp_path), os.path.join(run, "backup"),
+    _kill_when(server, cmd, str(tmp_path), os.path.join(run, "backup"),
                lambda name: name.startswith(".tmp-") and name.endswith(".weights.h5"))
     left = os.listdir(os.path.join(run, "backup"))
     assert "training_metadata.json" not in left  # killed inside the write
@@ -231,11 +233,12 @@ def test_kill_during_the_backup_write_falls_back_to_the_checkpoint(setup, refere
     _same_as_reference(run, reference[0])
 
 
-def test_kill_during_the_test_evaluation_keeps_the_training(setup, reference, tmp_path):
+def test_kill_during_the_test_evaluation_keeps_the_training(setup, reference, tmp_path,
+                                                           server):
     root, recipe = setup
     run, export_dir = str(tmp_path / "run"), str(tmp_path / "sm")
     cmd = _cmd(recipe, run, export_dir)
-    _kill_when(cmd, str(tmp_path), run, lambda name: name == "trained.json")
+    _kill_when(server, cmd, str(tmp_path), run, lambda name: name == "trained.json")
     assert not os.path.exists(os.path.join(run, "test_metrics.json"))
     history = open(os.path.join(run, "history.csv")).read()
     second = _here(cmd)
@@ -245,11 +248,11 @@ def test_kill_during_the_test_evaluation_keeps_the_training(setup, reference, tm
     _same_as_reference(run, reference[0])
 
 
-def test_kill_during_the_export_exports_once(setup, reference, tmp_path):
+def test_kill_during_the_export_exports_once(setup, reference, tmp_path, server):
     root, recipe = setup
     run, export_dir = str(tmp_path / "run"), str(tmp_path / "sm")
     cmd = _cmd(recipe, run, export_dir)
-    _kill_when(cmd, str(tmp_path), os.path.join(export_dir, "tiny"),
+    _kill_when(server, cmd, str(tmp_path), os.path.join(export_dir, "tiny"),
                lambda name: name.startswith(".tmp-"))
     assert os.path.exists(os.path.join(run, "test_metrics.json"))
     assert not os.path.exists(os.path.join(export_dir, "tiny", "1"))
@@ -264,7 +267,8 @@ def test_kill_during_the_export_exports_once(setup, reference, tmp_path):
     assert resolve_run_dir("tiny", run) == run + "-2"
 
 
-def test_full_disk_during_the_backup_then_the_next_run_finishes(setup, reference, tmp_path):
+def test_full_disk_during_the_backup_then_the_next_run_finishes(setup, reference, tmp_path,
+                                                               server):
     root, recipe = setup
     run, export_dir = str(tmp_path / "run"), str(tmp_path / "sm")
     backup = os.path.join(run, "backup")
@@ -278,11 +282,11 @@ def test_full_disk_during_the_backup_then_the_next_run_finishes(setup, reference
         cmd = _cmd(recipe, run, export_dir)
         # a process of its own: the run that fails leaves HDF5's file of the full disk
         # open (closed at its exit, while the tmpfs is still mounted)
-        first = subprocess.run([sys.executable, "-m", "kerascnn.cli", *cmd],
-                               cwd=str(tmp_path), env=ENV, capture_output=True, text=True,
-                               timeout=TIMEOUT, preexec_fn=_umask_022)
-        assert first.returncode != 0
-        assert "No space left on device" in first.stdout + first.stderr
+        log = tmp_path / "first.log"
+        returncode = server.wait(server.start(cmd, tmp_path, log), timeout=TIMEOUT)
+        printed = log.read_text()
+        assert returncode != 0, printed[-3000:]
+        assert "No space left on device" in printed, printed[-3000:]
         assert os.listdir(backup) == []  # no truncated file left behind
         assert os.path.exists(os.path.join(run, "checkpoints", "last.keras"))
         subprocess.run(["mount", "-o", "remount,size=64m", backup], check=True)
@@ -294,7 +298,7 @@ def test_full_disk_during_the_backup_then_the_next_run_finishes(setup, reference
         subprocess.run(["umount", backup], capture_output=True)
 
 
-def test_one_pass_epochs_resume_on_the_same_batches(setup, tmp_path):
+def test_one_pass_epochs_resume_on_the_same_batches(setup, tmp_path, server):
     """Item 5 with ``steps_per_epoch = 0`` (an epoch is one pass, 48 images in 6
     batches of 8): killed after epoch 1, the resumed epoch 2 sees the batches of an
     uninterrupted run's epoch 2 (the same final numbers), not epoch 1's again."""
@@ -306,7 +310,7 @@ def test_one_pass_epochs_resume_on_the_same_batches(setup, tmp_path):
     _here(_cmd(str(recipe), ref, str(tmp_path / "sm"), "--no-export"))
     run = str(tmp_path / "run")
     cmd = _cmd(str(recipe), run, str(tmp_path / "sm"), "--no-export")
-    _kill_when(cmd, str(tmp_path), os.path.join(run, "backup"),
+    _kill_when(server, cmd, str(tmp_path), os.path.join(run, "backup"),
                lambda name: name == "training_metadata.json")
     assert not os.path.exists(os.path.join(run, "trained.json"))
     second = _here(cmd)
@@ -316,7 +320,7 @@ def test_one_pass_epochs_resume_on_the_same_batches(setup, tmp_path):
 
 
 def test_kill_during_the_epoch_end_backup_resumes_one_consistent_state(setup, reference,
-                                                                       tmp_path):
+                                                                       tmp_path, server):
     """Killed while epoch 3's backup is written (the plateau's
     counters and the checkpoint's best value of epoch 3 are on disk, the backup still
     holds epoch 2), the run resumes at epoch 3 with the counters of epoch 2: its
@@ -337,7 +341,7 @@ def test_kill_during_the_epoch_end_backup_resumes_one_consistent_state(setup, re
             seen.append(name)
         return len(seen) == 3
 
-    _kill_when(cmd, str(tmp_path), os.path.join(run, "backup"), third_backup_write)
+    _kill_when(server, cmd, str(tmp_path), os.path.join(run, "backup"), third_backup_write)
     meta = json.load(open(os.path.join(run, "backup", "training_metadata.json")))
     assert meta["epoch"] == 2  # the backup of epoch 2; epoch 3's was being written
     assert [int(r["epoch"]) for r in _rows(run)] == [0, 1, 2]  # epoch 3 had ended

@@ -177,18 +177,41 @@ def _recipe(pth, folder):
 @pytest.fixture(scope="module")
 def finetuned(pth, folder, tmp_path_factory):
     """One uninterrupted fine-tuning run with its export (the run of the test below and
-    the reference of the resumed run)."""
+    the reference of the resumed run), and a copy of its run folder as it was on disk
+    at the end of the head epoch, after that epoch's backup: what a run interrupted
+    there leaves (its lock released), which the resume test resumes."""
+    import shutil
+
+    import keras
+
+    from kerascnn.training import experiment as ex
     from kerascnn.training.trainer import train
 
     root = tmp_path_factory.mktemp("finetuned")
-    export_dir = root / "saved_models"
-    result = train(_recipe(pth, folder), output_dir=str(root / "run"),
-                   export_dir=str(export_dir), verbose=0)
-    return result, export_dir
+    export_dir, run, interrupted = root / "saved_models", root / "run", root / "interrupted"
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                shutil.copytree(run, interrupted)
+                os.remove(interrupted / "run.lock")
+
+    build = ex.build_callbacks
+
+    def with_snapshot(*args, **kwargs):
+        cbs = build(*args, **kwargs)
+        cbs.all.append(Snapshot())  # after the backup of epoch 0
+        return cbs
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ex, "build_callbacks", with_snapshot)
+        result = train(_recipe(pth, folder), output_dir=str(run), export_dir=str(export_dir),
+                       verbose=0)
+    return result, export_dir, interrupted
 
 
 def test_finetune_run_trains_evaluates_and_exports(finetuned):
-    result, export_dir = finetuned
+    result, export_dir, _ = finetuned
     assert not result.diverged
     assert len(result.history["loss"]) == 3
     assert result.test_metrics is not None and 0.0 <= result.test_metrics["top1_error"] <= 100.0
@@ -211,35 +234,23 @@ def test_recipe_weights_are_checked_at_parse(pth):
     assert parse_recipe(doc, where="ft.toml").model.weights == "imagenet"
 
 
-def test_finetune_run_resumes_on_the_same_schedule(pth, folder, finetuned, tmp_path,
-                                                  monkeypatch):
+def test_finetune_run_resumes_on_the_same_schedule(pth, folder, finetuned, capsys):
     """Interrupted after the head epoch, resumed: the same weights as a run that was
     not interrupted (the multipliers follow from the epoch the run resumes at)."""
-    import keras
-
-    from kerascnn.training import experiment as ex
     from kerascnn.training.trainer import train
 
     recipe = _recipe(pth, folder)
-    reference = finetuned[0]  # uninterrupted, the same recipe
-
-    class Interrupt(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 0:
-                raise KeyboardInterrupt
-
-    build = ex.build_callbacks
-
-    def with_interrupt(*args, **kwargs):
-        cbs = build(*args, **kwargs)
-        cbs.all.append(Interrupt())  # after the backup of epoch 0
-        return cbs
-
-    monkeypatch.setattr(ex, "build_callbacks", with_interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        train(recipe, output_dir=str(tmp_path / "run"), export=False, verbose=0)
-    monkeypatch.setattr(ex, "build_callbacks", build)
-    resumed = train(recipe, output_dir=str(tmp_path / "run"), export=False, verbose=0)
+    reference, _, interrupted = finetuned  # uninterrupted, the same recipe
+    # what the interrupted run left: the head epoch trained and backed up, no more
+    meta = json.load(open(interrupted / "backup" / "training_metadata.json"))
+    assert meta["epoch"] == 1
+    assert not (interrupted / "trained.json").exists()
+    capsys.readouterr()
+    resumed = train(recipe, output_dir=str(interrupted), export=False, verbose=0)
+    printed = capsys.readouterr().out
+    assert f"resuming ft in {interrupted} at the train stage" in printed
+    # epochs 2 and 3 only: not from the start
+    assert "Epoch 1:" not in printed and "Epoch 2:" in printed and "Epoch 3:" in printed
     assert float(resumed.model.optimizer.body_scale.numpy()) == pytest.approx(0.1)
     for a, b in zip(reference.model.weights, resumed.model.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
