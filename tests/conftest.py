@@ -33,7 +33,6 @@ _FIRST = (
     "tests/applications/test_zoo_jax.py",
     "tests/benchmarks/test_throughput.py::test_devices",
     "tests/training/test_distribution.py",
-    "tests/training/test_real_examples.py::test_distributed",
     "tests/weights/test_finetune.py",
     "tests/reproduce/",
     "tests/export/",
