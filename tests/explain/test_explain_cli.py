@@ -30,7 +30,6 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     model = ResNet20(input_shape=(16, 16, 3), classes=3)
     model.compile("sgd", "sparse_categorical_crossentropy")
-    model.run_eagerly = True  # two steps: no traced train step (the saved file is the same)
     x = np.random.default_rng(0).normal(0, 50, (8, 16, 16, 3)).astype(np.float32)
     model.fit(x, np.arange(8) % 3, batch_size=4, epochs=1, verbose=0)
     os.makedirs(root / "checkpoints")
