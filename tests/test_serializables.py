@@ -89,6 +89,7 @@ import json, sys
 import numpy as np
 {imports}
 model = keras.models.load_model(sys.argv[1])  # compile=True, safe_mode=True: the defaults
+model.run_eagerly = True  # the compiled loss and metrics, without tracing evaluate/predict
 data = np.load(sys.argv[2])
 print(json.dumps({{
     "class": type(model).__name__, "optimizer": type(model.optimizer).__name__,
@@ -107,6 +108,7 @@ def saved(tmp_path_factory):
     x = rng.uniform(0, 1, (8, 8, 8, 3)).astype("float32")
     y = rng.integers(0, 7, 8)
     model = _model()
+    model.run_eagerly = True  # one step: tracing fit/evaluate/predict would cost more
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     path = str(folder / "tiny.keras")
     model.save(path)

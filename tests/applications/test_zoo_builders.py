@@ -2,8 +2,6 @@
 every trainable weight, and the keras.applications behaviour of
 ``include_top``/``pooling``/``classes``."""
 
-import gc
-
 import keras
 import numpy as np
 import pytest
@@ -40,8 +38,7 @@ def _cases():
 @pytest.fixture(autouse=True)
 def _free():
     yield
-    keras.backend.clear_session()
-    gc.collect()
+    keras.backend.clear_session()  # with a garbage collection (free_memory=True)
 
 
 @pytest.mark.parametrize("name", _cases())

@@ -20,6 +20,12 @@ def _data(n=16):
     return rng.standard_normal((n, 6)).astype("float32"), rng.integers(0, 3, n).astype("int32")
 
 
+def _heads(model, x):
+    """The main and auxiliary heads' outputs, eager (``predict`` traces a function for
+    each ``with_aux_outputs()`` graph)."""
+    return [keras.ops.convert_to_numpy(t) for t in model.with_aux_outputs()(x, training=False)]
+
+
 def _ce(y, p):
     p = np.asarray(p, np.float64)
     return float(np.mean(-np.log(p[np.arange(len(y)), y])))
@@ -31,7 +37,7 @@ def test_fit_loss_is_main_plus_weighted_aux(weight):
     x, y = _data()
     model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    main, aux1, aux2 = model.with_aux_outputs().predict(x, verbose=0)
+    main, aux1, aux2 = _heads(model, x)
     want = _ce(y, main) + weight * (_ce(y, aux1) + _ce(y, aux2))
     history = model.fit(x, y, batch_size=len(x), epochs=1, verbose=0, shuffle=False)
     assert history.history["loss"][0] == pytest.approx(want, rel=1e-5)
@@ -44,9 +50,9 @@ def test_training_reduces_all_heads_and_inference_is_main_only():
     model = _tiny()
     x, y = _data()
     model.compile(keras.optimizers.SGD(0.2), "sparse_categorical_crossentropy")
-    before = [_ce(y, p) for p in model.with_aux_outputs().predict(x, verbose=0)]
+    before = [_ce(y, p) for p in _heads(model, x)]
     history = model.fit(x, y, batch_size=len(x), epochs=15, verbose=0)
-    after = [_ce(y, p) for p in model.with_aux_outputs().predict(x, verbose=0)]
+    after = [_ce(y, p) for p in _heads(model, x)]
     assert history.history["loss"][-1] < history.history["loss"][0]
     assert all(a < b for a, b in zip(after, before))  # the aux heads train too
     pred = model.predict(x, verbose=0)
@@ -65,7 +71,7 @@ def test_logits_loss_object_and_zero_weight():
     x, y = _data()
     model.compile(keras.optimizers.SGD(0.0),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    logits = model.predict(x, verbose=0)
+    logits = keras.ops.convert_to_numpy(model(x, training=False))
     p = keras.ops.convert_to_numpy(keras.ops.softmax(logits))
     history = model.fit(x, y, batch_size=len(x), epochs=1, verbose=0)
     assert history.history["loss"][0] == pytest.approx(_ce(y, p), rel=1e-5)
@@ -87,8 +93,8 @@ def test_config_json_and_keras_file_round_trip(tmp_path):
     clone = AuxiliaryLossModel.from_config(config)
     assert clone.aux_loss_weight == 0.5 and clone.name == "tiny"
     clone.set_weights(model.get_weights())
-    for a, b in zip(clone.with_aux_outputs().predict(x, verbose=0),
-                    model.with_aux_outputs().predict(x, verbose=0)):
+    for a, b in zip(_heads(clone, x),
+                    _heads(model, x)):
         np.testing.assert_array_equal(a, b)
     from_json = keras.models.model_from_json(model.to_json())
     assert isinstance(from_json, AuxiliaryLossModel)
@@ -97,8 +103,8 @@ def test_config_json_and_keras_file_round_trip(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert isinstance(loaded, AuxiliaryLossModel) and loaded.aux_loss_weight == 0.5
-    for a, b in zip(loaded.with_aux_outputs().predict(x, verbose=0),
-                    model.with_aux_outputs().predict(x, verbose=0)):
+    for a, b in zip(_heads(loaded, x),
+                    _heads(model, x)):
         np.testing.assert_array_equal(a, b)
 
 

@@ -194,8 +194,9 @@ def _file_set(tmp_path, name, path, algorithm="sha256", notop=None, network="res
     })
 
 
-@pytest.fixture
-def torch_resnet18_file(tmp_path):
+@pytest.fixture(scope="module")
+def torch_resnet18_file(tmp_path_factory):
+    """A torchvision-format ResNet-18 file (read only: the tests copy it)."""
     pytest.importorskip("torch")
     import torch
 
@@ -203,8 +204,7 @@ def torch_resnet18_file(tmp_path):
 
     m = torch_modules()
     model = randomize_torch(m["ResNet"](m["BasicBlock"], [2, 2, 2, 2]), seed=4)
-    path = tmp_path / "src" / "resnet18-test.pth"
-    path.parent.mkdir()
+    path = tmp_path_factory.mktemp("src") / "resnet18-test.pth"
     torch.save(model.state_dict(), str(path))
     return model, str(path)
 
