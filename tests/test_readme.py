@@ -69,7 +69,7 @@ SUBSTITUTIONS = [
     # ResNet-20 through the same code)
     (r"^\./dev train fashion_mnist_boxes_cam", "APPEND --set 'data.mean=\"none\"' --no-export"),
     # the several-device runs show the strategy: no test split and no export (the main
-    # job, the JAX job and process 0 of the two JAX processes export theirs)
+    # job and the JAX job export theirs)
     (r"^\./dev (--backend jax )?train --strategy mirrored", "APPEND " + NO_TEST + " --no-export"),
     (r"^\./dev train", "APPEND " + TRAIN_SIZES),
     # VGG-16 at 224x224 (its fc6 is sized for the 7x7x512 map of the last pool, and the
@@ -118,8 +118,10 @@ SUBSTITUTIONS = [
                                    "--image-size 32 --steps 1 --warmup 1"),
     # the same job under JAX: sizes only
     (r"^\./dev --backend jax train", "APPEND " + TRAIN_SIZES),
-    # the two local JAX processes: sizes (before the `&`), and a free port for the coordinator
-    (r"(--output-dir runs/worker\d)", r"\1 " + TRAIN_SIZES + " " + NO_TEST),
+    # the two local JAX processes: sizes (before the `&`), and a free port for the
+    # coordinator; no export (the JAX job exports through the same code, and that
+    # process 0 alone exports is tests/training/test_jax_distribution.py's check)
+    (r"(--output-dir runs/worker\d)", r"\1 " + TRAIN_SIZES + " " + NO_TEST + " --no-export"),
     (r"127\.0\.0\.1:12345", f"127.0.0.1:{_free_port()}"),
     # the reproductions: two iterations of each network on a few images, one seed
     (r"^\./dev reproduce", "APPEND --iterations 2 --points 1 --batch-size 8 --train-examples 64 "
