@@ -62,25 +62,32 @@ TRAIN_SIZES = ("--epochs 1 --batch-size 2 --set training.steps_per_epoch=2 "
 NO_TEST = "--set 'data.test_split=\"\"'"
 SUBSTITUTIONS = [
     # ImageNet-size networks train at 64x64 (an input size they all take): sizes only.
-    # (VGG keeps 224: its fc6 is sized for the 7x7x512 map of the last pool)
+    # (VGG keeps 224: below)
     (r"^\./dev train resnet50_imagenet", "APPEND --set data.image_size=64"),
-    # the localization recipe: no pass over its 60,000 64x64 canvases for a per-pixel mean
-    (r"^\./dev train fashion_mnist_boxes_cam", "APPEND --set 'data.mean=\"none\"'"),
+    # the localization recipe: no pass over its 60,000 64x64 canvases for a per-pixel mean,
+    # and no export (its evaluations read the checkpoint; the main job exports the same
+    # ResNet-20 through the same code)
+    (r"^\./dev train fashion_mnist_boxes_cam", "APPEND --set 'data.mean=\"none\"' --no-export"),
     # the several-device runs show the strategy: no test split and no export (the main
-    # job, the JAX job and process 0 of the two JAX processes export theirs)
+    # job and the JAX job export theirs)
     (r"^\./dev (--backend jax )?train --strategy mirrored", "APPEND " + NO_TEST + " --no-export"),
     (r"^\./dev train", "APPEND " + TRAIN_SIZES),
-    # VGG-16 at 224x224: two images for validation and two for the test
-    (r"^\./dev train vgg_d_imagenet", "APPEND --set training.eval_batch_size=2 "
-                                       "--set data.test_examples=2"),
+    # VGG-16 at 224x224 (its fc6 is sized for the 7x7x512 map of the last pool, and the
+    # builder refuses another size with the top): one step of one image, one image for
+    # validation and one for the test
+    (r"^\./dev train vgg_d_imagenet", "APPEND --batch-size 1 --set training.steps_per_epoch=1 "
+                                       "--set training.eval_batch_size=1 "
+                                       "--set data.test_examples=1"),
     # evaluations on the first images only (ResNet-50's 10 crops at 224: on two)
     (r"^\./dev evaluate", "APPEND --limit 16 --batch-size 8"),
     (r"^\./dev evaluate --arch resnet50", "APPEND --limit 2 --batch-size 2"),
     # the ImageNet recipes show their data sources and VGG's warm start: no export of
-    # their full-size networks (the main job and fine-tuning export theirs)
-    # (nor of the CIFAR recipe's ResNet-20 here: the default job exports the same net)
-    (r"^\./dev train (resnet50_imagenet|alexnet_imagenet|vgg_d_imagenet|resnet20_cifar10)",
-     "APPEND --no-export"),
+    # their full-size networks (the main job exports its net, through the same code)
+    # (nor of the CIFAR recipe's ResNet-20 here: the default job exports the same net;
+    # nor of the fine-tuned ResNet-50: `./dev export --arch resnet50 --weights imagenet`
+    # exports that net with the weight set's preprocessing, in the same part)
+    (r"^\./dev train (resnet50_imagenet|alexnet_imagenet|vgg_d_imagenet|resnet20_cifar10"
+     r"|finetune_folder)", "APPEND --no-export"),
     # the speed measurements, on a few images and steps
     (r"benchmarks/pipeline\.py", "APPEND --images 500 --rounds 1 --batch-size 8"),  # >= 500
     (r"benchmarks/pipeline_parts\.py", "APPEND --images 64 --repeats 1"),  # one batch of 64
@@ -111,8 +118,10 @@ SUBSTITUTIONS = [
                                    "--image-size 32 --steps 1 --warmup 1"),
     # the same job under JAX: sizes only
     (r"^\./dev --backend jax train", "APPEND " + TRAIN_SIZES),
-    # the two local JAX processes: sizes (before the `&`), and a free port for the coordinator
-    (r"(--output-dir runs/worker\d)", r"\1 " + TRAIN_SIZES + " " + NO_TEST),
+    # the two local JAX processes: sizes (before the `&`), and a free port for the
+    # coordinator; no export (the JAX job exports through the same code, and that
+    # process 0 alone exports is tests/training/test_jax_distribution.py's check)
+    (r"(--output-dir runs/worker\d)", r"\1 " + TRAIN_SIZES + " " + NO_TEST + " --no-export"),
     (r"127\.0\.0\.1:12345", f"127.0.0.1:{_free_port()}"),
     # the reproductions: two iterations of each network on a few images, one seed
     (r"^\./dev reproduce", "APPEND --iterations 2 --points 1 --batch-size 8 --train-examples 64 "

@@ -116,6 +116,35 @@ def build_archive(model, preprocessing: Preprocessing, class_names, from_logits=
     return archive
 
 
+def _trace_endpoints_once(archive):
+    """Makes ``archive.write_out`` trace each endpoint once instead of twice.
+
+    Keras' ExportArchive traces every endpoint to list the variables it uses
+    (``_filter_and_track_resources``), then ``tf.saved_model.save`` traces it again:
+    TensorFlow caches the traces made in a save context apart from the others (the
+    cache key holds the save options' variable policy). Listing the variables in a save
+    context too makes the save's trace a cache hit -- the network's graph, the
+    export's largest cost, is built once per signature (tests/export/
+    test_export_traces.py: the network traced 3 times in all instead of 5, the third
+    by ExportArchive.track's walk for lookup tables). Where either private name is
+    missing (another Keras or TensorFlow), the export is as before."""
+    listing = getattr(archive, "_filter_and_track_resources", None)
+    try:
+        from tensorflow.python.saved_model import save_context
+    except ImportError:
+        return
+    if listing is None or not hasattr(save_context, "save_context"):
+        return
+
+    def in_save_context():
+        import tensorflow as tf
+
+        with save_context.save_context(tf.saved_model.SaveOptions()):
+            listing()
+
+    archive._filter_and_track_resources = in_save_context
+
+
 def export_model(model, name, *, base_dir="saved_models", version=None,
                  preprocessing=None, class_names=None, from_logits=False,
                  serving_base_path="/models", metadata=None, verbose=True) -> str:
@@ -169,6 +198,7 @@ def export_model(model, name, *, base_dir="saved_models", version=None,
         raise FileExistsError(f"{final} exists; an export is never overwritten: choose "
                               f"another --version or leave it out. Received: version={version}")
     archive = build_archive(model, prep, class_names, from_logits=from_logits)
+    _trace_endpoints_once(archive)
     with _io.atomic_dir(final) as tmp:  # FileExistsError if another export took it
         archive.write_out(tmp, verbose=False)
         doc = {"name": name, "version": version, "class_names": class_names,
