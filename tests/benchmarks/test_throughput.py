@@ -4,16 +4,23 @@ TensorFlow made unimportable (the GPU machine has none), and the FLOP rate it pr
 equal to images/s x 6 x the multiply-adds, which the test derives from the
 registry's table and the architectures (never from the script's own count).
 
-What runs where (batch 1, one warm-up and one timed step; XLA's compile on CPU costs
-tens of seconds per deep network, VGG-16's steps at 224 px seconds each):
+What runs where (batch 1, one warm-up and one timed step; under JAX on a CPU, building
+a deep network (every initialiser compiles) and compiling its step cost tens of
+seconds each, full-size GoogLeNet about 80 s, ResNet-50 at 32 px about 40 s, AlexNet 12;
+VGG-16's steps at 224 px take seconds each):
 
 - every network's own path (its registry entry and builder arguments, size, MACs and
-  FLOP rate, its train step) runs at least once: GoogLeNet (auxiliary heads: its own
-  train step and count) and ResNet-50 v1.5 through ``--compare-backends`` (the full
-  path: a JAX child without TensorFlow, a TensorFlow child, the ratio table);
-  AlexNet, VGG-16 and the paper's ResNet-50 (v1.5 with the stride moved) under
-  TensorFlow; AlexNet under JAX on one and two devices (``--devices 2``);
-- the builders' layers under JAX (forward, gradients): tests/applications/test_zoo_jax.py.
+  FLOP rate, its train step) runs at least once: AlexNet through ``--compare-backends``
+  (the comparison's full path: a JAX child without TensorFlow, a TensorFlow child, the
+  ratio table; the network whose XLA compile is the shortest), and under JAX on one and
+  two devices (``--devices 2``); VGG-16, GoogLeNet (auxiliary heads: its own train step
+  and count, in fp32 and bf16), the paper's ResNet-50 and ResNet-50 v1.5 (the stride
+  moved) under TensorFlow, in this process (``throughput.main``: the TensorFlow runs
+  need no process of their own, the pytest worker runs TensorFlow);
+- the networks' code under JAX: tests/applications/test_zoo_jax.py (the builders'
+  layers, forward and gradients; GoogLeNet's own builder at 1/8 width, the same layers
+  as the full one, with its auxiliary heads' training loss; ResNet-50 v1.5's bottleneck
+  with the stride on the 3x3 conv, with one block per stage).
 
 The numbers are not checked against any speed: tests never time things.
 """
@@ -32,8 +39,8 @@ from kerascnn.applications import get_model_info
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "throughput.py"
 NETWORKS = ("alexnet", "vgg16", "googlenet", "resnet50", "resnet50_v1.5")
-COMPARED = ("googlenet", "resnet50_v1.5")  # under both backends (--compare-backends)
-TF_ONLY = ("alexnet", "vgg16", "resnet50")  # the others, under TensorFlow
+COMPARED = ("alexnet",)  # under both backends (--compare-backends)
+TF_ONLY = ("vgg16", "googlenet", "resnet50", "resnet50_v1.5")  # the others, TensorFlow
 # the smallest inputs whose maps all halve exactly (multiples of 32), so that the
 # multiply-adds below follow from the registry's counts at 224; GoogLeNet's auxiliary
 # heads need >= 65; AlexNet and VGG-16 build at their default size only.
@@ -167,12 +174,20 @@ def test_compare_backends_jax_without_tensorflow(tmp_path):
                                               abs=0.006)
 
 
-def test_tensorflow_every_other_network(tmp_path):
+def _run_here(throughput, capsys, args):
+    """``throughput.py ARGS`` under TensorFlow in this process: exit status 0; its stdout."""
+    capsys.readouterr()
+    status = throughput.main(["--backend", "tensorflow", *args])
+    captured = capsys.readouterr()
+    assert status == 0, captured.out[-4000:] + captured.err[-4000:]
+    return captured.out
+
+
+def test_tensorflow_every_other_network(tmp_path, throughput, capsys):
     out = tmp_path / "tf.json"
-    stdout = _run(["--backend", "tensorflow", "--networks", ",".join(TF_ONLY), "--precisions",
-                   "fp32", "--batch-size", "1", "--steps", "1", "--warmup", "1",
-                   "--image-size", _sizes(TF_ONLY), "--json", str(out)],
-                  _env(tmp_path), timeout=900)
+    stdout = _run_here(throughput, capsys, [
+        "--networks", ",".join(TF_ONLY), "--precisions", "fp32", "--batch-size", "1",
+        "--steps", "1", "--warmup", "1", "--image-size", _sizes(TF_ONLY), "--json", str(out)])
     records = json.loads(out.read_text())
     printed = _lines(stdout, "tensorflow")
     assert len(printed) == len(TF_ONLY)  # one line per network
@@ -180,13 +195,13 @@ def test_tensorflow_every_other_network(tmp_path):
     assert all(r["image_size"] == SIZES[r["network"]] and r["batch"] == 1 for r in records)
 
 
-def test_tensorflow_bf16_with_peak_and_summary(tmp_path):
+def test_tensorflow_bf16_with_peak_and_summary(tmp_path, throughput, capsys):
     networks = ["googlenet"]  # the auxiliary heads, in bf16 (every network: the test above)
     out = tmp_path / "tf.json"
-    stdout = _run(["--backend", "tensorflow", "--networks", ",".join(networks),
-                   "--precisions", "bf16", "--batch-size", "2", "--steps", "1", "--warmup", "1",
-                   "--image-size", "googlenet=96", "--peak-tflops", "0.001",
-                   "--json", str(out)], _env(tmp_path), timeout=900)
+    stdout = _run_here(throughput, capsys, [
+        "--networks", ",".join(networks), "--precisions", "bf16", "--batch-size", "2",
+        "--steps", "1", "--warmup", "1", "--image-size", "googlenet=96",
+        "--peak-tflops", "0.001", "--json", str(out)])
     records = json.loads(out.read_text())
     _check_flops(records, _lines(stdout, "tensorflow"), networks, ["bf16"])
     summary = stdout[stdout.index("summary"):]

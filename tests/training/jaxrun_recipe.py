@@ -13,6 +13,19 @@ SHALLOW_LAYERS = ("conv1", "conv2", "conv3", "predictions")
 RESNET20_NET = '[model]\nname = "resnet20"\noptions = { shortcut = "A" }\n'
 
 
+def compile_cache_env(folder):
+    """The environment variables that give a test's JAX processes one persistent
+    compilation cache, JAX's own, in ``folder`` (created by JAX): a process that builds
+    and compiles what an earlier one did (a killed run and its resume, a run and the
+    evaluation of its checkpoint) loads XLA's executables instead of compiling them
+    again; what each process runs is unchanged. Every compile is kept, not only those
+    over JAX's default 1 s (a network's initialisers compile in less each, GoogLeNet's
+    about 50 s together). For processes that run one after the other: JAX writes an
+    entry without a lock (an unreadable entry is compiled again, with a warning)."""
+    return {"JAX_COMPILATION_CACHE_DIR": str(folder),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+
+
 def with_network(text, section):
     """The recipe ``text`` (tinyrun.TINY, formatted) with its [model] section replaced
     by ``section``."""

@@ -19,7 +19,10 @@ Every JAX process is a subprocess (a process picks its backend and its devices o
 the pytest worker (TensorFlow) serves the export. The runs train AlexNet's Figure 1
 net (``alexnet_fig1``, four layers with weights): the distribution is what is tested,
 and XLA's compile time grows with the number of layers; batch normalisation on two
-devices is in the one-step check.
+devices is in the one-step check. The processes on the two devices that run one after
+the other (the killed run, its resume, the one-step process that also evaluates the
+run's checkpoint) share JAX's persistent compilation cache
+(jaxrun_recipe.compile_cache_env): a process loads what an earlier one compiled.
 """
 
 import json
@@ -32,7 +35,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from jaxrun_recipe import SHALLOW_LAYERS, shallow
+from jaxrun_recipe import SHALLOW_LAYERS, compile_cache_env, shallow
 from tinyrun import COLOURS, TINY, kill_when, make_folder
 
 pytestmark = pytest.mark.jax
@@ -168,7 +171,7 @@ def step(tmp_path_factory, mirrored_run):
           os.path.join(mirrored_run["run"], "checkpoints", "last.keras"), "--source",
           mirrored_run["folder"], "--split", "test", "--protocol", "center",
           "--batch-size", "4", "--out", mirrored_run["report"], "--quiet"],
-         str(root), _env(**TWO_DEVICES))
+         str(root), _env(**TWO_DEVICES, **mirrored_run["cache"]))
     return json.load(open(root / "step.json"))
 
 
@@ -214,16 +217,17 @@ def mirrored_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("mirrored")
     folder, recipe = _recipe(root)
     run, export_dir = str(root / "run"), str(root / "sm")
+    cache = compile_cache_env(root / "jax-cache")
     cmd = _cli("--backend", "jax", "train", recipe, "--strategy", "mirrored",
                "--output-dir", run, "--export-dir", export_dir, "--verbose", "2")
     marker = os.path.join(run, "backup", "training_metadata.json")
-    returncode, first = kill_when(cmd, root, _env(None, **TWO_DEVICES), marker,
+    returncode, first = kill_when(cmd, root, _env(None, **TWO_DEVICES, **cache), marker,
                                   root / "killed.log", TIMEOUT)
     assert os.path.exists(marker), first[-3000:]
     assert returncode == -9, first[-3000:]
     assert not os.path.exists(os.path.join(run, "trained.json"))
-    second = _run(cmd, str(root), _env(None, **TWO_DEVICES))
-    return dict(root=str(root), folder=folder, run=run, export_dir=export_dir, first=first,
+    second = _run(cmd, str(root), _env(None, **TWO_DEVICES, **cache))
+    return dict(root=str(root), cache=cache, folder=folder, run=run, export_dir=export_dir, first=first,
                 second=second.stdout + second.stderr, report=str(root / "report"))
 
 
