@@ -132,6 +132,23 @@ def test_bad_numbers_are_one_line(files, capsys):
         assert needle in _one_line(capsys, argv[0])
 
 
+def _taken(pid, signum, timeout=10.0):
+    """Waits until ``signum`` is no longer pending for the process ``pid`` (one of its
+    threads has run the handler: /proc's SigPnd/ShdPnd masks), plus a moment for the
+    C handler to return."""
+    import time
+
+    bit = 1 << (signum - 1)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with open(f"/proc/{pid}/status") as f:
+            masks = dict(line.split(":", 1) for line in f if line.startswith(("SigPnd", "ShdPnd")))
+        if not any(int(v, 16) & bit for v in masks.values()):
+            break
+        time.sleep(0.005)
+    time.sleep(0.1)
+
+
 def test_ctrl_c_is_one_line(files, tmp_path):
     """A real SIGINT while ``kerascnn predict`` reads its image: the image is a
     named pipe, so the parent knows the child is reading once its own open for
@@ -145,9 +162,12 @@ def test_ctrl_c_is_one_line(files, tmp_path):
     try:
         with open(fifo, "wb"):  # returns once the child has opened the pipe to read
             proc.send_signal(signal.SIGINT)
+            _taken(proc.pid, signal.SIGINT)
         # Closed: if the signal reached another of the child's threads, its main
         # thread's read returns (end of file) and Python then raises the pending
-        # KeyboardInterrupt before the next line of predict.
+        # KeyboardInterrupt before the next line of predict. (Closed only once one of
+        # the child's threads has taken the signal: on a loaded machine a sleeping
+        # thread may take it after the main thread has read the end of the file.)
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
