@@ -622,8 +622,8 @@ def ResNet20(
         blocks: blocks per stage; None: the paper's n of this depth (6n+2
             layers). A departure: ``blocks=b`` builds the 6b+2-layer net of
             these widths whatever the builder's name (2: 14 layers, 1: 8), a
-            shallower net with a smaller receptive field (``pipelines/
-            fashion_mnist_boxes_cam.toml``: finer class activation maps).
+            shallower net with a smaller receptive field (finer class
+            activation maps: a trial in docs/localization.md).
         name: model name.
 
     Returns:
@@ -682,8 +682,8 @@ def ResNet32(
         blocks: blocks per stage; None: the paper's n of this depth (6n+2
             layers). A departure: ``blocks=b`` builds the 6b+2-layer net of
             these widths whatever the builder's name (2: 14 layers, 1: 8), a
-            shallower net with a smaller receptive field (``pipelines/
-            fashion_mnist_boxes_cam.toml``: finer class activation maps).
+            shallower net with a smaller receptive field (finer class
+            activation maps: a trial in docs/localization.md).
         name: model name.
 
     Returns:
@@ -742,8 +742,8 @@ def ResNet44(
         blocks: blocks per stage; None: the paper's n of this depth (6n+2
             layers). A departure: ``blocks=b`` builds the 6b+2-layer net of
             these widths whatever the builder's name (2: 14 layers, 1: 8), a
-            shallower net with a smaller receptive field (``pipelines/
-            fashion_mnist_boxes_cam.toml``: finer class activation maps).
+            shallower net with a smaller receptive field (finer class
+            activation maps: a trial in docs/localization.md).
         name: model name.
 
     Returns:
@@ -802,8 +802,8 @@ def ResNet56(
         blocks: blocks per stage; None: the paper's n of this depth (6n+2
             layers). A departure: ``blocks=b`` builds the 6b+2-layer net of
             these widths whatever the builder's name (2: 14 layers, 1: 8), a
-            shallower net with a smaller receptive field (``pipelines/
-            fashion_mnist_boxes_cam.toml``: finer class activation maps).
+            shallower net with a smaller receptive field (finer class
+            activation maps: a trial in docs/localization.md).
         name: model name.
 
     Returns:
@@ -862,8 +862,8 @@ def ResNet110(
         blocks: blocks per stage; None: the paper's n of this depth (6n+2
             layers). A departure: ``blocks=b`` builds the 6b+2-layer net of
             these widths whatever the builder's name (2: 14 layers, 1: 8), a
-            shallower net with a smaller receptive field (``pipelines/
-            fashion_mnist_boxes_cam.toml``: finer class activation maps).
+            shallower net with a smaller receptive field (finer class
+            activation maps: a trial in docs/localization.md).
         name: model name.
 
     Returns:
@@ -916,8 +916,8 @@ def Plain20(
         blocks: blocks per stage; None: the paper's n of this depth (6n+2
             layers). A departure: ``blocks=b`` builds the 6b+2-layer net of
             these widths whatever the builder's name (2: 14 layers, 1: 8), a
-            shallower net with a smaller receptive field (``pipelines/
-            fashion_mnist_boxes_cam.toml``: finer class activation maps).
+            shallower net with a smaller receptive field (finer class
+            activation maps: a trial in docs/localization.md).
         name: model name.
 
     Returns:
@@ -969,8 +969,8 @@ def Plain32(
         blocks: blocks per stage; None: the paper's n of this depth (6n+2
             layers). A departure: ``blocks=b`` builds the 6b+2-layer net of
             these widths whatever the builder's name (2: 14 layers, 1: 8), a
-            shallower net with a smaller receptive field (``pipelines/
-            fashion_mnist_boxes_cam.toml``: finer class activation maps).
+            shallower net with a smaller receptive field (finer class
+            activation maps: a trial in docs/localization.md).
         name: model name.
 
     Returns:
@@ -1022,8 +1022,8 @@ def Plain44(
         blocks: blocks per stage; None: the paper's n of this depth (6n+2
             layers). A departure: ``blocks=b`` builds the 6b+2-layer net of
             these widths whatever the builder's name (2: 14 layers, 1: 8), a
-            shallower net with a smaller receptive field (``pipelines/
-            fashion_mnist_boxes_cam.toml``: finer class activation maps).
+            shallower net with a smaller receptive field (finer class
+            activation maps: a trial in docs/localization.md).
         name: model name.
 
     Returns:
@@ -1075,8 +1075,8 @@ def Plain56(
         blocks: blocks per stage; None: the paper's n of this depth (6n+2
             layers). A departure: ``blocks=b`` builds the 6b+2-layer net of
             these widths whatever the builder's name (2: 14 layers, 1: 8), a
-            shallower net with a smaller receptive field (``pipelines/
-            fashion_mnist_boxes_cam.toml``: finer class activation maps).
+            shallower net with a smaller receptive field (finer class
+            activation maps: a trial in docs/localization.md).
         name: model name.
 
     Returns:
@@ -1128,8 +1128,8 @@ def Plain110(
         blocks: blocks per stage; None: the paper's n of this depth (6n+2
             layers). A departure: ``blocks=b`` builds the 6b+2-layer net of
             these widths whatever the builder's name (2: 14 layers, 1: 8), a
-            shallower net with a smaller receptive field (``pipelines/
-            fashion_mnist_boxes_cam.toml``: finer class activation maps).
+            shallower net with a smaller receptive field (finer class
+            activation maps: a trial in docs/localization.md).
         name: model name.
 
     Returns:
