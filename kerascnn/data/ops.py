@@ -15,6 +15,7 @@ __all__ = [
     "seed_for",
     "random_crop",
     "center_crop",
+    "pad_centred",
     "pad_to",
     "random_flip",
     "pca_lighting",
@@ -56,6 +57,13 @@ def center_crop(images, size):
     return images[..., top:top + h, left:left + w, :]
 
 
+def pad_centred(images, ph, pw):
+    """Zero-pads ``(..., H, W, C)`` with ``ph`` rows and ``pw`` columns, ``ph // 2`` and
+    ``pw // 2`` of them before (ints, or scalar tensors known at run time)."""
+    return tf.pad(images, [[0, 0]] * (images.shape.rank - 3)
+                  + [[ph // 2, ph - ph // 2], [pw // 2, pw - pw // 2], [0, 0]])
+
+
 def pad_to(images, size):
     """Zero-pads (centred) or centre-crops ``(..., H, W, C)`` to ``size = (h, w)``: what
     ``tf.image.resize_with_crop_or_pad`` does (a larger side cut at ``(H - h) // 2``, a
@@ -64,21 +72,15 @@ def pad_to(images, size):
     time (then computed in the graph)."""
     height, width = images.shape[-3], images.shape[-2]
     h, w = int(size[0]), int(size[1])
-    rank = images.shape.rank
     if height is None or width is None:
         shape = tf.shape(images)
         height, width = shape[-3], shape[-2]
-        ph, pw = tf.maximum(h - height, 0), tf.maximum(w - width, 0)
-        pads = [[0, 0]] * (rank - 3) + [[ph // 2, ph - ph // 2], [pw // 2, pw - pw // 2], [0, 0]]
-        images = tf.pad(images, pads)
+        images = pad_centred(images, tf.maximum(h - height, 0), tf.maximum(w - width, 0))
         top, left = tf.maximum(height - h, 0) // 2, tf.maximum(width - w, 0) // 2
         out = images[..., top:top + h, left:left + w, :]
         return tf.ensure_shape(out, list(images.shape[:-3]) + [h, w, images.shape[-1]])
     if height < h or width < w:
-        ph, pw = max(0, h - height), max(0, w - width)
-        pads = [[0, 0]] * (rank - 3) + [
-            [ph // 2, ph - ph // 2], [pw // 2, pw - pw // 2], [0, 0]]
-        images = tf.pad(images, pads)
+        images = pad_centred(images, max(0, h - height), max(0, w - width))
     return center_crop(images, (h, w))
 
 

@@ -293,7 +293,7 @@ def center_crop_or_pad(images, size, offset="floor"):
     smaller side is padded with zeros, ``d // 2`` before (both rules)."""
     import tensorflow as tf
 
-    from kerascnn.data.ops import pad_to
+    from kerascnn.data.ops import pad_centred, pad_to
 
     h, w = size
     if offset == "floor":
@@ -303,9 +303,7 @@ def center_crop_or_pad(images, size, offset="floor"):
                          f"Received: crop_offset={offset!r}")
     shape = tf.shape(images)
     height, width = shape[-3], shape[-2]
-    ph, pw = tf.maximum(h - height, 0), tf.maximum(w - width, 0)
-    x = tf.pad(images, [[0, 0]] * (images.shape.rank - 3)
-               + [[ph // 2, ph - ph // 2], [pw // 2, pw - pw // 2], [0, 0]])
+    x = pad_centred(images, tf.maximum(h - height, 0), tf.maximum(w - width, 0))
     # tf.round rounds halves to even, as Python's round.
     top = tf.cast(tf.round(tf.cast(tf.maximum(height - h, 0), tf.float32) / 2.0), tf.int32)
     left = tf.cast(tf.round(tf.cast(tf.maximum(width - w, 0), tf.float32) / 2.0), tf.int32)
