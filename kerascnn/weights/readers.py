@@ -47,6 +47,7 @@ import mmap
 import os
 import struct
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -130,7 +131,8 @@ class Tensors(collections.abc.Mapping):
         except WeightsFileError:
             raise
         except (_torch_pickle.CorruptError, _caffe_protobuf.CorruptError, OSError,
-                zipfile.BadZipFile, EOFError, ValueError, KeyError, TypeError) as err:
+                zipfile.BadZipFile, zlib.error, EOFError, ValueError, KeyError,
+                TypeError) as err:
             raise _corrupt(self.path, "weights", f"reading {name!r}: {type(err).__name__}: "
                                                  f"{err}") from err
         if tuple(array.shape) != tuple(shape):
@@ -497,8 +499,8 @@ def _read_torch(path):
                 entries = _torch_pickle.read_legacy(path, f)
     except _torch_pickle.CorruptError as err:
         raise _corrupt(path, "PyTorch", err) from err
-    except (zipfile.BadZipFile, EOFError, struct.error, OSError, MemoryError, ValueError,
-            NotImplementedError, RuntimeError) as err:
+    except (zipfile.BadZipFile, zlib.error, EOFError, struct.error, OSError, MemoryError,
+            ValueError, NotImplementedError, RuntimeError) as err:
         if isinstance(err, WeightsFileError):
             raise
         raise _corrupt(path, "PyTorch", f"{type(err).__name__}: {err}") from err

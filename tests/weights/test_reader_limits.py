@@ -24,7 +24,9 @@ from _crafted import (
     make_big_and_small_safetensors,
     overflow_safetensors,
     read_in_child,
+    state_pickle,
     stride0_pth,
+    write_zip,
 )
 
 torch = pytest.importorskip("torch")  # test tools: torch writes the .pth files
@@ -140,3 +142,34 @@ def test_membership_and_shapes_read_no_tensor(tmp_path):
     np.testing.assert_array_equal(tensors["small"], np.arange(6, dtype=np.float32).reshape(2, 3))
     tensors["small"]
     assert reads == ["small", "small"]
+
+
+# A deflate stream whose first block has the reserved type 3 (the first byte's bits 1-2):
+# zlib refuses it at once ("invalid block type"), whatever follows.
+BAD_DEFLATE = b"\x07" + bytes(range(40))
+
+
+@pytest.mark.parametrize("broken", ["the pickle record", "a storage record"])
+def test_a_broken_deflate_stream_is_one_line_naming_the_file(tmp_path, broken):
+    """A zip .pth whose deflated record does not inflate (found by test_reader_fuzz.py):
+    zlib's error, at reading the file or at reading the tensor, is the one-line
+    WeightsFileError naming the file, not a traceback."""
+    import zlib
+
+    from kerascnn.weights.readers import WeightsFileError, read_weights_file
+
+    pkl = state_pickle({"w": 4})
+    path = tmp_path / "broken.pth"
+    if broken == "the pickle record":
+        members = [("archive/data.pkl", BAD_DEFLATE, 8, 0, len(pkl)),
+                   ("archive/data/0", bytes(16), 0, zlib.crc32(bytes(16)), 16)]
+    else:
+        members = [("archive/data.pkl", pkl, 0, zlib.crc32(pkl), len(pkl)),
+                   ("archive/data/0", BAD_DEFLATE, 8, 0, 16)]
+    write_zip(path, members)
+    with pytest.raises(WeightsFileError) as caught:
+        wf = read_weights_file(str(path))
+        wf.tensors["w"]
+    message = str(caught.value)
+    assert str(path) in message and "\n" not in message, message
+    assert "error" in message.lower() or "invalid" in message.lower(), message
