@@ -132,6 +132,24 @@ def test_bad_numbers_are_one_line(files, capsys):
         assert needle in _one_line(capsys, argv[0])
 
 
+# `python -m kerascnn.cli ARGS` as a terminal's shell starts it: SIGINT unblocked and
+# Python's own handler on it, whatever the pytest worker that starts the child left
+# (a process inherits an ignored or blocked signal across exec; in two full-suite runs
+# the child then read the end of the pipe as if no Ctrl-C had come).
+AS_FROM_A_TERMINAL = (
+    "import runpy, signal, sys; "
+    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+    "signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'kerascnn'; "
+    "runpy.run_module('kerascnn.cli', run_name='__main__', alter_sys=True)")
+
+
+def _signal_masks(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return {k: v.strip() for k, v in (line.split(":", 1) for line in f)
+                if k in ("SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")}
+
+
 def _interrupt_main_thread(pid):
     """SIGINT to the main thread of the process ``pid`` (Linux's tgkill). A terminal's
     Ctrl-C goes to the process, and the kernel gives it to the main thread unless that
@@ -174,12 +192,16 @@ def test_ctrl_c_is_one_line(files, tmp_path):
     writing returns (no timing)."""
     fifo = str(tmp_path / "image.png")
     os.mkfifo(fifo)
+    # The worker's own SIGINT state, which a child inherits across exec (an ignored or
+    # blocked SIGINT stays so, and Python then installs no handler): said if it fails.
+    worker = (signal.getsignal(signal.SIGINT), _signal_masks(os.getpid()))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kerascnn.cli", "predict", fifo, "--model",
+        [sys.executable, "-c", AS_FROM_A_TERMINAL, "predict", fifo, "--model",
          str(files / "tiny.keras")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, env=ENV)
     try:
         with open(fifo, "wb"):  # returns once the child has opened the pipe to read
+            child = _signal_masks(proc.pid)
             _interrupt_main_thread(proc.pid)
             _taken(proc.pid, signal.SIGINT)
         # Closed once the main thread has taken the signal: its read ends (EINTR) and
@@ -189,7 +211,7 @@ def test_ctrl_c_is_one_line(files, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, err[-3000:]
+    assert proc.returncode == 130, (err[-3000:], "worker SIGINT:", worker, "child:", child)
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert err.strip().splitlines()[-1] == "kerascnn predict: interrupted (Ctrl-C)"
 
