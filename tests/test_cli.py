@@ -153,10 +153,9 @@ def _signal_masks(pid):
 def _interrupt_main_thread(pid):
     """SIGINT to the main thread of the process ``pid`` (Linux's tgkill). A terminal's
     Ctrl-C goes to the process, and the kernel gives it to the main thread unless that
-    thread is unable to take it at that instant, when another thread (TensorFlow's)
-    runs Python's C handler: CPython then only marks the signal pending, and the main
-    thread, blocked in a read, sees it late (after the read and what follows it): a
-    race of the test's making, not the one-line message under test."""
+    thread cannot take it at that instant; then another thread (TensorFlow's) takes it
+    and the main thread's read is not interrupted. Sent to the main thread, the read
+    ends with EINTR and Python raises KeyboardInterrupt there."""
     import ctypes
     import platform
 
