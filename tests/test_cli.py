@@ -133,9 +133,12 @@ def test_bad_numbers_are_one_line(files, capsys):
 
 
 # `python -m kerascnn.cli ARGS` as a terminal's shell starts it: SIGINT unblocked and
-# Python's own handler on it, whatever the pytest worker that starts the child left
-# (a process inherits an ignored or blocked signal across exec; in two full-suite runs
-# the child then read the end of the pipe as if no Ctrl-C had come).
+# Python's own handler on it, whatever the pytest worker that starts the child has. A
+# process inherits an ignored signal across exec, and a suite started as a background
+# job of a non-interactive shell (`... &`, as POSIX shells do) has SIGINT ignored until
+# something in the worker puts a handler back (the notebook test's Jupyter client
+# does): the child then read the end of the pipe as if no Ctrl-C had come, depending on
+# which tests the worker had run first.
 AS_FROM_A_TERMINAL = (
     "import runpy, signal, sys; "
     "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
