@@ -18,6 +18,7 @@ __all__ = [
     "pad_centred",
     "pad_to",
     "random_flip",
+    "hide_patches",
     "pca_lighting",
     "photometric",
     "subtract_mean",
@@ -88,6 +89,21 @@ def random_flip(images, seed):
     """Mirrors each image left-right with probability 1/2."""
     flip = tf.random.stateless_uniform([tf.shape(images)[0]], seed_for(seed, 3)) < 0.5
     return tf.where(flip[:, None, None, None], tf.reverse(images, [2]), images)
+
+
+def hide_patches(images, patch, prob, seed):
+    """Hide-and-Seek (Singh & Lee, ICCV 2017, §3.1): the image is cut into a grid of
+    ``patch x patch`` squares (the last row and column may be smaller) and each square
+    is hidden with probability ``prob``, independently per image; hidden pixels become
+    0, the dataset's mean once the mean is subtracted (the paper's fill value). A
+    network that must classify with its most discriminative part hidden learns the
+    others too, so its class activation map covers more of the object."""
+    shape = tf.shape(images)
+    b, height, width = shape[0], images.shape[1], images.shape[2]
+    rows, cols = -(-height // patch), -(-width // patch)
+    keep = tf.random.stateless_uniform([b, rows, cols], seed_for(seed, 5)) >= prob
+    keep = tf.repeat(tf.repeat(keep, patch, axis=1)[:, :height], patch, axis=2)[:, :, :width]
+    return tf.where(keep[..., None], images, tf.zeros_like(images))
 
 
 def pca_lighting(images, eigval, eigvec, std, seed):

@@ -60,6 +60,11 @@ class Policy:
       flip: random horizontal flip.
       lighting: PCA-lighting sigma (0: off).
       photometric: Howard-style colour distortions.
+      hide_patch, hide_prob: Hide-and-Seek (Singh & Lee 2017): after the mean is
+        subtracted, each ``hide_patch``-pixel square of a grid is set to 0 (the mean)
+        with probability ``hide_prob`` (0: off). Not a paper's classification policy:
+        a remedy for class activation maps that cover only an object's most
+        discriminative part (``pipelines/fashion_mnist_boxes_cam.toml``).
     """
 
     name: str
@@ -75,6 +80,18 @@ class Policy:
     flip: bool = True
     lighting: float = 0.0
     photometric: bool = False
+    hide_patch: int = 0
+    hide_prob: float = 0.0
+
+    def __post_init__(self):
+        if isinstance(self.hide_patch, bool) or not isinstance(self.hide_patch, int) \
+                or self.hide_patch < 0:
+            raise ValueError("`hide_patch` must be an int >= 0 (pixels; 0: off). "
+                             f"Received: hide_patch={self.hide_patch!r}")
+        if isinstance(self.hide_prob, bool) or not isinstance(self.hide_prob, (int, float)) \
+                or not 0.0 <= self.hide_prob < 1.0:
+            raise ValueError("`hide_prob` must be a number in [0, 1). "
+                             f"Received: hide_prob={self.hide_prob!r}")
 
     def get_config(self):
         return dataclasses.asdict(self)
@@ -200,6 +217,8 @@ class Policy:
                 x = ops.center_crop(x, image_size)
         if self.flip and not flip_first:
             x = ops.random_flip(x, seed)
+        if self.hide_patch and self.hide_prob:
+            x = ops.hide_patches(x, self.hide_patch, self.hide_prob, seed)
         return x
 
 

@@ -189,3 +189,39 @@ def test_a_second_pipeline_of_the_same_batch_step_does_not_compile_it_again():
     assert len(traced) == 1, "the same batch step was traced and compiled again"
     np.testing.assert_array_equal(first_batch([4.0, 5.0, 6.0]), -np.float32([4, 5, 6]) * ones)
     assert len(traced) == 2
+
+
+def test_hide_patches_hides_whole_grid_squares_with_the_probability():
+    # Hide-and-Seek: each 4x4 square of the grid (the last row/column of squares 2
+    # pixels: 10 = 4 + 4 + 2) is either the image or all 0, independently per image
+    x = _ids(400, 10, 10) + 1  # no pixel is 0 before
+    out = tf.function(lambda x: ops.hide_patches(x, 4, 0.3, SEED), jit_compile=True)(x).numpy()
+    hidden = out == 0
+    np.testing.assert_array_equal(out[~hidden], x[~hidden])
+    squares = hidden[..., 0].reshape(400, 10, 10)
+    grid = [(slice(a, a + 4), slice(b, b + 4)) for a in (0, 4, 8) for b in (0, 4, 8)]
+    every = np.stack([squares[:, r, c].all(axis=(1, 2)) for r, c in grid], 1)
+    some = np.stack([squares[:, r, c].any(axis=(1, 2)) for r, c in grid], 1)
+    np.testing.assert_array_equal(every, some)  # a square is hidden whole or not at all
+    share = every.mean()  # 3600 Bernoulli(0.3) draws: sd 0.0076
+    assert 0.27 < share < 0.33, share
+    assert len({tuple(p) for p in every}) > 150  # each image draws its own (512 patterns)
+    again = tf.function(lambda x: ops.hide_patches(x, 4, 0.3, SEED), jit_compile=True)(x).numpy()
+    np.testing.assert_array_equal(again, out)  # stateless: the same seed, the same squares
+
+
+def test_hide_and_seek_policy_fills_with_the_mean_and_is_off_by_default():
+    images = np.full((64, 8, 8, 1), 200, np.uint8)
+    mean = np.full((8, 8, 1), 120.0, np.float32)
+    plain = get_policy("cifar", pad=0, random_crop=False, flip=False)
+    hide = get_policy("cifar", pad=0, random_crop=False, flip=False, hide_patch=4, hide_prob=0.5)
+    assert (plain.hide_patch, plain.hide_prob) == (0, 0.0)
+    a = plain.batch_fn(images, SEED, image_size=(8, 8), mean=mean).numpy()
+    b = hide.batch_fn(images, SEED, image_size=(8, 8), mean=mean).numpy()
+    assert (a == 80).all()
+    assert set(np.unique(b)) == {0.0, 80.0} and 0.35 < (b == 0).mean() < 0.65
+    assert type(hide).from_config(hide.get_config()) == hide
+    with pytest.raises(ValueError, match="hide_prob"):
+        get_policy("cifar", hide_prob=1.0)
+    with pytest.raises(ValueError, match="hide_patch"):
+        get_policy("cifar", hide_patch=-1)

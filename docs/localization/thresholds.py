@@ -1,0 +1,68 @@
+"""The box rule's hit rate by threshold and by item size (docs/localization.md, the leads).
+
+    python docs/localization/thresholds.py runs/fashion_mnist_boxes_cam/checkpoints/best.keras
+
+For the 512 held-out validation images (the tail of the training split, as the recipe
+holds them out) and the first 2,000 test images of ``fashion_mnist_boxes``: the CAM of
+each image's *true* class, boxed by the CAM paper's rule at thresholds 0.05 ... 0.50
+(``kerascnn.explain.boxes_from_map``), and per threshold
+
+- ``loc1``: top-1 localization accuracy (the top-1 class right *and* IoU >= 0.5),
+- ``hit``: the share of images whose box has IoU >= 0.5 (whatever the class),
+- ``hit`` by the side of the ground-truth box (the square root of its area, pixels);
+
+then the *oracle*: the share of images that some threshold of the list would box with
+IoU >= 0.5 (a per-image choice no rule can make: how much the map itself holds).
+"""
+
+import sys
+
+import numpy as np
+
+THRESHOLDS = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40, 0.50)
+SIDES = (0, 16, 20, 24, 28, 36, 1000)
+
+
+def main(model_path, tests=2000, batch=256):
+    import keras
+
+    from kerascnn.data import load_source
+    from kerascnn.data.carried import resolve
+    from kerascnn.evaluation.loading import load_keras_model
+    from kerascnn.explain import boxes_from_map, class_activation_map
+    from kerascnn.explain.localization import iou
+
+    model = load_keras_model(model_path)
+    prep = resolve(model_path, model=model).preprocessing  # the model's own
+    train, test = load_source("fashion_mnist_boxes", "train"), load_source("fashion_mnist_boxes", "test")
+    n = len(train.labels)
+    for name, source, index in (("validation", train, np.arange(n - 512, n)),
+                                ("test", test, np.arange(tests))):
+        images, labels, truth = source.images[index], source.labels[index], source.boxes[index]
+        maps, right = [], []
+        for s in range(0, len(index), batch):
+            views = np.stack([prep(i) for i in images[s:s + batch]])
+            classes = [int(c) for c in labels[s:s + batch]]
+            maps.append(class_activation_map(model, views, class_index=classes))
+            logits = keras.ops.convert_to_numpy(model(views, training=False))
+            right.append(logits.argmax(axis=1) == labels[s:s + batch])
+        maps, right = np.concatenate(maps), np.concatenate(right)
+        side = np.sqrt((truth[:, 2] - truth[:, 0]) * (truth[:, 3] - truth[:, 1]))
+        bins = list(zip(SIDES[:-1], SIDES[1:]))
+        print(f"{name} ({len(index)} images): top-1 classification accuracy {right.mean():.3f}")
+        print("  images by side: " + "  ".join(
+            f"{lo}-{hi if hi < 1000 else ''}: {((side >= lo) & (side < hi)).sum()}" for lo, hi in bins))
+        hits = []
+        for t in THRESHOLDS:
+            boxes = boxes_from_map(maps, t, image_size=images.shape[1:3])
+            hit = np.array([iou(b, g) >= 0.5 for b, g in zip(boxes, truth)])
+            hits.append(hit)
+            per = "  ".join(f"{hit[(side >= lo) & (side < hi)].mean():.2f}" for lo, hi in bins)
+            print(f"  t={t:.2f}  loc1 {np.mean(hit & right):.3f}  hit {hit.mean():.3f}  by side {per}")
+        oracle = np.any(hits, axis=0)
+        print(f"  oracle (best threshold per image): hit {oracle.mean():.3f}  "
+              f"loc1 {np.mean(oracle & right):.3f}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:2], *(int(a) for a in sys.argv[2:3]))
