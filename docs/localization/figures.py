@@ -2,10 +2,11 @@
 method's map blended in, its box (the CAM paper's rule, red) and the ground truth (green).
 
     python docs/localization/figures.py runs/fashion_mnist_boxes_cam/checkpoints/best.keras \
-        docs/localization
+        docs/localization 0.15
 
 writes ``cam.png`` and ``gradcam.png`` (the same eight test images, the first ones of the
-split, for each method).
+split, for each method), boxed at the threshold given (default 0.15, the recipe's: the one its
+validation images pick, docs/localization.md).
 """
 
 import os
@@ -18,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def main(model_path, out_dir, count=8):
+def main(model_path, out_dir, threshold=0.15, count=8):
     from kerascnn.data import load_source
     from kerascnn.data.carried import resolve
     from kerascnn.evaluation.loading import load_keras_model
@@ -32,7 +33,8 @@ def main(model_path, out_dir, count=8):
     images, labels, truth = source.images[:count], source.labels[:count], source.boxes[:count]
     os.makedirs(out_dir, exist_ok=True)
     for method in ("cam", "gradcam"):
-        answers = explain_images(model, list(images), prep, method=method, class_names=names)
+        answers = explain_images(model, list(images), prep, method=method, class_names=names,
+                                 threshold=threshold)
         fig, axes = plt.subplots(2, count // 2, figsize=(2.1 * count // 2, 5.4), dpi=100)
         for ax, image, label, gt, answer in zip(axes.ravel(), images, labels, truth, answers):
             m = answer.map / max(float(answer.map.max()), 1e-12)
@@ -47,7 +49,8 @@ def main(model_path, out_dir, count=8):
                          f"{'right' if ok else 'wrong'} (true: {names[label]})", fontsize=7)
             ax.axis("off")
         title = {"cam": "CAM (Zhou et al. 2016)", "gradcam": "Grad-CAM (Selvaraju et al. 2017)"}[method]
-        fig.suptitle(f"{title}: box red, ground truth green", fontsize=9)
+        fig.suptitle(f"{title}: box at {threshold:.0%} of the maximum red, ground truth green",
+                     fontsize=9)
         fig.tight_layout()
         path = os.path.join(out_dir, f"{method}.png")
         fig.savefig(path + ".tmp.png")
@@ -57,4 +60,4 @@ def main(model_path, out_dir, count=8):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], *(float(a) for a in sys.argv[3:4]))
