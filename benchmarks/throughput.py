@@ -81,7 +81,7 @@ if ROOT not in sys.path:  # runs from a plain checkout (the GPU machine installs
     sys.path.insert(0, ROOT)
 
 # name: (registry name, builder keyword arguments, default batch on a GPU)
-# (ResNet-50's 256 is issue 14's; the others are ours: AlexNet does a fifth of
+# (ResNet-50's 256 came with the throughput target; the others are ours: AlexNet does a fifth of
 # ResNet-50's work per image, VGG-16 four times as much)
 NETWORKS = {
     "alexnet": ("alexnet", {}, 512),
@@ -100,8 +100,8 @@ L2 = 1e-4  # the decay's value does not change the step's cost
 # fp32 is the TF32 tensor-core rate: TensorFlow (since 2.4) and XLA under JAX run
 # float32 convolutions and matmuls in TF32 on these chips by default (JAX issue
 # jax-ml/jax#12008: "defaulting to TF32 math on A100").
-# - bf16 on H100/H200, 790: issue 14's figure, the rate measured on this workplace's
-#   H200 for an 8192^3 bf16 matmul (769-798 TFLOP/s, /work/.library/device/KINDS.md);
+# - bf16 on H100/H200, 790: the figure the throughput target came with, the rate
+#   measured on an H200 for an 8192^3 bf16 matmul (769-798 TFLOP/s);
 #   the datasheets' dense figure is 989.4 (1,979 "with sparsity" / 2).
 # - the others: NVIDIA's datasheets, "with sparsity" figures halved: H100 SXM5 and
 #   H200 SXM TF32 494.7; H100 PCIe bf16 756, TF32 378; A100 bf16 312, TF32 156.
