@@ -92,6 +92,10 @@ class Policy:
                 or not 0.0 <= self.hide_prob < 1.0:
             raise ValueError("`hide_prob` must be a number in [0, 1). "
                              f"Received: hide_prob={self.hide_prob!r}")
+        if bool(self.hide_patch) != bool(self.hide_prob):  # one alone would do nothing
+            raise ValueError("Hide-and-Seek needs both `hide_patch` (pixels) and `hide_prob`, "
+                             "or neither. Received: "
+                             f"hide_patch={self.hide_patch!r}, hide_prob={self.hide_prob!r}")
 
     def get_config(self):
         return dataclasses.asdict(self)

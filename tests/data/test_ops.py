@@ -225,3 +225,6 @@ def test_hide_and_seek_policy_fills_with_the_mean_and_is_off_by_default():
         get_policy("cifar", hide_prob=1.0)
     with pytest.raises(ValueError, match="hide_patch"):
         get_policy("cifar", hide_patch=-1)
+    for alone in ({"hide_patch": 8}, {"hide_prob": 0.25}):  # one without the other: refused
+        with pytest.raises(ValueError, match="needs both"):
+            get_policy("cifar", **alone)
