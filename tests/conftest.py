@@ -16,6 +16,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 import pytest  # noqa: E402
+from xdist_units import (  # noqa: E402,F401  (the hooks of ./dev test's scheduling)
+    pytest_configure, pytest_unconfigure, pytest_xdist_make_scheduler, record_units)
 
 
 @pytest.fixture(autouse=True)
@@ -26,12 +28,8 @@ def _seed():
     yield
 
 
-# `./dev test`'s two workers (pytest-xdist `-n 2`). xdist's default `load` sends each
-# worker a fixed quarter of the suite up front, so the long tests clumped on one of
-# them; here the workers draw from one queue instead, one unit at a time, in the order
-# below (the longest first), a unit being a test, or a module's tests when they share
-# a module-scoped fixture (they stay on one worker, so that the fixture runs once).
-# An explicit --dist is kept.
+# `./dev test`'s two workers draw units of tests from one queue (xdist_units.py), in
+# the order below: the longest first.
 _FIRST = (
     "tests/test_readme.py::test_readme_section_runs",
     "tests/applications/test_zoo_jax.py",
@@ -57,30 +55,11 @@ _FIRST = (
 _SESSION_GROUPS = ("tests/export/", "tests/reproduce/")
 
 
-def pytest_configure(config):
-    if getattr(config.option, "dist", "no") == "load" and config.getoption("numprocesses", None):
-        config.option.dist = "loadgroup"
-        config.option.loadscopereorder = False
-
-
-def _shares_a_module_fixture(item):
-    info = getattr(item, "_fixtureinfo", None)
-    return info is not None and any(
-        defs and defs[-1].scope in ("module", "class", "package")
-        for defs in (info.name2fixturedefs.get(n) for n in info.names_closure))
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     rank = lambda item: next((i for i, p in enumerate(_FIRST) if item.nodeid.startswith(p)),  # noqa: E731
                              len(_FIRST))
     items.sort(key=rank)
-    for item in items:
-        folder = next((f for f in _SESSION_GROUPS if item.nodeid.startswith(f)), None)
-        if folder is not None:
-            item.add_marker(pytest.mark.xdist_group(folder))
-        elif _shares_a_module_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    record_units(config, items, _SESSION_GROUPS)
 
 
 def pytest_collection_finish(session):
