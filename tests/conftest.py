@@ -14,14 +14,6 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # --xla_backend_optimization_level=0, which both read, cost the TensorFlow tests what
 # it saved the JAX ones). Subprocesses inherit it.
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
-# In an xdist worker (`./dev test` runs two on two cores, so each has about one core):
-# one thread per TensorFlow op and two for independent ops, in the worker and every
-# process it starts. TensorFlow's default pools (a thread per core each, spinning while
-# they wait) made the two workers' processes fight over both cores: with these, the same
-# suite took 1281 CPU-s instead of 1558, 11:36 instead of 14:30 (two runs, same code).
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "2")
 
 import pytest  # noqa: E402
 from xdist_units import (  # noqa: E402,F401  (the hooks of ./dev test's scheduling)
