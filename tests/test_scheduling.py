@@ -9,7 +9,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 SHARED = '''
-import json, os, pytest
+import os, pytest
 
 @pytest.fixture(scope="module")
 def shared():
