@@ -46,6 +46,7 @@ def pytest_unconfigure(config):
         import shutil
 
         shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(ENV, None)  # names the folder just removed
 
 
 @pytest.hookimpl(optionalhook=True)

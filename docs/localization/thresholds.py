@@ -70,8 +70,9 @@ def main(model_path, tests=2000, batch=256):
         up = up / np.maximum(up.reshape(len(up), -1).max(axis=1), 1e-12)[:, None, None]
         otsu = np.array([_otsu(m) for m in up])
         mean = up.reshape(len(up), -1).mean(axis=1)
-        rules = [("Otsu", otsu)] + [(f"{k} x mean", k * mean) for k in (0.5, 1.0, 1.5)]
-        for name, ts in rules + [("Otsu / 2", otsu / 2)]:
+        rules = [("Otsu", otsu), *((f"{k} x mean", k * mean) for k in (0.5, 1.0, 1.5)),
+                 ("Otsu / 2", otsu / 2)]
+        for name, ts in rules:
             boxes = [boxes_from_map(m[None], float(min(t, 0.99)))[0] for m, t in zip(up, ts)]
             hit = np.array([iou(b, g) >= 0.5 for b, g in zip(boxes, truth)])
             print(f"  per image, {name:9s} (median {np.median(ts):.2f})  loc1 "
