@@ -67,6 +67,9 @@ def register(subparsers):
                    help="localization: the maps boxed (default cam; gradcam for any network)")
     p.add_argument("--threshold", type=float, default=0.2,
                    help="localization: the box rule's fraction of the map's maximum (default 0.2, the CAM paper's)")
+    p.add_argument("--margin", type=float, default=0.0,
+                   help="localization: pixels of the network's input taken off each side of the box, "
+                        "the map's halo (default 0, the CAM paper's rule)")
     p.add_argument("--batch-size", type=int, default=32, help="images per step (default 32)")
     p.add_argument("--crop-size", type=int, help="network input size (default: the model's)")
     p.add_argument("--resize", help="shorter side before center/10crop; 'none' for no resize (default: the model's own resize)")
@@ -233,6 +236,8 @@ def run(args) -> int:
                          f"--arch --weights, not --models. Received: {len(paths)} models")
     if not 0.0 <= args.threshold <= 1.0:
         raise ValueError(f"`--threshold` must be in [0, 1]. Received: --threshold {args.threshold}")
+    if not (args.margin >= 0.0 and args.margin < float("inf")):
+        raise ValueError(f"`--margin` must be a number of pixels >= 0. Received: --margin {args.margin}")
     from kerascnn.data.carried import parse_mean
 
     given_mean = None if args.mean is None else parse_mean(args.mean)
@@ -305,7 +310,7 @@ def _localization_check(member, source, args, options):
         found = evaluate_localization(
             member.model, source, prep, method=args.method,
             batch_size=args.batch_size, max_examples=args.limit, threshold=args.threshold,
-            verbose=0 if args.quiet else 1)
+            margin=args.margin, verbose=0 if args.quiet else 1)
         return [ProtocolResult(protocol=r["protocol"], top1=r["top1"], top5=r["top5"],
                                examples=found.examples, views=1, settings=r["settings"])
                 for r in found.rows()]

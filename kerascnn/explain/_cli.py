@@ -45,6 +45,9 @@ def register(subparsers):
     p.add_argument("-k", type=int, default=5, help="how many classes to list")
     p.add_argument("--threshold", type=float, default=0.2,
                    help="the box: fraction of the map's maximum (the CAM paper's 20%%)")
+    p.add_argument("--margin", type=float, default=0.0,
+                   help="the box: pixels of the network's input taken off each side, the map's halo "
+                        "(default 0, the CAM paper's rule)")
     p.set_defaults(func=run_explain)
 
     q = subparsers.add_parser(
@@ -130,6 +133,8 @@ def run_explain(args) -> int:
         raise ValueError(f"`-k` must be >= 1. Received: k={args.k}")
     if not 0.0 <= args.threshold <= 1.0:
         raise ValueError(f"`--threshold` must be in [0, 1]. Received: threshold={args.threshold}")
+    if not (args.margin >= 0.0 and args.margin < float("inf")):
+        raise ValueError(f"`--margin` must be a number of pixels >= 0. Received: margin={args.margin}")
     model, prep, names = _load(args)
     import io
 
@@ -155,7 +160,8 @@ def run_explain(args) -> int:
         for start in range(0, len(images), 16):  # batches of 16 views
             found += explain_images(model, images[start:start + 16], prep, method=args.method,
                                     class_index=args.class_, layer=args.layer,
-                                    class_names=names, k=args.k, threshold=args.threshold)
+                                    class_names=names, k=args.k, threshold=args.threshold,
+                                    margin=args.margin)
         for path, stem, image, e in zip(paths, _outputs(paths, args.method, args.out), images, found):
             overlay(stem + ".png", image, e)
             with atomic_path(stem + ".npy") as tmp:
@@ -176,7 +182,8 @@ def run_explain(args) -> int:
         os.makedirs(args.out, exist_ok=True)
         write_json(os.path.join(args.out, "explain.json"), {
             "model": args.model or f"{args.arch} ({args.weights})", "method": args.method,
-            "layer": layer, "box_threshold": args.threshold, "images": entries,
+            "layer": layer, "box_threshold": args.threshold,
+            "box_margin": args.margin, "images": entries,
             "failed": [p for p in args.images if p not in paths]})
     return 1 if failed else 0
 

@@ -150,7 +150,8 @@ def check_request(model, method="gradcam", class_index=None, layer=None, class_n
 
 
 def explain_images(model, images, preprocessing=None, *, method="gradcam", class_index=None,
-                   layer=None, class_names=None, k=5, threshold=0.2) -> list[Explanation]:
+                   layer=None, class_names=None, k=5, threshold=0.2,
+                   margin=0) -> list[Explanation]:
     """Explains decoded images of any size.
 
     Args:
@@ -167,6 +168,9 @@ def explain_images(model, images, preprocessing=None, *, method="gradcam", class
         class_names: the model's class names (default: the ids as text).
         k: how many classes ``top`` lists.
         threshold: the box's threshold (fraction of the map's maximum).
+        margin: pixels of the model's input view taken off each side of the box (the
+            map's halo: :func:`~kerascnn.explain.boxes.boxes_from_map`), scaled to the
+            image's pixels; 0: the CAM paper's rule.
 
     Returns:
         One :class:`Explanation` per image.
@@ -180,6 +184,9 @@ def explain_images(model, images, preprocessing=None, *, method="gradcam", class
     if not images:
         raise ValueError("`images` is empty: give at least one image.")
     names, _ = check_request(model, method, class_index, layer, class_names)
+    from kerascnn.explain.boxes import _margins
+
+    margin = _margins(margin)  # before any image
     dense = _maps.classifier_layer(model)
     if preprocessing is None:
         from kerascnn.data.carried import resolve
@@ -216,9 +223,11 @@ def explain_images(model, images, preprocessing=None, *, method="gradcam", class
     for i, image in enumerate(images):
         view_size, offset = geometry[i]
         view_map = resize_bilinear(raw[i], view_size)
-        full = _to_image(view_map, offset, prep.pad, _resized_shape(image.shape, prep),
-                         image.shape[:2])
-        box = tuple(int(v) for v in boxes_from_map(full, threshold))
+        resized = _resized_shape(image.shape, prep)
+        full = _to_image(view_map, offset, prep.pad, resized, image.shape[:2])
+        # the margin is in the view's pixels: the image's are larger by its resize factor
+        scaled = tuple(m * s / r for m, s, r in zip(margin, image.shape[:2], resized))
+        box = tuple(int(v) for v in boxes_from_map(full, threshold, margin=scaled))
         order = np.argsort(-probs[i], kind="stable")[:k]
         cid = int(order[0]) if classes is None else classes[i]
         out.append(Explanation(

@@ -298,7 +298,8 @@ class LocalizationReport:
     """What :func:`evaluate_localization` measured (errors in %).
 
     Attributes:
-      method: ``cam`` or ``gradcam``; threshold: the box rule's fraction of the maximum.
+      method: ``cam`` or ``gradcam``; threshold: the box rule's fraction of the maximum;
+        margin: the pixels (of the model's input) taken off each side of the box.
       examples: images evaluated.
       top1, top5: ILSVRC's localization error of the method's boxes.
       classification_top1, classification_top5: the classification error of the same pass.
@@ -319,6 +320,7 @@ class LocalizationReport:
     centred: dict
     centred_size: tuple
     image_size: tuple | None = None
+    margin: float = 0.0
 
     def centred_description(self) -> str:
         w, h = self.centred_size
@@ -327,13 +329,20 @@ class LocalizationReport:
             text += f" ({w * self.image_size[1]:.0f}x{h * self.image_size[0]:.0f} px)"
         return text
 
+    def _margin_text(self) -> str:
+        m = self.margin
+        if isinstance(m, (tuple, list)):
+            return f", {m[0]:g} px off its top and bottom, {m[1]:g} off its sides"
+        return f", {m:g} px off each side" if m else ""
+
     def rows(self) -> list[dict]:
         """One row per method and baseline: ``{"protocol", "top1", "top5", "settings"}``."""
         name = {"cam": "CAM", "gradcam": "Grad-CAM"}[self.method]
         return [
             {"protocol": f"localization:{self.method}", "top1": self.top1, "top5": self.top5,
              "settings": f"localization:{self.method}: {name} boxes (threshold "
-                         f"{self.threshold:g} of the map's maximum, largest connected component), "
+                         f"{self.threshold:g} of the map's maximum, largest connected component"
+                         f"{self._margin_text()}), "
                          "right class and IoU >= 0.5 (ILSVRC); classification error of the same "
                          f"pass: top-1 {self.classification_top1:.2f} %, top-5 "
                          f"{self.classification_top5:.2f} %"},
@@ -412,8 +421,8 @@ def _examples(source, n):
 
 
 def evaluate_localization(model, source, preprocessing=None, *, method="cam", layer=None,
-                          batch_size=32, max_examples=None, threshold=0.2, origin=0,
-                          verbose=1) -> LocalizationReport:
+                          batch_size=32, max_examples=None, threshold=0.2, margin=0,
+                          origin=0, verbose=1) -> LocalizationReport:
     """ILSVRC's localization error of CAM or Grad-CAM boxes, with the two baselines.
 
     Each image goes through the model's evaluation view (``preprocessing``, as
@@ -434,6 +443,8 @@ def evaluate_localization(model, source, preprocessing=None, *, method="cam", la
       method: ``"cam"`` or ``"gradcam"``; layer: Grad-CAM's feature map.
       batch_size: images per step; max_examples: the first N only.
       threshold: the box rule's fraction of the map's maximum (the paper's 0.2).
+      margin: pixels of the model's input taken off each side of each box (the map's halo;
+        :func:`~kerascnn.explain.boxes.boxes_from_map`); 0, the paper's rule.
       origin: pixel origin of VOC files (see :func:`read_voc_xml`).
     """
     import keras
@@ -445,6 +456,9 @@ def evaluate_localization(model, source, preprocessing=None, *, method="cam", la
     if isinstance(batch_size, bool) or int(batch_size) < 1:
         raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}")
     check_request(model, method, layer=layer)  # before any image
+    from kerascnn.explain.boxes import _margins
+
+    margin = _margins(margin)
     if preprocessing is None:
         from kerascnn.data.carried import resolve
 
@@ -460,7 +474,7 @@ def evaluate_localization(model, source, preprocessing=None, *, method="cam", la
         images = [b[0] for b in batch]
         answers = explain_images(model, images, preprocessing, method=method,
                                  class_index=[b[1] for b in batch], layer=layer, k=5,
-                                 threshold=threshold)
+                                 threshold=threshold, margin=margin)
         for (image, label, path), answer in zip(batch, answers):
             size = tuple(int(s) for s in image.shape[:2])
             if stated is not None and stated[len(sizes)] != size:
@@ -494,7 +508,8 @@ def evaluate_localization(model, source, preprocessing=None, *, method="cam", la
         classification_top1=100.0 * (1 - right[:, :1].any(axis=1).mean()),
         classification_top5=100.0 * (1 - right[:, :5].any(axis=1).mean()),
         whole_image=whole, centred=centred, centred_size=centred_size,
-        image_size=tuple(int(s) for s in sizes[0]) if same else None)
+        image_size=tuple(int(s) for s in sizes[0]) if same else None,
+        margin=margin[0] if margin[0] == margin[1] else margin)
     if verbose:
         print(report.to_text())
     return report

@@ -101,6 +101,40 @@ def test_batch_equals_one_by_one_and_scipy():
             assert batch[i].tolist() == [xs.start, ys.start, xs.stop, ys.stop]
 
 
+def test_margin_takes_the_halo_off_whatever_the_size():
+    """A map that is an object seen through a uniform (2r+1)-pixel window (the mask
+    convolved with it, written here) is positive on the object grown by r pixels on every
+    side, whatever the object's size: at a low threshold the box is that, and r pixels
+    off each side give the object itself, small or large."""
+    from scipy import ndimage
+
+    r = 3
+    for y0, y1, x0, x1 in ((20, 24, 30, 34), (8, 40, 10, 30), (5, 9, 12, 44)):
+        mask = np.zeros((48, 56))
+        mask[y0:y1, x0:x1] = 1.0
+        m = ndimage.convolve(mask, np.ones((2 * r + 1, 2 * r + 1)), mode="constant")
+        grown = [x0 - r, y0 - r, x1 + r, y1 + r]
+        assert boxes_from_map(m, threshold=0.01).tolist() == grown
+        assert boxes_from_map(m, threshold=0.01, margin=r).tolist() == [x0, y0, x1, y1]
+        assert boxes_from_map(m, threshold=0.01, margin=(r, 0)).tolist() == [x0 - r, y0, x1 + r, y1]
+        # rounded half up: 2.5 is 3, 2.49 is 2
+        assert boxes_from_map(m, threshold=0.01, margin=2.5).tolist() == [x0, y0, x1, y1]
+        assert boxes_from_map(m, threshold=0.01, margin=2.49).tolist() == [x0 - 1, y0 - 1, x1 + 1, y1 + 1]
+
+
+def test_margin_keeps_the_middle_and_the_whole_image_fallback():
+    m = _map((10, 12), ((2, 5, 3, 9), 1.0))  # 6 wide, 3 high
+    # at most (side - 1) // 2 per side: 2 columns, 1 row; the middle is kept
+    assert boxes_from_map(m, margin=9).tolist() == [5, 3, 7, 4]
+    assert boxes_from_map(m, margin=(1, 2)).tolist() == [5, 3, 7, 4]
+    assert boxes_from_map(m, margin=0).tolist() == boxes_from_map(m).tolist() == [3, 2, 9, 5]
+    # a map that says nothing keeps the whole image
+    assert boxes_from_map(np.zeros((2, 5, 7)), margin=2).tolist() == [[0, 0, 7, 5]] * 2
+    # the batch: each box shrunk, the empty map not
+    batch = np.stack([m, np.zeros_like(m)])
+    assert boxes_from_map(batch, margin=1).tolist() == [[4, 3, 8, 4], [0, 0, 12, 10]]
+
+
 def test_empty_batch_and_bad_arguments():
     assert boxes_from_map(np.zeros((0, 4, 4))).shape == (0, 4)
     for bad in (np.zeros(5), np.zeros((1, 2, 3, 4)), np.zeros((3, 0))):
@@ -113,3 +147,6 @@ def test_empty_batch_and_bad_arguments():
             boxes_from_map(np.ones((3, 3)), threshold=bad)
     with pytest.raises(ValueError, match="image_size"):
         boxes_from_map(np.ones((3, 3)), image_size=(0, 4))
+    for bad in (-1, float("nan"), float("inf"), "2", True, (1, 2, 3), (1, -1), None):
+        with pytest.raises(ValueError, match="margin"):
+            boxes_from_map(np.ones((3, 3)), margin=bad)

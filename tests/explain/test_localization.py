@@ -152,9 +152,10 @@ def _gap_net(classes=10, seed=0):
     return keras.Model(inputs, outputs, name="tiny_gap")
 
 
-def _reference_cam_boxes(model, images, labels):
+def _reference_cam_boxes(model, images, labels, threshold=0.2, margin=0):
     """CAM by the paper's formula (A @ W[:, c]), upsampled (tf.image.resize), thresholded
-    at 20 % of its max, the largest 8-connected component (scipy): written here."""
+    at 20 % of its max, the largest 8-connected component (scipy): written here; with
+    ``margin`` pixels off each side (at most as many as leave the box's middle)."""
     import keras
     import tensorflow as tf
     from scipy import ndimage
@@ -169,9 +170,11 @@ def _reference_cam_boxes(model, images, labels):
         if m.max() <= 0:
             boxes.append([0, 0, 64, 64])
             continue
-        lab, _ = ndimage.label(m >= 0.2 * m.max(), structure=np.ones((3, 3)))
+        lab, _ = ndimage.label(m >= threshold * m.max(), structure=np.ones((3, 3)))
         ys, xs = ndimage.find_objects(lab)[int(np.argmax(np.bincount(lab.ravel())[1:]))]
-        boxes.append([xs.start, ys.start, xs.stop, ys.stop])
+        cx = min(margin, (xs.stop - xs.start - 1) // 2)
+        cy = min(margin, (ys.stop - ys.start - 1) // 2)
+        boxes.append([xs.start + cx, ys.start + cy, xs.stop - cx, ys.stop - cy])
     return np.array(boxes), model.predict(images.astype(np.float32), verbose=0)
 
 
@@ -217,6 +220,23 @@ def test_evaluate_localization_end_to_end(tmp_path, capsys):
     assert rows["center"]["top1"] == pytest.approx(100 * (1 - right1.mean()))
     assert "centred box" in rows["localization:centred-box"]["settings"]
     assert f"top-1 {rows['center']['top1']:.2f} %" in rows["localization:cam"]["settings"]
+
+    # a lower threshold with the map's halo taken off (lead 6 of docs/localization.md)
+    assert main(["evaluate", "--model", str(tmp_path / "tiny.keras"), "--source", "fashion_mnist_boxes",
+                 "--data-dir", str(tmp_path), "--protocol", "localization", "--method", "cam",
+                 "--threshold", "0.05", "--margin", "3", "--mean", "none", "--pad", "0",
+                 "--resize", "none", "--out", str(out), "--quiet"]) == 0
+    rows = {r["protocol"]: r for r in json.loads((tmp_path / "report.json").read_text())["results"]}
+    boxes, _ = _reference_cam_boxes(model, source.images, source.labels, threshold=0.05, margin=3)
+    hit = right1 & (iou(boxes, source.boxes) >= 0.5)
+    assert rows["localization:cam"]["top1"] == pytest.approx(100 * (1 - hit.mean()))
+    assert "threshold 0.05 of the map's maximum, largest connected component, 3 px off each side" \
+        in rows["localization:cam"]["settings"]
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(tmp_path / "tiny.keras"), "--source", "fashion_mnist_boxes",
+                 "--data-dir", str(tmp_path), "--protocol", "localization", "--margin", "-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "`--margin` must be a number of pixels >= 0" in err and "\n" not in err
 
 
 def test_localization_needs_boxes_and_one_network(tmp_path, capsys):
@@ -275,6 +295,15 @@ def test_image_folder_with_voc_files(tmp_path):
     # the whole image has IoU 1/2 with the left half: a hit wherever the class is right
     assert report.whole_image[5] == pytest.approx(0.0)
     assert report.whole_image[1] == pytest.approx(report.classification_top1)
+    # the margin is in the network's input pixels: 1.5 of a 144x96 image's (resized to 96x64)
+    from kerascnn.explain import explain_images
+
+    image = np.random.default_rng(2).integers(0, 255, (96, 144, 1), np.uint8)
+    plain, shrunk = (explain_images(model, [image], prep, method="gradcam", threshold=0.05,
+                                    margin=m)[0].box for m in (0, 2))
+    cx, cy = (min(3, (plain[i + 2] - plain[i] - 1) // 2) for i in (0, 1))
+    assert plain[2] - plain[0] > 7 and plain[3] - plain[1] > 7  # room for the whole margin
+    assert shrunk == (plain[0] + cx, plain[1] + cy, plain[2] - cx, plain[3] - cy)
     # a file whose <size> disagrees with the image
     _voc(tmp_path / "n01440764" / "1.xml", 33, 64, [("n01440764", (0, 0, 9, 9))])
     with pytest.raises(ValueError, match=r"1\.xml: <size> says 33x64 but the image is 96x64"):
