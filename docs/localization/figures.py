@@ -1,12 +1,13 @@
 """Draws the pictures of docs/localization.md: test images of fashion_mnist_boxes with a
-method's map blended in, its box (the CAM paper's rule, red) and the ground truth (green).
+method's map blended in, its box (the CAM paper's rule with the map's halo taken off, red)
+and the ground truth (green).
 
     python docs/localization/figures.py runs/fashion_mnist_boxes_cam/checkpoints/best.keras \
-        docs/localization 0.15
+        docs/localization 0.02 6
 
 writes ``cam.png`` and ``gradcam.png`` (the same eight test images, the first ones of the
-split, for each method), boxed at the threshold given (default 0.15, the recipe's: the one its
-validation images pick, docs/localization.md).
+split, for each method), boxed at the threshold and margin given (default 0.02 and 6 pixels,
+the recipe's: the pair its validation images pick, docs/localization.md).
 """
 
 import os
@@ -19,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def main(model_path, out_dir, threshold=0.15, count=8):
+def main(model_path, out_dir, threshold=0.02, margin=6.0, count=8):
     from kerascnn.data import load_source
     from kerascnn.data.carried import resolve
     from kerascnn.evaluation.loading import load_keras_model
@@ -34,7 +35,7 @@ def main(model_path, out_dir, threshold=0.15, count=8):
     os.makedirs(out_dir, exist_ok=True)
     for method in ("cam", "gradcam"):
         answers = explain_images(model, list(images), prep, method=method, class_names=names,
-                                 threshold=threshold)
+                                 threshold=threshold, margin=margin)
         fig, axes = plt.subplots(2, count // 2, figsize=(2.1 * count // 2, 5.4), dpi=100)
         for ax, image, label, gt, answer in zip(axes.ravel(), images, labels, truth, answers):
             m = answer.map / max(float(answer.map.max()), 1e-12)
@@ -49,7 +50,8 @@ def main(model_path, out_dir, threshold=0.15, count=8):
                          f"{'right' if ok else 'wrong'} (true: {names[label]})", fontsize=7)
             ax.axis("off")
         title = {"cam": "CAM (Zhou et al. 2016)", "gradcam": "Grad-CAM (Selvaraju et al. 2017)"}[method]
-        fig.suptitle(f"{title}: box at {threshold:.0%} of the maximum red, ground truth green",
+        fig.suptitle(f"{title}: box at {threshold:.0%} of the maximum less {margin:g} px a side red, "
+                     "ground truth green",
                      fontsize=9)
         fig.tight_layout()
         path = os.path.join(out_dir, f"{method}.png")
@@ -60,4 +62,4 @@ def main(model_path, out_dir, threshold=0.15, count=8):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], *(float(a) for a in sys.argv[3:4]))
+    main(sys.argv[1], sys.argv[2], *(float(a) for a in sys.argv[3:5]))
