@@ -116,7 +116,7 @@ def _components(mask, run, num_runs):
 
 def _margins(margin):
     """``(vertical, horizontal)`` pixels from ``margin`` (a number or a pair), or ValueError."""
-    pair = margin if isinstance(margin, (tuple, list, np.ndarray)) else (margin, margin)
+    pair = tuple(margin) if np.ndim(margin) == 1 else (margin, margin)
     ok = len(pair) == 2 and all(not isinstance(m, (bool, np.bool_)) and isinstance(m, (int, float, np.number))
                                 and np.isfinite(m) and m >= 0 for m in pair)
     if not ok:
@@ -131,7 +131,7 @@ def _shrink(boxes, margin):
     pixel(s)."""
     for axis, m in ((0, margin[1]), (1, margin[0])):
         lo, hi = boxes[:, axis], boxes[:, axis + 2]
-        cut = np.minimum(int(np.floor(m + 0.5)), (hi - lo - 1) // 2)
+        cut = np.minimum(min(int(np.floor(m + 0.5)), 2 ** 31), (hi - lo - 1) // 2)
         lo += cut
         hi -= cut
     return boxes

@@ -127,6 +127,8 @@ def test_margin_keeps_the_middle_and_the_whole_image_fallback():
     # at most (side - 1) // 2 per side: 2 columns, 1 row; the middle is kept
     assert boxes_from_map(m, margin=9).tolist() == [5, 3, 7, 4]
     assert boxes_from_map(m, margin=(1, 2)).tolist() == [5, 3, 7, 4]
+    assert boxes_from_map(m, margin=np.array([1.0, 2.0])).tolist() == [5, 3, 7, 4]
+    assert boxes_from_map(m, margin=np.float32(1e30)).tolist() == [5, 3, 7, 4]
     assert boxes_from_map(m, margin=0).tolist() == boxes_from_map(m).tolist() == [3, 2, 9, 5]
     # a map that says nothing keeps the whole image
     assert boxes_from_map(np.zeros((2, 5, 7)), margin=2).tolist() == [[0, 0, 7, 5]] * 2
@@ -147,6 +149,7 @@ def test_empty_batch_and_bad_arguments():
             boxes_from_map(np.ones((3, 3)), threshold=bad)
     with pytest.raises(ValueError, match="image_size"):
         boxes_from_map(np.ones((3, 3)), image_size=(0, 4))
-    for bad in (-1, float("nan"), float("inf"), "2", True, (1, 2, 3), (1, -1), None):
+    for bad in (-1, float("nan"), float("inf"), "2", True, (1, 2, 3), (1, -1), None, [[1, 1]],
+                np.array([True, True])):
         with pytest.raises(ValueError, match="margin"):
             boxes_from_map(np.ones((3, 3)), margin=bad)
