@@ -153,9 +153,9 @@ def boxes_from_map(heatmap, threshold=0.2, image_size=None, margin=0):
       image_size: int or ``(height, width)`` of the input image the map explains; the
         box is in that image's pixels. None: the map's own size (no upsampling).
       margin: pixels of the box's image taken off each side of the box, a number or a
-        ``(vertical, horizontal)`` pair, each rounded half up to whole pixels (a box keeps at least
-        its middle pixel): the map's halo around the object (module docstring). 0, the
-        default, is the paper's rule.
+        ``(vertical, horizontal)`` pair, each rounded half up to whole pixels (a box keeps
+        at least its middle pixel): the map's halo around the object (module docstring).
+        0, the default, is the paper's rule.
 
     Returns:
       ``int64`` array ``(x0, y0, x1, y1)`` of shape ``(4,)`` for one map, ``(N, 4)`` for
@@ -196,6 +196,5 @@ def boxes_from_map(heatmap, threshold=0.2, image_size=None, margin=0):
     hi = np.full((len(image), 2), -1)
     np.minimum.at(lo, root, np.stack([x0, y], axis=1))
     np.maximum.at(hi, root, np.stack([x1, y + 1], axis=1))
-    found = image[firsts]
-    boxes[found] = _shrink(np.concatenate([lo[firsts], hi[firsts]], axis=1), margin)
+    boxes[image[firsts]] = _shrink(np.concatenate([lo[firsts], hi[firsts]], axis=1), margin)
     return boxes[0] if single else boxes

@@ -176,7 +176,7 @@ def explain_images(model, images, preprocessing=None, *, method="gradcam", class
         One :class:`Explanation` per image.
     """
     from kerascnn.explain import maps as _maps
-    from kerascnn.explain.boxes import boxes_from_map, resize_bilinear
+    from kerascnn.explain.boxes import _margins, boxes_from_map, resize_bilinear
 
     if isinstance(images, np.ndarray) and images.ndim == 3:
         images = [images]
@@ -184,8 +184,6 @@ def explain_images(model, images, preprocessing=None, *, method="gradcam", class
     if not images:
         raise ValueError("`images` is empty: give at least one image.")
     names, _ = check_request(model, method, class_index, layer, class_names)
-    from kerascnn.explain.boxes import _margins
-
     margin = _margins(margin)  # before any image
     dense = _maps.classifier_layer(model)
     if preprocessing is None:
