@@ -299,7 +299,8 @@ class LocalizationReport:
 
     Attributes:
       method: ``cam`` or ``gradcam``; threshold: the box rule's fraction of the maximum;
-        margin: the pixels (of the model's input) taken off each side of the box.
+        margin: ``(vertical, horizontal)`` pixels (of the model's input) taken off each
+        side of the box.
       examples: images evaluated.
       top1, top5: ILSVRC's localization error of the method's boxes.
       classification_top1, classification_top5: the classification error of the same pass.
@@ -320,7 +321,7 @@ class LocalizationReport:
     centred: dict
     centred_size: tuple
     image_size: tuple | None = None
-    margin: float = 0.0
+    margin: tuple = (0.0, 0.0)
 
     def centred_description(self) -> str:
         w, h = self.centred_size
@@ -330,10 +331,10 @@ class LocalizationReport:
         return text
 
     def _margin_text(self) -> str:
-        m = self.margin
-        if isinstance(m, (tuple, list)):
-            return f", {m[0]:g} px off its top and bottom, {m[1]:g} off its sides"
-        return f", {m:g} px off each side" if m else ""
+        v, h = self.margin
+        if v != h:
+            return f", {v:g} px off its top and bottom, {h:g} off its sides"
+        return f", {v:g} px off each side" if v else ""
 
     def rows(self) -> list[dict]:
         """One row per method and baseline: ``{"protocol", "top1", "top5", "settings"}``."""
@@ -509,7 +510,7 @@ def evaluate_localization(model, source, preprocessing=None, *, method="cam", la
         classification_top5=100.0 * (1 - right[:, :5].any(axis=1).mean()),
         whole_image=whole, centred=centred, centred_size=centred_size,
         image_size=tuple(int(s) for s in sizes[0]) if same else None,
-        margin=margin[0] if margin[0] == margin[1] else margin)
+        margin=margin)
     if verbose:
         print(report.to_text())
     return report
